@@ -1,0 +1,414 @@
+"""Typed sweep configuration, read from ``configs/*.toml``.
+
+A config declares *axes*; the cases are their product (minus ``exclude`` rules), never loops in code.
+Every field is validated here so a mistake costs one clear line and exit code 2 before any
+framework is imported, not a traceback twenty minutes into a sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Union
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from bench.errors import UserError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+SUITES = ("train", "cpu_predict")
+DATA_SOURCES = ("auto", "mnist", "npz", "synthetic")
+CPU_PREDICT_METHODS = ("naive", "recompile", "strategy", "clone", "saved_model")
+
+JitCompile = Union[bool, str]  # True, False or "auto"
+
+
+class ConfigError(UserError):
+    """A config file that cannot be used as written."""
+
+
+def _doc(text: str, **kwargs: Any) -> Any:
+    """A dataclass field carrying its help text (shown by ``python -m bench configs --help-fields``)."""
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass(frozen=True)
+class TrainAxes:
+    """The training-throughput sweep: the product of these axes is the list of cases."""
+
+    backend: tuple[str, ...] = _doc("Keras backends, each run in its own process.", default=("tensorflow",))
+    gpus: tuple[int, ...] = _doc("Replica counts (GPUs, or simulated devices).", default=(1,))
+    global_batch: tuple[int, ...] = _doc(
+        "Global batch sizes; per-replica batch = global_batch / gpus.", default=(256,)
+    )
+    precision: tuple[str, ...] = _doc("Keras dtype policies.", default=("float32",))
+    jit_compile: tuple[JitCompile, ...] = _doc('model.compile(jit_compile=...): false, true or "auto".', default=("auto",))
+    exclude: tuple[Mapping[str, Any], ...] = _doc(
+        "Partial cases to leave out, e.g. {precision = 'mixed_float16', jit_compile = true}.", default=()
+    )
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How each case is timed."""
+
+    warmup_steps: int = _doc("Steps in the first (compile) call, timed and reported as compile time.", default=20)
+    rounds: int = _doc("Timed rounds per case (at least 5 for a trustworthy spread).", default=5)
+    min_round_s: float = _doc("Each round is calibrated to last at least this long.", default=2.0)
+    max_steps_per_round: int = _doc("Upper bound on calibrated steps per round.", default=100_000)
+    steps_per_execution: int = _doc("model.compile(steps_per_execution=...).", default=1)
+    case_timeout_s: float = _doc("A case running longer is failed and the sweep goes on.", default=900.0)
+    cv_threshold: float = _doc("Rounds whose coefficient of variation exceeds this are flagged unstable.", default=0.05)
+    seed: int = _doc("Seed for data shuffling, weights and synthetic data.", default=0)
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where MNIST comes from."""
+
+    source: str = _doc(
+        "auto (npz path if given, else Keras cache/download, else synthetic), mnist, npz or synthetic.",
+        default="auto",
+    )
+    path: str | None = _doc("An mnist.npz with x_train, y_train, x_test, y_test.", default=None)
+    download_timeout_s: float = _doc("Bound on the MNIST download before falling back.", default=20.0)
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """How replica counts map to devices."""
+
+    simulate: bool = _doc(
+        "Carve logical devices when a case asks for more GPUs than are visible (results flagged simulated).",
+        default=False,
+    )
+
+
+@dataclass(frozen=True)
+class NvmlSettings:
+    """GPU utilisation sampling around the timed rounds."""
+
+    enabled: bool = _doc("Sample NVML while rounds are timed.", default=True)
+    poll_interval_s: float = _doc("Polling period when the driver's sample buffer is unavailable.", default=0.1)
+    min_window_s: float = _doc("Windows shorter than this are flagged unreliable.", default=2.0)
+    min_samples: int = _doc("Windows with fewer samples are flagged unreliable.", default=10)
+
+
+@dataclass(frozen=True)
+class CpuPredictSettings:
+    """Predicting on the CPU after training on the GPU (keras-team/keras#20308)."""
+
+    precision: tuple[str, ...] = _doc("Training dtype policies.", default=("float32",))
+    train_jit_compile: tuple[JitCompile, ...] = _doc("jit_compile used for training.", default=(True,))
+    predict_batch: tuple[int, ...] = _doc("Batch sizes for predict on the CPU.", default=(1024,))
+    methods: tuple[str, ...] = _doc("Ways to predict on the CPU.", default=CPU_PREDICT_METHODS)
+    train_steps: int = _doc("Training steps before predicting.", default=50)
+    train_batch: int = _doc("Batch size for that training.", default=256)
+    rounds: int = _doc("Timed steady-state predict calls per method.", default=5)
+    predict_samples: int = _doc("How many test images are predicted per call (0 = the whole test set).", default=0)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One sweep definition."""
+
+    name: str
+    description: str = ""
+    suites: tuple[str, ...] = ("train",)
+    train: TrainAxes = TrainAxes()
+    measure: MeasureSettings = MeasureSettings()
+    data: DataSettings = DataSettings()
+    devices: DeviceSettings = DeviceSettings()
+    nvml: NvmlSettings = NvmlSettings()
+    cpu_predict: CpuPredictSettings = CpuPredictSettings()
+    path: str = ""
+    sha256: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+
+@dataclass(frozen=True)
+class TrainCase:
+    """One cell of the training sweep."""
+
+    backend: str
+    gpus: int
+    global_batch: int
+    precision: str
+    jit_compile: JitCompile
+
+    @property
+    def per_replica_batch(self) -> int:
+        return self.global_batch // self.gpus
+
+    @property
+    def case_id(self) -> str:
+        return (
+            f"train/{self.backend}/gpus={self.gpus}/batch={self.global_batch}/"
+            f"{self.precision}/jit={jit_label(self.jit_compile)}"
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "gpus": self.gpus,
+            "global_batch": self.global_batch,
+            "precision": self.precision,
+            "jit_compile": self.jit_compile,
+        }
+
+
+def jit_label(value: JitCompile) -> str:
+    return "auto" if value == "auto" else str(bool(value)).lower()
+
+
+def train_cases(config: BenchConfig) -> list[TrainCase]:
+    """The product of the training axes in declaration order, without excluded cells."""
+    axes = config.train
+    cases = []
+    for backend, gpus, batch, precision, jit in itertools.product(
+        axes.backend, axes.gpus, axes.global_batch, axes.precision, axes.jit_compile
+    ):
+        case = TrainCase(backend, gpus, batch, precision, jit)
+        if not any(_matches(case.params(), rule) for rule in axes.exclude):
+            cases.append(case)
+    return cases
+
+
+def _matches(params: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
+    return all(_same(params[key], value) for key, value in rule.items())
+
+
+def _same(a: Any, b: Any) -> bool:
+    # bool is an int in Python: keep jit_compile=true from matching gpus=1.
+    return type(a) is type(b) and a == b
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path) -> BenchConfig:
+    """Read and validate a TOML sweep definition; raises :class:`ConfigError` with one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (see configs/ for examples)")
+    raw_bytes = path.read_bytes()
+    try:
+        raw = tomllib.loads(raw_bytes.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, source=str(path), sha256=hashlib.sha256(raw_bytes).hexdigest())
+
+
+def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str = "") -> BenchConfig:
+    where = source
+    _check_keys(raw, {f.name for f in fields(BenchConfig)} - {"path", "sha256"}, where)
+    name = raw.get("name", Path(source).stem)
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: 'name' must be a non-empty string")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"{where}: 'description' must be a string")
+    suites = _str_axis(raw.get("suites", ["train"]), "suites", SUITES, where)
+
+    train = _parse_train(_table(raw, "train", where), where)
+    measure = _parse_simple(MeasureSettings, _table(raw, "measure", where), where, "measure")
+    data = _parse_simple(DataSettings, _table(raw, "data", where), where, "data")
+    devices = _parse_simple(DeviceSettings, _table(raw, "devices", where), where, "devices")
+    nvml = _parse_simple(NvmlSettings, _table(raw, "nvml", where), where, "nvml")
+    cpu_predict = _parse_cpu_predict(_table(raw, "cpu_predict", where), where)
+
+    if data.source not in DATA_SOURCES:
+        raise ConfigError(f"{where}: [data] source: unknown value {data.source!r}; choose from {', '.join(DATA_SOURCES)}")
+    if data.source == "npz" and not data.path:
+        raise ConfigError(f"{where}: [data] source = 'npz' needs path = '.../mnist.npz'")
+    if measure.rounds < 2:
+        raise ConfigError(f"{where}: [measure] rounds must be at least 2 to give a spread, got {measure.rounds}")
+
+    config = BenchConfig(
+        name=name,
+        description=description,
+        suites=suites,
+        train=train,
+        measure=measure,
+        data=data,
+        devices=devices,
+        nvml=nvml,
+        cpu_predict=cpu_predict,
+        path=source,
+        sha256=sha256,
+    )
+    if "train" in suites:
+        for case in train_cases(config):
+            if case.global_batch % case.gpus:
+                raise ConfigError(
+                    f"{where}: [train] global_batch {case.global_batch} is not divisible by gpus = {case.gpus}; "
+                    "use a multiple of every replica count or exclude the pair"
+                )
+        if not train_cases(config):
+            raise ConfigError(f"{where}: [train] every case is excluded; loosen 'exclude'")
+    return config
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: '{key}' must be a table ([{key}])")
+    return value
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str, section: str = "") -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        prefix = f"[{section}] " if section else ""
+        raise ConfigError(
+            f"{where}: {prefix}unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _parse_train(raw: Mapping[str, Any], where: str) -> TrainAxes:
+    _check_keys(raw, {f.name for f in fields(TrainAxes)}, where, "train")
+    defaults = TrainAxes()
+    exclude = raw.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(rule, Mapping) for rule in exclude):
+        raise ConfigError(f"{where}: [train] exclude must be a list of tables, e.g. [{{precision = 'mixed_float16'}}]")
+    axis_names = {"backend", "gpus", "global_batch", "precision", "jit_compile"}
+    for rule in exclude:
+        _check_keys(rule, axis_names, where, "train.exclude")
+    return TrainAxes(
+        backend=_str_axis(raw.get("backend", list(defaults.backend)), "train.backend", BACKENDS, where),
+        gpus=_int_axis(raw.get("gpus", list(defaults.gpus)), "train.gpus", where),
+        global_batch=_int_axis(raw.get("global_batch", list(defaults.global_batch)), "train.global_batch", where),
+        precision=_str_axis(raw.get("precision", list(defaults.precision)), "train.precision", PRECISIONS, where),
+        jit_compile=_jit_axis(raw.get("jit_compile", list(defaults.jit_compile)), "train.jit_compile", where),
+        exclude=tuple(
+            {k: (_jit_value(v, "train.exclude.jit_compile", where) if k == "jit_compile" else v) for k, v in rule.items()}
+            for rule in exclude
+        ),
+    )
+
+
+def _parse_cpu_predict(raw: Mapping[str, Any], where: str) -> CpuPredictSettings:
+    _check_keys(raw, {f.name for f in fields(CpuPredictSettings)}, where, "cpu_predict")
+    d = CpuPredictSettings()
+    scalars = _parse_simple(
+        CpuPredictSettings,
+        {k: v for k, v in raw.items() if k in {"train_steps", "train_batch", "rounds", "predict_samples"}},
+        where,
+        "cpu_predict",
+    )
+    if scalars.predict_samples < 0:
+        raise ConfigError(f"{where}: [cpu_predict] predict_samples must be >= 0 (0 = whole test set)")
+    return CpuPredictSettings(
+        precision=_str_axis(raw.get("precision", list(d.precision)), "cpu_predict.precision", PRECISIONS, where),
+        train_jit_compile=_jit_axis(
+            raw.get("train_jit_compile", list(d.train_jit_compile)), "cpu_predict.train_jit_compile", where
+        ),
+        predict_batch=_int_axis(raw.get("predict_batch", list(d.predict_batch)), "cpu_predict.predict_batch", where),
+        methods=_str_axis(raw.get("methods", list(d.methods)), "cpu_predict.methods", CPU_PREDICT_METHODS, where),
+        train_steps=scalars.train_steps,
+        train_batch=scalars.train_batch,
+        rounds=scalars.rounds,
+        predict_samples=scalars.predict_samples,
+    )
+
+
+# Scalars that may legitimately be zero.
+_NON_NEGATIVE = {"seed", "predict_samples"}
+
+
+def _parse_simple(cls: type, raw: Mapping[str, Any], where: str, section: str) -> Any:
+    """Scalar-only sections: check each value against the default's type."""
+    _check_keys(raw, {f.name for f in fields(cls)}, where, section)
+    values = {}
+    for f in fields(cls):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        default = getattr(cls(), f.name)
+        label = f"[{section}] {f.name}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: {label} must be true or false, got {value!r}")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{where}: {label} must be an integer, got {value!r}")
+            if value < 0 or (value == 0 and f.name not in _NON_NEGATIVE):
+                raise ConfigError(f"{where}: {label} must be positive, got {value}")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{where}: {label} must be a number, got {value!r}")
+            if value <= 0:
+                raise ConfigError(f"{where}: {label} must be positive, got {value}")
+            value = float(value)
+        elif f.name == "path" or isinstance(default, str):
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: {label} must be a string, got {value!r}")
+        values[f.name] = value
+    return cls(**values)
+
+
+def _list(value: Any, label: str, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        value = [value]
+    if not value:
+        raise ConfigError(f"{where}: [{label.split('.')[0]}] {label.split('.')[-1]} is empty; give at least one value")
+    if len(set(map(repr, value))) != len(value):
+        raise ConfigError(f"{where}: {label} lists a value twice: {value}")
+    return value
+
+
+def _str_axis(value: Any, label: str, allowed: tuple[str, ...], where: str) -> tuple[str, ...]:
+    items = _list(value, label, where)
+    for item in items:
+        if item not in allowed:
+            raise ConfigError(f"{where}: {label}: unknown value {item!r}; choose from {', '.join(allowed)}")
+    return tuple(items)
+
+
+def _int_axis(value: Any, label: str, where: str) -> tuple[int, ...]:
+    items = _list(value, label, where)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise ConfigError(f"{where}: {label} values must be integers, got {item!r}")
+        if item <= 0:
+            raise ConfigError(f"{where}: {label} values must be positive, got {item}")
+    return tuple(items)
+
+
+def _jit_value(item: Any, label: str, where: str) -> JitCompile:
+    if isinstance(item, bool) or item == "auto":
+        return item
+    raise ConfigError(f'{where}: {label}: unknown value {item!r}; choose from false, true, "auto"')
+
+
+def _jit_axis(value: Any, label: str, where: str) -> tuple[JitCompile, ...]:
+    return tuple(_jit_value(item, label, where) for item in _list(value, label, where))
+
+
+def _to_plain(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [_to_plain(x) for x in obj]
+    if isinstance(obj, Mapping):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> BenchConfig:
+    """Rebuild a config from :meth:`BenchConfig.to_dict` (worker processes receive it this way)."""
+    raw = dict(raw)
+    source = raw.pop("path", "<config>")
+    sha = raw.pop("sha256", "")
+    return parse_config(raw, source=source, sha256=sha)
