@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,7 +29,7 @@ SUITES = ("train", "cpu_predict")
 DATA_SOURCES = ("auto", "mnist", "npz", "synthetic")
 CPU_PREDICT_METHODS = ("naive", "recompile", "strategy", "clone", "saved_model")
 
-JitCompile = Union[bool, str]  # True, False or "auto"
+JitCompile = bool | str  # True, False or "auto"
 
 
 class ConfigError(UserError):
@@ -232,6 +232,9 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
         raise ConfigError(f"{where}: [data] source: unknown value {data.source!r}; choose from {', '.join(DATA_SOURCES)}")
     if data.source == "npz" and not data.path:
         raise ConfigError(f"{where}: [data] source = 'npz' needs path = '.../mnist.npz'")
+    if nvml.poll_interval_s > 0.1:
+        raise ConfigError(f"{where}: [nvml] poll_interval_s must be at most 0.1 s (NVML updates utilisation "
+                          f"every 1/6-1 s; slower polling misses samples), got {nvml.poll_interval_s}")
     if measure.rounds < 2:
         raise ConfigError(f"{where}: [measure] rounds must be at least 2 to give a spread, got {measure.rounds}")
 
@@ -332,7 +335,7 @@ def _parse_simple(cls: type, raw: Mapping[str, Any], where: str, section: str) -
     _check_keys(raw, {f.name for f in fields(cls)}, where, section)
     values = {}
     for f in fields(cls):
-        if f.name not in raw:
+        if f.name not in raw or (raw[f.name] is None and getattr(cls(), f.name) is None):
             continue
         value = raw[f.name]
         default = getattr(cls(), f.name)

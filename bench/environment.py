@@ -1,0 +1,92 @@
+"""Environment fingerprint, gathered in the parent process without importing any framework.
+
+Versions come from package metadata, GPUs from NVML; comparisons refuse runs whose fingerprints
+differ in what matters, so everything that can change a throughput number belongs here.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("tensorflow", "keras", "numpy", "jax", "jaxlib", "torch", "tf_keras", "pandas", "pytest-benchmark",
+            "nvidia-ml-py", "scipy")
+ENV_PREFIXES = ("TF_", "XLA_", "KERAS_", "CUDA_", "NVIDIA_", "OMP_", "OPENBLAS_", "MKL_", "JAX_")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    if versions.get("tensorflow") is None:
+        # The CPU-only and CUDA wheels have other distribution names.
+        for alt in ("tensorflow-cpu", "tensorflow-gpu", "tf-nightly"):
+            try:
+                versions["tensorflow"] = metadata.version(alt)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_state(cwd: Path | None = None) -> tuple[str | None, bool | None]:
+    cwd = cwd or Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                    capture_output=True, text=True, timeout=10, check=True).stdout.strip())
+        return commit, dirty
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def gpu_inventory() -> dict[str, Any]:
+    try:
+        from bench import nvml
+
+        return nvml.gpu_inventory()
+    except Exception as exc:  # noqa: BLE001 - a fingerprint never stops a run
+        return {"gpus": [], "driver_version": None, "cuda_driver_version": None,
+                "nvml": f"unavailable: {type(exc).__name__}: {exc}"}
+
+
+def fingerprint(config_sha256: str = "", seed: int | None = None) -> dict[str, Any]:
+    commit, dirty = git_state()
+    gpus = gpu_inventory()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "hostname": socket.gethostname(),
+        "packages": package_versions(),
+        "gpus": gpus.get("gpus", []),
+        "driver_version": gpus.get("driver_version"),
+        "cuda_driver_version": gpus.get("cuda_driver_version"),
+        "nvml": gpus.get("nvml"),
+        "env_vars": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)},
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "config_sha256": config_sha256,
+        "seed": seed,
+    }

@@ -1,0 +1,79 @@
+"""The reference MLP and its training set-up, exactly as the question that started this suite.
+
+Input(784) -> Dense(512, relu) -> Dropout(0.2) -> Dense(256, relu) -> Dropout(0.2) -> Dense(10, softmax),
+Adam(1e-3), sparse categorical cross-entropy, accuracy. Imported only inside worker processes, after the
+backend and devices are fixed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+LEARNING_RATE = 1e-3
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str) -> Iterator[None]:
+    """Set the global Keras dtype policy for one case and restore the previous one afterwards.
+
+    The policy is process-global state in Keras; leaving it set would silently turn the next case (or
+    the next test) into a mixed-precision one.
+    """
+    import keras
+
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def build_model(seed: int = 0) -> Any:
+    """The reference MLP under the current dtype policy; the softmax output stays float32.
+
+    Without dtype="float32" on the last layer, mixed precision would return float16/bfloat16
+    probabilities, which is both numerically poor and not what the reference computes.
+    """
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input(shape=(784,)),
+            layers.Dense(512, activation="relu"),
+            layers.Dropout(0.2),
+            layers.Dense(256, activation="relu"),
+            layers.Dropout(0.2),
+            layers.Dense(10, activation="softmax", dtype="float32"),
+        ],
+        name="mnist_mlp",
+    )
+
+
+def compile_model(model: Any, jit_compile: bool | str, steps_per_execution: int = 1) -> None:
+    """Adam(1e-3) + sparse categorical cross-entropy, passed explicitly every time.
+
+    ``model.compile(jit_compile=False)`` alone would silently swap Adam for RMSprop (Keras' default
+    optimizer), so recompiles elsewhere go through this function too. Under a ``mixed_float16`` policy
+    Keras wraps the optimizer in a LossScaleOptimizer itself (``auto_scale_loss=True``).
+    """
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+
+
+def optimizer_name(model: Any) -> str:
+    """E.g. 'Adam' or 'LossScaleOptimizer(Adam)' — recorded so loss scaling is visible in results."""
+    opt = model.optimizer
+    inner = getattr(opt, "inner_optimizer", None)
+    return f"{type(opt).__name__}({type(inner).__name__})" if inner is not None else type(opt).__name__

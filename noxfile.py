@@ -1,0 +1,59 @@
+"""nox sessions: each one installs the project into its own virtualenv and calls ``python -m bench``.
+
+``nox -s bench -- ARGS`` is exactly ``python -m bench run ARGS`` inside that environment, followed by
+the HTML report of the run it just wrote.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _option(args: list[str], name: str, default: str) -> str:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run a benchmark sweep (default config: configs/default.toml with a GPU, else configs/quick.toml), write results/<run>.json, then build report/index.html. Arguments after -- go to `python -m bench run`."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench", "run", *session.posargs)
+    results_dir = _option(session.posargs, "--results-dir", "results")
+    session.run("python", "-m", "bench", "report", "--results-dir", results_dir)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite on the CPU (real TensorFlow with tiny configs; GPU-only tests skip with their reason). Arguments after -- go to pytest."""
+    session.install("-e", ".[test]")
+    # Exit code 5 (no tests collected) is a failure here: a green run must have tested something.
+    session.run("python", "-m", "pytest", *(session.posargs or ["tests", "-ra"]), success_codes=[0])
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and common bugs with ruff."""
+    session.install("ruff")
+    session.run("ruff", "check", "bench", "tests", "noxfile.py")
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """Compare a run with a baseline (`nox -s compare -- BASELINE [CURRENT]`); exit 1 on a significant regression."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench", "compare", *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Build report/index.html from result files (`nox -s report -- [RESULTS ...]`)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench", "report", *session.posargs)
