@@ -100,6 +100,30 @@ class CaseLog:
         except OSError as exc:
             raise ResultsError(_write_failure(self.path, exc)) from None
 
+    def repair(self) -> int:
+        """Cut a torn final line (the process was killed mid-write) so appends start on a clean line.
+
+        Returns the number of bytes removed. Only the tail is ever touched: a corrupt line in the
+        middle is refused by :meth:`read`, not repaired.
+        """
+        try:
+            with open(self.path, "rb+") as fh:
+                blob = fh.read()
+                good = len(blob)
+                if blob and not blob.endswith(b"\n"):
+                    good = blob.rfind(b"\n") + 1
+                else:
+                    last_start = blob.rstrip(b"\n").rfind(b"\n") + 1
+                    try:
+                        json.loads(blob[last_start:])
+                    except json.JSONDecodeError:
+                        good = last_start
+                if good < len(blob):
+                    fh.truncate(good)
+                return len(blob) - good
+        except OSError as exc:
+            raise ResultsError(_write_failure(self.path, exc)) from None
+
     def read(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Header and every complete case line; a torn last line (killed mid-write) is dropped."""
         try:

@@ -15,9 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from bench.config import BenchConfig, TrainCase
 from bench.data import Mnist
 from bench.devices import CaseSkipped, DeviceInventory, Placement, place
+from bench.faults import inject
 from bench.gpu_monitor import monitor_for
 from bench.model import build_model, compile_model, optimizer_name, precision_policy
 from bench.records import CaseClock, base_record, finish
@@ -222,8 +225,14 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
     metrics.update(per_replica_batch=case.global_batch // placement.replicas, global_batch=case.global_batch,
                    replicas=placement.replicas)
 
+    fault = inject(case.case_id)
     model = build_model(seed=m.seed)
     compile_model(model, case.jit_compile, m.steps_per_execution)
+    if fault == "nan":
+        # Injected (bench.faults): a NaN output bias makes the real loss non-finite. NaN pixels would
+        # not do — ReLU maps NaN to 0 on oneDNN, and the loss stays finite.
+        bias = model.layers[-1].bias
+        bias.assign(np.full(bias.shape, np.nan, dtype="float32"))
     feed = TrainInput(case.backend, data, case.global_batch, m.seed)
     metrics["input_pipeline"] = feed.description
 

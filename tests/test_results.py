@@ -130,3 +130,15 @@ def test_cases_frame_is_tidy(tmp_path):
         assert column in frame.columns
     assert frame["round_s"][0] == [0.1, 0.2]
     assert cases_frame(path, suite="cpu_predict").empty
+
+
+def test_repair_cuts_only_a_torn_tail(tmp_path):
+    log = CaseLog.create(tmp_path / "r.partial.jsonl", HEADER)
+    log.append(_case("a"))
+    intact = log.path.read_bytes()
+    assert log.repair() == 0 and log.path.read_bytes() == intact
+    with open(log.path, "a") as fh:
+        fh.write('{"case": {"case_id": "b"')
+    assert log.repair() > 0 and log.path.read_bytes() == intact
+    log.append(_case("c"))
+    assert [c["case_id"] for c in log.read()[1]] == ["a", "c"]

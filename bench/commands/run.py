@@ -125,6 +125,7 @@ def _resume(path: Path) -> tuple[CaseLog, BenchConfig, dict[str, Any], str, Path
     if not path.is_file():
         raise UserError(f"nothing to resume: {path} not found")
     log = CaseLog(path)
+    log.repair()
     header, _ = log.read()
     if header.get("kind") != RUN_KIND or header.get("schema_version") != SCHEMA_VERSION:
         raise ResultsError(f"{path}: not a run log of this tool version (schema_version {header.get('schema_version')!r})")
