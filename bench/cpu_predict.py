@@ -1,0 +1,435 @@
+"""Predicting on the CPU after training on the GPU: five methods, each timed, checked and located.
+
+The question (keras-team/keras#20308, https://github.com/keras-team/keras/issues/20308): with Keras 3 on
+TensorFlow, a model trained on the GPU with XLA and then predicted under ``tf.device("CPU")`` fails with
+``Trying to access resource .../kernel/... located in device .../GPU:0 from device .../CPU:0``. Methods:
+
+- ``naive``: predict under ``keras.device("/device:CPU:0")`` as it is.
+- ``recompile``: ``bench.model.compile_model(model, jit_compile=False)`` first (optimizer and loss passed
+  again: ``model.compile(jit_compile=False)`` alone would swap Adam for RMSprop).
+- ``strategy``: build and train under a ``tf.distribute`` strategy on the training device, then predict
+  under the CPU device. A trap: it raises nothing, yet its MatMuls run on the training device.
+- ``clone``: under the CPU device, ``keras.models.clone_model`` + ``set_weights(get_weights())``
+  (clone_model "creates new layers (and thus new weights)",
+  https://www.tensorflow.org/api_docs/python/tf/keras/models/clone_model; Keras 3 also compiles the clone
+  from the original's compile config, keras/src/models/cloning.py, so the clone predicts with the
+  training ``jit_compile`` — on its own CPU variables, which works).
+- ``saved_model`` (extra): save to a ``.keras`` file and ``keras.models.load_model`` under the CPU device.
+
+``keras.device`` is Keras 3's backend-agnostic device scope (keras.io/api/scope/context_managers); on
+TensorFlow it is ``tf.device``. Each case is proven twice: predictions are compared with predictions made
+on the training device, and the device of the MatMuls comes from TensorFlow's placement log
+(:mod:`bench.placement`). Without a GPU, ``configure_worker`` splits the CPU into two logical devices and
+``/device:CPU:1`` stands in for the GPU; that reproduces #20308 exactly and every record is flagged.
+"auto" ``jit_compile`` resolves to False on CPU-only machines and under tf.distribute
+(``Trainer._resolve_auto_jit_compile``, keras/src/trainers/trainer.py), so ``naive`` may just work there;
+what Keras decided is recorded.
+
+Steady predict rounds are pytest-benchmark rounds (``benchmark.pedantic``). ``predict`` returns numpy, so
+every call has finished on the device before the clock is read. Placement logging stays on for the whole
+worker (it cannot be switched off again once TensorFlow started), so every method pays the same few
+log lines per executed op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.config import BenchConfig, JitCompile, jit_label
+from bench.placement import Evidence, capture_fd, compute_evidence
+from bench.records import CaseClock, base_record, finish, key_line
+from bench.stats import summarize
+
+# The C++ runtime only writes placer lines at INFO level; bench.sweep merges this into the worker's env.
+WORKER_ENV: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+PREDICT_DEVICE = "/device:CPU:0"
+SUPPORTED_BACKENDS = ("tensorflow",)  # jax/torch: a later issue
+REFERENCE_BATCH = 1024
+
+# float32: both sides compute the same float32 maths; only summation order may differ.
+# Mixed precision: activations are rounded to 16 bits between layers, and the training device (XLA, GPU
+# tensor cores) may round at different points than the CPU kernels, so allow 4 units in the last place
+# at 1.0 (probabilities are <= 1): bfloat16 has 7 mantissa bits, float16 has 10.
+TOLERANCE = {"float32": 1e-5, "mixed_bfloat16": 4 * 2.0**-7, "mixed_float16": 4 * 2.0**-10}
+
+# Methods that change or replace the trained model get their own; the rest share one ("plain").
+_FAMILY = {"recompile": "recompile", "strategy": "strategy"}
+
+
+@dataclass(frozen=True)
+class CpuSetup:
+    """What the worker's devices look like, fixed before TensorFlow initialised."""
+
+    backend: str
+    train_device: str  # "/device:GPU:0", or "/device:CPU:1" standing in for it
+    stand_in: bool
+    predict_device: str = PREDICT_DEVICE
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CpuPredictCase:
+    """One cell of the cpu_predict sweep."""
+
+    backend: str
+    precision: str
+    train_jit_compile: JitCompile
+    predict_batch: int
+    method: str
+
+    @property
+    def case_id(self) -> str:
+        return (f"cpu_predict/{self.backend}/{self.precision}/train_jit={jit_label(self.train_jit_compile)}/"
+                f"batch={self.predict_batch}/{self.method}")
+
+    @property
+    def family(self) -> str:
+        return _FAMILY.get(self.method, "plain")
+
+    def params(self) -> dict[str, Any]:
+        return {"backend": self.backend, "precision": self.precision, "train_jit_compile": self.train_jit_compile,
+                "predict_batch": self.predict_batch, "method": self.method}
+
+
+def cpu_predict_cases(config: BenchConfig) -> list[CpuPredictCase]:
+    """backend x precision x train_jit_compile x predict_batch x method, in declaration order."""
+    cp = config.cpu_predict
+    backends = [b for b in config.train.backend if b in SUPPORTED_BACKENDS]
+    axes = (backends, cp.precision, cp.train_jit_compile, cp.predict_batch, cp.methods)
+    return [CpuPredictCase(*cell) for cell in itertools.product(*axes)]
+
+
+def configure_worker(backend: str) -> CpuSetup:
+    """Placement logging and the training device; call before anything imports the framework."""
+    if backend not in SUPPORTED_BACKENDS:
+        raise ValueError(f"cpu_predict supports {', '.join(SUPPORTED_BACKENDS)} only, got {backend!r}")
+    os.environ.update(WORKER_ENV)  # read once, when TensorFlow first logs
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        for gpu in gpus:
+            with contextlib.suppress(RuntimeError, ValueError):
+                tf.config.experimental.set_memory_growth(gpu, True)
+        setup = CpuSetup(backend, "/device:GPU:0", False, note=f"{len(gpus)} GPU(s) visible; training on GPU:0")
+    else:
+        cpus = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+        setup = CpuSetup(backend, "/device:CPU:1", True,
+                         note="no GPU visible: logical CPU:1 stands in for the GPU")
+    tf.debugging.set_log_device_placement(True)
+    return setup
+
+
+def tolerance(precision: str) -> float:
+    return TOLERANCE[precision]
+
+
+def judge(evidence: Evidence, predict_device: str, max_abs_diff: float | None,
+          tol: float) -> tuple[str, str | None]:
+    """Status and reason: ``ok`` needs right predictions *and* compute proven on ``predict_device``."""
+    right = max_abs_diff is not None and max_abs_diff <= tol  # NaN compares False: wrong
+    if evidence.source is None:
+        return "failed", ("could not prove where predict ran: no MatMul or XLA-cluster placer lines were captured "
+                          "(placement logging needs TF_CPP_MIN_LOG_LEVEL=0 before TensorFlow starts)")
+    if not evidence.on(predict_device):
+        what = "MatMuls" if evidence.source == "MatMul" else "the XLA cluster"
+        reason = f"{what} ran on {', '.join(evidence.devices)}, not {predict_device}"
+        outer = [d for d in evidence.function_devices if d not in evidence.devices]
+        if outer:
+            reason += f" (the outer function was dispatched on {', '.join(outer)})"
+        if not right:
+            reason += f"; predictions also differ by {max_abs_diff:.3g}"
+        return "not_on_cpu", reason
+    if not right:
+        return "wrong", f"max |diff| {max_abs_diff:.3g} against the training device exceeds the tolerance {tol:g}"
+    return "ok", None
+
+
+# --------------------------------------------------------------------------- trained models
+
+
+@dataclass
+class Trained:
+    """A model trained on the training device, and its predictions there (the reference)."""
+
+    model: Any = None
+    reference: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+# (backend, precision, train_jit_compile) -> family -> Trained. Holds one key at a time.
+_TRAINED: dict[tuple[Any, ...], dict[str, Trained]] = {}
+
+
+def clear_trained_models() -> None:
+    """Drop cached models and Keras' global state (which also resets the dtype policy to float32)."""
+    _TRAINED.clear()
+    if "keras" in sys.modules:
+        import keras
+
+        keras.backend.clear_session()
+
+
+def _trained(case: CpuPredictCase, config: BenchConfig, x_predict: Any, train_x: Any, train_y: Any,
+             setup: CpuSetup, clock: Callable[[], float]) -> Trained:
+    """Train once per (precision, train_jit_compile, family); later batch sizes reuse the model."""
+    families = _TRAINED[(case.backend, case.precision, case.train_jit_compile)]
+    if case.family in families:
+        trained = families[case.family]
+        trained.info["reused"] = True
+        return trained
+    trained = Trained()
+    try:
+        _train(case, config, x_predict, train_x, train_y, setup, clock, trained)
+    except Exception as exc:  # noqa: BLE001 - kept: every case of this family reports it
+        trained.error = exc
+    families[case.family] = trained
+    return trained
+
+
+def _train(case: CpuPredictCase, config: BenchConfig, x_predict: Any, train_x: Any, train_y: Any,
+           setup: CpuSetup, clock: Callable[[], float], trained: Trained) -> None:
+    import keras
+
+    from bench.model import build_model, compile_model
+
+    cp = config.cpu_predict
+    scope: Any = contextlib.nullcontext()
+    info: dict[str, Any] = {"family": case.family, "reused": False, "strategy": None}
+    trained.info = info
+    if case.family == "strategy":
+        strategy, info["strategy"], info["strategy_note"] = _strategy_for(setup.train_device)
+        scope = strategy.scope()
+    n = cp.train_steps * cp.train_batch
+    epochs = max(1, math.ceil(n / len(train_x)))
+    x, y = (train_x[:n], train_y[:n]) if n <= len(train_x) else (train_x, train_y)
+    t0 = clock()
+    with scope, keras.device(setup.train_device):
+        model = build_model(seed=config.measure.seed)
+        compile_model(model, case.train_jit_compile)
+        history = model.fit(x, y, batch_size=cp.train_batch, epochs=epochs, shuffle=False, verbose=0)
+    info.update(seconds=clock() - t0, steps=epochs * math.ceil(len(x) / cp.train_batch),
+                final_loss=float(history.history["loss"][-1]), jit_compile_resolved=bool(model.jit_compile),
+                variable_devices=_variable_devices(model))
+    with keras.device(setup.train_device):
+        trained.reference = model.predict(x_predict, batch_size=REFERENCE_BATCH, verbose=0)
+    trained.model = model
+
+
+def _strategy_for(train_device: str) -> tuple[Any, str, str]:
+    import tensorflow as tf
+
+    try:
+        return tf.distribute.MirroredStrategy([train_device]), "MirroredStrategy", ""
+    except (ValueError, RuntimeError) as exc:
+        note = f"MirroredStrategy unavailable ({key_line(str(exc))}); OneDeviceStrategy used"
+        return tf.distribute.OneDeviceStrategy(train_device), "OneDeviceStrategy", note
+
+
+def _variable_devices(model: Any) -> list[str]:
+    devices = set()
+    for variable in model.weights:
+        with contextlib.suppress(AttributeError, RuntimeError, ValueError):
+            devices.add(str(variable.value.device))
+    return sorted(devices)
+
+
+# --------------------------------------------------------------------------- one case
+
+
+def run_cpu_predict_case(case: CpuPredictCase, config: BenchConfig, data: Any, setup: CpuSetup, benchmark: Any,
+                         clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Measure one case and return its record; a method that fails is a result, never an exception."""
+    from bench.model import precision_policy
+
+    case_clock = CaseClock()
+    record = base_record("cpu_predict", case.case_id, case.params(), data.spec.source, case_clock,
+                         flags={"unstable": False, "stand_in_device": setup.stand_in},
+                         devices={"strategy": None, "devices": [setup.predict_device], "replicas": 1,
+                                  "kind": "cpu", "simulated": False})
+    metrics = record["metrics"]
+    metrics.update(train_device=setup.train_device, train_device_stand_in=setup.stand_in,
+                   tolerance=tolerance(case.precision), total_s=None, max_abs_diff=None)
+    samples = config.cpu_predict.predict_samples or len(data.x_test)
+    x = data.x_test[:samples]
+    metrics["predict_samples"] = len(x)
+    key = (case.backend, case.precision, case.train_jit_compile)
+    if key not in _TRAINED:
+        clear_trained_models()  # outside precision_policy: clear_session resets the policy
+        _TRAINED[key] = {}
+    try:
+        with precision_policy(case.precision):
+            trained = _trained(case, config, x, data.x_train, data.y_train, setup, clock)
+            metrics["train"] = dict(trained.info)
+            record["devices"]["strategy"] = trained.info.get("strategy")
+            if trained.error is not None:
+                reason = f"training on {setup.train_device} failed: {type(trained.error).__name__}: " \
+                         f"{key_line(str(trained.error))}"
+                return finish(record, case_clock, "failed", reason, trained.error)
+            status, reason, error = _measure(case, config, x, setup, trained, benchmark, clock, record)
+    except Exception as exc:  # noqa: BLE001 - any framework error is this case's result
+        return finish(record, case_clock, "failed", error=exc)
+    finally:
+        metrics["peak_rss_mib"] = _peak_rss_mib()
+    return finish(record, case_clock, status, reason, error)
+
+
+def _measure(case: CpuPredictCase, config: BenchConfig, x: Any, setup: CpuSetup, trained: Trained, benchmark: Any,
+             clock: Callable[[], float], record: dict[str, Any]) -> tuple[str, str | None, BaseException | None]:
+    import keras
+    import numpy as np
+
+    metrics = record["metrics"]
+    metrics.update(prepare_s=None, first_predict_s=None, steady_round_s=[], steady_s=summarize([]))
+    with keras.device(setup.predict_device):
+        t0 = clock()
+        model = _prepare(case, trained.model, metrics, clock)
+        metrics["prepare_s"] = clock() - t0 if case.method not in ("naive", "strategy") else 0.0
+        metrics["predict_jit_compile"] = bool(model.jit_compile)
+        metrics["predict_dtype_policy"] = getattr(model.dtype_policy, "name", str(model.dtype_policy))
+        model.make_predict_function(force=True)  # a fresh function: its placement is logged on first call
+        error = None
+        with capture_fd(2) as captured:
+            t0 = clock()
+            try:
+                predictions = model.predict(x, batch_size=case.predict_batch, verbose=0)
+            except Exception as exc:  # noqa: BLE001 - the failure is this method's result
+                error = exc
+            first_s = clock() - t0
+        evidence = compute_evidence(captured[0])
+        metrics.update(predict_device=", ".join(evidence.devices) or None, predict_devices=list(evidence.devices),
+                       placement_source=evidence.source, placement_proof=list(evidence.proof),
+                       function_devices=list(evidence.function_devices), variable_devices=_variable_devices(model))
+        if error is not None:
+            metrics["failed_after_s"] = first_s
+            return "failed", None, error
+        metrics["first_predict_s"] = first_s
+        reference = trained.reference
+        if predictions.shape != reference.shape:
+            diff = math.inf
+        else:
+            diff = float(np.max(np.abs(predictions.astype(np.float64) - reference.astype(np.float64))))
+            metrics["argmax_agreement"] = float(np.mean(predictions.argmax(-1) == reference.argmax(-1)))
+        metrics["max_abs_diff"] = diff
+        steady = _steady_rounds(model, x, case.predict_batch, config.cpu_predict.rounds, benchmark, clock)
+    metrics["steady_round_s"] = steady
+    metrics["steady_s"] = summarize(steady)
+    metrics["total_s"] = metrics["prepare_s"] + first_s + metrics["steady_s"]["median"]
+    cv = metrics["steady_s"]["cv"]
+    record["flags"]["unstable"] = bool(cv is not None and cv > config.measure.cv_threshold)
+    benchmark.extra_info.update(case_id=case.case_id, total_s=metrics["total_s"])
+    status, reason = judge(evidence, setup.predict_device, diff, metrics["tolerance"])
+    return status, reason, None
+
+
+def _prepare(case: CpuPredictCase, model: Any, metrics: dict[str, Any], clock: Callable[[], float]) -> Any:
+    """The method's own step, run under the CPU device scope; returns the model that will predict."""
+    import keras
+
+    from bench.model import compile_model
+
+    if case.method == "recompile":
+        compile_model(model, jit_compile=False)
+        return model
+    if case.method == "clone":
+        clone = keras.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+        return clone
+    if case.method == "saved_model":
+        with tempfile.TemporaryDirectory(prefix="bench-cpu-predict-") as tmp:
+            path = os.path.join(tmp, "model.keras")
+            t0 = clock()
+            model.save(path)
+            metrics["save_s"] = clock() - t0
+            t0 = clock()
+            loaded = keras.models.load_model(path)
+            metrics["load_s"] = clock() - t0
+        return loaded
+    return model  # naive, strategy: nothing to prepare
+
+
+def _steady_rounds(model: Any, x: Any, batch: int, rounds: int, benchmark: Any,
+                   clock: Callable[[], float]) -> list[float]:
+    def predict() -> None:
+        model.predict(x, batch_size=batch, verbose=0)
+
+    # Placement logging writes a line per executed op; keep it out of the worker log.
+    with capture_fd(2):
+        if getattr(benchmark, "disabled", False):  # --benchmark-disable: time the rounds ourselves
+            samples = []
+            for _ in range(rounds):
+                t0 = clock()
+                predict()
+                samples.append(clock() - t0)
+            return samples
+        benchmark.pedantic(predict, rounds=rounds, iterations=1, warmup_rounds=0)
+    return [float(s) for s in benchmark.stats.stats.data]
+
+
+def _peak_rss_mib() -> float:
+    # ru_maxrss is KiB on Linux and the peak of the whole worker so far, not of this method alone.
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+# --------------------------------------------------------------------------- ranking (result records only)
+
+
+def ranking(cases: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Methods ranked by median ``total_s`` over the settings where they finished ``ok``.
+
+    Spread: ``total_s_min``/``total_s_max`` over those settings and the median steady-round IQR (how much
+    one predict call varies). Methods that never finished ok come last, unranked, with their statuses.
+    """
+    by_method: dict[str, list[Mapping[str, Any]]] = {}
+    for case in cases:
+        if case.get("suite") == "cpu_predict":
+            by_method.setdefault(case["params"]["method"], []).append(case)
+    rows = []
+    for method, group in by_method.items():
+        ok = [c for c in group if c["status"] == "ok" and (c.get("metrics") or {}).get("total_s") is not None]
+        totals = summarize([c["metrics"]["total_s"] for c in ok])
+        steady = [c["metrics"]["steady_s"] for c in ok if (c["metrics"].get("steady_s") or {}).get("n")]
+        rows.append({
+            "method": method,
+            "settings": len(group),
+            "ok": len(ok),
+            "statuses": dict(Counter(c["status"] for c in group)),
+            "total_s_median": totals["median"],
+            "total_s_min": totals["min"],
+            "total_s_max": totals["max"],
+            "steady_s_median": statistics.median(s["median"] for s in steady) if steady else None,
+            "steady_iqr_s": statistics.median(s["iqr"] for s in steady) if steady else None,
+        })
+    rows.sort(key=lambda r: (r["total_s_median"] is None, r["total_s_median"] or 0.0, r["method"]))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank if row["total_s_median"] is not None else None
+    return rows
+
+
+def format_ranking(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of :func:`ranking`'s rows."""
+    def sec(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    lines = [f"{'rank':>4}  {'method':<12} {'total_s median':>14} {'min..max over settings':>23} "
+             f"{'steady IQR':>10}  statuses"]
+    for r in rows:
+        spread = "-" if r["total_s_min"] is None else f"{r['total_s_min']:.3f}..{r['total_s_max']:.3f}"
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(r["statuses"].items()))
+        lines.append(f"{r['rank'] or '-':>4}  {r['method']:<12} {sec(r['total_s_median']):>14} {spread:>23} "
+                     f"{sec(r['steady_iqr_s']):>10}  {statuses}")
+    return "\n".join(lines)
