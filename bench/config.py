@@ -25,7 +25,7 @@ from bench.errors import UserError
 
 BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-SUITES = ("train", "cpu_predict")
+SUITES = ("train", "cpu_predict", "native")
 DATA_SOURCES = ("auto", "mnist", "npz", "synthetic")
 CPU_PREDICT_METHODS = ("naive", "recompile", "strategy", "clone", "saved_model")
 

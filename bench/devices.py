@@ -64,6 +64,9 @@ def configure(backend: str, replicas: int, simulate: bool) -> DeviceInventory:
 
 def place(inventory: DeviceInventory, gpus: int) -> Placement:
     """The strategy for a case asking for ``gpus`` replicas, or :class:`CaseSkipped` with the reason."""
+    if inventory.backend == "torch" and gpus > 1:
+        raise CaseSkipped("Keras 3 has no multi-device data parallelism for the torch backend "
+                          "(keras.distribution supports JAX only)")
     if gpus > len(inventory.logical):
         hint = "" if inventory.simulated else "; set [devices] simulate = true to carve logical devices"
         raise CaseSkipped(
@@ -91,9 +94,6 @@ def place(inventory: DeviceInventory, gpus: int) -> Placement:
         distribution = keras.distribution.DataParallel(devices=wanted)
         return Placement("keras.distribution.DataParallel", devices, gpus, inventory.kind, simulated,
                          _distribution_scope(distribution), ordinals)
-    if gpus > 1:
-        raise CaseSkipped("Keras 3 has no multi-device data parallelism for the torch backend "
-                          "(keras.distribution supports JAX only)")
     return Placement("none (single device)", devices, 1, inventory.kind, simulated,
                      contextlib.nullcontext(), ordinals)
 

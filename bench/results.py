@@ -12,7 +12,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +149,17 @@ class CaseLog:
 
 
 def finalize_run(log: CaseLog, final_path: Path, finished_utc: str, complete: bool = True,
-                 order: Iterable[str] | None = None) -> Path:
-    """Fold a case log into the run document; the log is removed only after the rename succeeded."""
+                 order: Iterable[str] | None = None,
+                 derive: Callable[[list[dict[str, Any]]], None] | None = None) -> Path:
+    """Fold a case log into the run document; the log is removed only after the rename succeeded.
+
+    ``derive`` may add fields computed across cases (e.g. Keras-vs-native ratios); it never changes
+    the raw samples.
+    """
     header, cases = log.read()
     cases = _dedupe(cases)
+    if derive is not None:
+        derive(cases)
     if order is not None:
         rank = {case_id: i for i, case_id in enumerate(order)}
         cases.sort(key=lambda c: rank.get(c.get("case_id"), len(rank)))

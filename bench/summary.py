@@ -20,7 +20,8 @@ def case_headline(record: dict[str, Any]) -> str:
         sps = m["samples_per_second"]
         return f"{sps['median']:>12,.0f} samples/s  cv {100 * sps['cv']:.1f}%  compile {m['compile_s']:.1f}s"
     if "total_s" in m:
-        return f"total {m['total_s']:.3f}s  max|diff| {m.get('max_abs_diff')}"
+        diff = m.get("max_abs_diff")
+        return f"total {m['total_s']:.3f}s  max|diff| {'n/a' if diff is None else format(diff, '.2g')}"
     return ""
 
 

@@ -60,6 +60,10 @@ def plan_cases(config: BenchConfig) -> list[PlannedCase]:
 
         planned += [PlannedCase("cpu_predict", c.case_id, c.backend, 2, c.params())
                     for c in cpu_predict_cases(config)]
+    if "native" in config.suites:
+        from bench.native import native_cases
+
+        planned += [PlannedCase("native", c.case_id, c.backend, 1, c.params()) for c in native_cases(config)]
     return planned
 
 

@@ -18,6 +18,7 @@ from typing import Any
 BENCHMARK_MODULES = {
     "train": "bench_train.py",
     "cpu_predict": "bench_cpu_predict.py",
+    "native": "bench_native.py",
 }
 
 

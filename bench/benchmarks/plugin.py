@@ -28,7 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
     plan = WorkerPlan.read(config.getoption("--bench-plan"))
     config._bench_plan = plan  # type: ignore[attr-defined]
     config._bench_config = config_from_dict(plan.config)  # type: ignore[attr-defined]
-    if plan.suite == "train":
+    if plan.suite in ("train", "native"):
         config._bench_inventory = devices.configure(plan.backend, plan.replicas, plan.simulate)  # type: ignore[attr-defined]
     elif plan.suite == "cpu_predict":
         from bench.cpu_predict import configure_worker
@@ -42,6 +42,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         by_id = {c.case_id: c for c in train_cases(metafunc.config._bench_config)}  # type: ignore[attr-defined]
         cases = [by_id[i] for i in plan.case_ids if i in by_id]
         metafunc.parametrize("train_case", cases, ids=[c.case_id for c in cases])
+    if "native_case" in metafunc.fixturenames:
+        from bench.native import native_cases
+
+        plan = metafunc.config._bench_plan  # type: ignore[attr-defined]
+        by_id = {c.case_id: c for c in native_cases(metafunc.config._bench_config)}  # type: ignore[attr-defined]
+        cases = [by_id[i] for i in plan.case_ids if i in by_id]
+        metafunc.parametrize("native_case", cases, ids=[c.case_id for c in cases])
     if "cpu_predict_case" in metafunc.fixturenames:
         from bench.cpu_predict import cpu_predict_cases
 
