@@ -1,0 +1,184 @@
+"""Regression checks: small objects whose ``fails(baseline, current)`` returns a reason or None.
+
+The habit is pytest-benchmark's ``PercentageRegressionCheck.fails``; what we add is that a slowdown
+must be both **large enough to matter** and **unlikely to be noise** before the build goes red:
+
+* :class:`MinimumEffectCheck`: the estimated change is at least the threshold (default 5 %) in the bad
+  direction;
+* :class:`SignificanceCheck`: a one-sided test over the per-round samples says the current run is worse
+  at level ``alpha`` (default 0.05);
+* :class:`RegressionCheck` fails only when both fail; with the direction flipped it finds improvements.
+
+Method, and why
+---------------
+Each case has few rounds (``rounds = 5`` by default), the noise is not normal (timings are skewed to the
+slow side), and a shared machine adds *hiccups*: single rounds 10-50 % slower because something else ran.
+So the comparison works on the logarithm of the samples (a ratio becomes a difference and the skew
+mostly goes away) and uses 20 %-trimmed statistics, which drop the best and worst round of five:
+
+* effect: ``ratio = exp(trimmed_mean(log current) - trimmed_mean(log baseline))``, the ratio of the
+  trimmed geometric means (current / baseline; below 1 is slower for throughput, faster for seconds);
+* significance: Yuen's trimmed-mean t-test, one-sided, on the same log samples
+  (``scipy.stats.ttest_ind(..., trim=0.2, alternative=...)``); pooled winsorized variance when both sides
+  have the same number of rounds, Welch's correction otherwise.
+
+Why not a rank test: a one-sided Mann-Whitney U test with 5 rounds each has a smallest achievable
+p-value of 1/C(10, 5) = 1/252 = 0.004, so it can reach alpha = 0.05, but a single hiccup in the
+*baseline* (one round below every current round) lifts p to at least 19/252 = 0.075: one bad round in
+ten hides any slowdown. Trimming drops that round instead. Why not a bootstrap: with 5 rounds the
+resampled medians take only 5 values, and the interval is too coarse to mean much.
+
+Measured through this code with ``tests/factories.py`` noise (log-normal, 3 % CV, 5 rounds a side;
+4000 comparisons per line), share of comparisons flagged as a regression:
+
+=============================  =========  ===================  ==========================
+noise                          A/A        10 % slower          Mann-Whitney U, 10 % slower
+=============================  =========  ===================  ==========================
+no hiccups                     0.45 %     99.1 %               99.6 %
+5 % of rounds 10-50 % slower   0.70 %     94.7 %               82 %
+one 30 % hiccup in baseline    0.08 %     93.5 %               0.1 %
+one 30 % hiccup in current     2.4 %      99.1 %               99.9 %
+=============================  =========  ===================  ==========================
+
+(Mann-Whitney U with the same 5 % effect rule, simulated on the same noise.) The rates are per case: a
+sweep of K cases on such a noisy machine false-alarms in roughly K x 0.5-1 % of runs, so on noisy hosts
+use more rounds (10 rounds: under 0.05 % per case) or a larger ``--threshold``. On a quiet GPU (round CV
+under 1 %) a 5 % change is five standard deviations of a round and false alarms all but vanish.
+
+A test needs at least two rounds on each side; with fewer the check says nothing (no p-value).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+DEFAULT_THRESHOLD = 0.05
+DEFAULT_ALPHA = 0.05
+TRIM = 0.2  # proportion cut from each end: 1 of 5 rounds, 2 of 10
+MIN_ROUNDS = 2
+
+# cpu_predict statuses that mean "the method did not do its job" (skipped means it was not run).
+NOT_WORKING = ("failed", "wrong", "not_on_cpu")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A measured quantity and which way is good."""
+
+    name: str
+    unit: str
+    bigger_is_better: bool
+    per_round: bool = True  # False: one value per case, reported but never tested
+
+
+METRICS: dict[str, Metric] = {
+    "samples_per_second": Metric("samples_per_second", "samples/s", True),
+    "steady_round_s": Metric("steady_round_s", "s", False),
+    "total_s": Metric("total_s", "s", False, per_round=False),
+    "compile_s": Metric("compile_s", "s", False, per_round=False),
+}
+
+
+def _logs(samples: Sequence[float]) -> np.ndarray:
+    values = np.asarray(samples, dtype=float)
+    if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError("samples must be positive finite numbers")
+    return np.log(values)
+
+
+def trimmed_ratio(baseline: Sequence[float], current: Sequence[float]) -> float:
+    """current / baseline as the ratio of 20 %-trimmed geometric means."""
+    diff = stats.trim_mean(_logs(current), TRIM) - stats.trim_mean(_logs(baseline), TRIM)
+    return float(math.exp(diff))
+
+
+def p_worse(baseline: Sequence[float], current: Sequence[float], bigger_is_better: bool) -> float | None:
+    """One-sided Yuen-Welch p-value for "current is worse than baseline"; None when it cannot be tested."""
+    if len(baseline) < MIN_ROUNDS or len(current) < MIN_ROUNDS:
+        return None
+    alternative = "less" if bigger_is_better else "greater"
+    # With equal round counts the pooled test is robust to unequal spread (and has more degrees of
+    # freedom, so more power at n = 5); with unequal counts only Welch's correction is safe.
+    equal_var = len(baseline) == len(current)
+    with warnings.catch_warnings():
+        # Identical rounds have no spread: scipy warns and returns nan, which we report as "no p-value".
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(_logs(current), _logs(baseline), equal_var=equal_var, trim=TRIM,
+                                 alternative=alternative)
+    p = float(result.pvalue)
+    return p if math.isfinite(p) else None
+
+
+@dataclass(frozen=True)
+class MinimumEffectCheck:
+    """Fails when the metric moved at least ``threshold`` in the bad direction."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    bigger_is_better: bool = True
+
+    def fails(self, baseline: Sequence[float], current: Sequence[float]) -> str | None:
+        change = trimmed_ratio(baseline, current) - 1.0
+        worse_by = -change if self.bigger_is_better else change
+        if worse_by >= self.threshold:
+            return f"{change:+.1%} (threshold {self.threshold:.0%})"
+        return None
+
+
+@dataclass(frozen=True)
+class SignificanceCheck:
+    """Fails when the one-sided Yuen-Welch test says "worse" at level ``alpha``."""
+
+    alpha: float = DEFAULT_ALPHA
+    bigger_is_better: bool = True
+
+    def fails(self, baseline: Sequence[float], current: Sequence[float]) -> str | None:
+        p = p_worse(baseline, current, self.bigger_is_better)
+        if p is not None and p < self.alpha:
+            return f"p = {p:.3g} < {self.alpha:g}"
+        return None
+
+
+@dataclass(frozen=True)
+class RegressionCheck:
+    """Fails when the change is both at least ``threshold`` and significant at ``alpha``."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    alpha: float = DEFAULT_ALPHA
+    bigger_is_better: bool = True
+
+    def checks(self) -> tuple[MinimumEffectCheck, SignificanceCheck]:
+        return (MinimumEffectCheck(self.threshold, self.bigger_is_better),
+                SignificanceCheck(self.alpha, self.bigger_is_better))
+
+    def fails(self, baseline: Sequence[float], current: Sequence[float]) -> str | None:
+        reasons = [check.fails(baseline, current) for check in self.checks()]
+        if all(reasons):
+            return "; ".join(r for r in reasons if r)
+        return None
+
+    def improvement(self) -> RegressionCheck:
+        """The same check in the other direction: fails when the metric got significantly better."""
+        return replace(self, bigger_is_better=not self.bigger_is_better)
+
+
+@dataclass(frozen=True)
+class StatusCheck:
+    """cpu_predict: fails when a method that worked (status ok) no longer does.
+
+    The status is the result of that suite (did predicting on the CPU work, give the same predictions,
+    run on the CPU at all), so a method going from ok to failed, wrong or not_on_cpu is a regression.
+    """
+
+    def fails(self, baseline: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
+        if baseline.get("status") == "ok" and current.get("status") in NOT_WORKING:
+            method = (current.get("params") or {}).get("method", "method")
+            why = f": {current['reason']}" if current.get("reason") else ""
+            return f"{method} stopped working: ok -> {current['status']}{why}"
+        return None
