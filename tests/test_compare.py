@@ -436,3 +436,11 @@ def test_unequal_round_counts_and_suites_without_a_metric():
     assert rows["native/tensorflow/batch=256"]["metric"] is None
     failed = {row["case_id"]: row for row in compare_runs(baseline, current)["rows"]}["native/tensorflow/batch=256"]
     assert failed["verdict"] == "failed" and failed["fails_build"]
+
+
+@pytest.mark.parametrize("command", ["compare", "promote"])
+def test_help_renders(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: python -m bench " + command in capsys.readouterr().out

@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="where runs and baselines/ live (default: results/)")
     parser.add_argument("--threshold", metavar="[METRIC=]PCT", action="append", default=[],
                         help=f"minimum change that can count as a regression, in percent (default "
-                             f"{DEFAULT_THRESHOLD:.0%}); per metric, e.g. samples_per_second=5%%, or for all "
+                             f"{DEFAULT_THRESHOLD * 100:g}%%); per metric, e.g. samples_per_second=5%%, or for all "
                              f"metrics, e.g. 8%%. Metrics: {', '.join(TESTED_METRICS)}. Repeatable.")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                         help=f"significance level of the one-sided test (default {DEFAULT_ALPHA})")
