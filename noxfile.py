@@ -45,15 +45,21 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "bench", "tests", "noxfile.py")
 
 
+# Compare and report read result files only: no TensorFlow in their environments.
+_READER_DEPS = ("numpy", "scipy>=1.10", "pandas>=2", "matplotlib>=3.7")
+
+
 @nox.session
 def compare(session: nox.Session) -> None:
-    """Compare a run with a baseline (`nox -s compare -- BASELINE [CURRENT]`); exit 1 on a significant regression."""
-    session.install("-e", ".")
+    """Compare a run with a baseline (`nox -s compare -- BASELINE [CURRENT]`); exit 1 on a significant regression, 2 on bad input."""
+    session.install(*_READER_DEPS)
+    session.install("--no-deps", "-e", ".")
     session.run("python", "-m", "bench", "compare", *session.posargs)
 
 
 @nox.session
 def report(session: nox.Session) -> None:
     """Build report/index.html from result files (`nox -s report -- [RESULTS ...]`)."""
-    session.install("-e", ".")
+    session.install(*_READER_DEPS)
+    session.install("--no-deps", "-e", ".")
     session.run("python", "-m", "bench", "report", *session.posargs)

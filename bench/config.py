@@ -101,6 +101,10 @@ class NvmlSettings:
     poll_interval_s: float = _doc("Polling period when the driver's sample buffer is unavailable.", default=0.1)
     min_window_s: float = _doc("Windows shorter than this are flagged unreliable.", default=2.0)
     min_samples: int = _doc("Windows with fewer samples are flagged unreliable.", default=10)
+    measure_overhead: bool = _doc(
+        "Also time as many unmonitored rounds per case and record the monitor's cost (monitor_overhead).",
+        default=False,
+    )
 
 
 @dataclass(frozen=True)

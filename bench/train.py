@@ -254,8 +254,13 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
     last: dict[str, Any] = {}
 
     monitor = monitor_for(placement, config.nvml)
+    # Monitor cost: the same number of unmonitored rounds, half before and half after the monitored
+    # ones (so slow drift — clocks, temperature — does not masquerade as overhead).
+    off_rounds = m.rounds if config.nvml.measure_overhead else 0
+    off_before = off_rounds // 2
+    off_round_s: list[float] = []
     # One untimed warm-up epoch, then the timed ones, all inside a single fit.
-    with EpochGate(feed, model, steps, epochs=1 + m.rounds) as gate:
+    with EpochGate(feed, model, steps, epochs=1 + m.rounds + off_rounds) as gate:
 
         def one_round() -> None:
             logs = gate.round()
@@ -264,11 +269,19 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
             if not math.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite loss {loss} during timed rounds")
 
+        def unmonitored(n: int) -> None:
+            for _ in range(n):
+                t = clock()
+                gate.round()
+                off_round_s.append(clock() - t)
+
         gate.round()  # warm-up epoch: the iterator and the epoch-length trace are ready after it
+        unmonitored(off_before)
         with monitor:
             wall0 = time.monotonic()
             benchmark.pedantic(one_round, rounds=m.rounds, iterations=1, warmup_rounds=0)
             wall_s = time.monotonic() - wall0
+        unmonitored(off_rounds - off_before)
     round_s = [float(x) for x in benchmark.stats.stats.data]
     steps_run = steps
     samples_per_round = steps_run * case.global_batch
@@ -285,6 +298,15 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
                       "rel_diff": abs(wall_s - sum(round_s)) / wall_s if wall_s else None},
         gpu_metrics=monitor.result(),
     )
+    if off_round_s:
+        on = metrics["samples_per_second"]["median"]
+        off = summarize([samples_per_round / s for s in off_round_s])
+        metrics["monitor_overhead"] = {
+            "off_round_s": off_round_s,
+            "off_samples_per_second": off,
+            # Positive = the monitored rounds were slower. Compare with the CV: below it, it is noise.
+            "overhead_pct": 100.0 * (off["median"] - on) / off["median"],
+        }
     cv = metrics["samples_per_second"]["cv"]
     record["flags"]["unstable"] = bool(cv is not None and cv > m.cv_threshold)
     # reliable is None when there was nothing to sample (CPU replicas): not a doubtful measurement.

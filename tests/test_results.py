@@ -142,3 +142,13 @@ def test_repair_cuts_only_a_torn_tail(tmp_path):
     assert log.repair() > 0 and log.path.read_bytes() == intact
     log.append(_case("c"))
     assert [c["case_id"] for c in log.read()[1]] == ["a", "c"]
+
+
+def test_written_files_are_not_private(tmp_path):
+    import os
+    import stat
+
+    path = write_json_atomic(tmp_path / "r.json", {"v": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
