@@ -1,6 +1,7 @@
 """The report in a real browser: headless Chromium loads it with no console errors and no failed or
-external requests, the charts render as SVG, the sort script works, printing works, and screenshots are
-written (set ``REPORT_SCREENSHOT_DIR`` to keep them).
+external requests, the charts render as SVG, nothing overflows a laptop-width window, the sort script
+works, printing works, and screenshots are written (set ``REPORT_SCREENSHOT_DIR`` to keep them: the first
+screen at 1366x768 and the page down to 8000 px).
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON messages
 separated by NUL bytes on file descriptors 3 and 4), which needs only the standard library: no
@@ -187,13 +188,12 @@ def browser(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("reports")
+    # The CPU-only run is checked inside "all", which also carries the baseline comparison.
     pages = {
         "gpu": [FIXTURES / "gpu_4x_h100.json"],
-        "cpu": [FIXTURES / "cpu_only.json"],
         "failures": [FIXTURES / "failures.json"],
         "all": [FIXTURES / "gpu_4x_h100.json", FIXTURES / "cpu_only.json", FIXTURES / "failures.json"],
     }
-    # The combined page also carries the baseline comparison.
     return {name: build_report(inputs, out / f"{name}.html",
                                comparison=FIXTURES / "comparison.json" if name == "all" else None)
             for name, inputs in pages.items()}
@@ -225,7 +225,7 @@ def _open(browser: DevToolsPipe, page: Path) -> str:
     return session
 
 
-@pytest.mark.parametrize("name", ["gpu", "cpu", "failures", "all"])
+@pytest.mark.parametrize("name", ["gpu", "failures", "all"])
 def test_page_loads_cleanly_and_renders(browser, reports, tmp_path, name):
     page = reports[name]
     session = _open(browser, page)
@@ -246,14 +246,15 @@ def test_page_loads_cleanly_and_renders(browser, reports, tmp_path, name):
     height = browser.evaluate("document.documentElement.scrollHeight", session)
     full = browser.call("Page.captureScreenshot", {
         "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": LAPTOP["width"], "height": min(height, 12000), "scale": 1},
+        "clip": {"x": 0, "y": 0, "width": LAPTOP["width"], "height": min(height, 8000), "scale": 1},
     }, session)
     _save_png(full["data"], out / f"report-{name}-full.png")
-    browser.call("Emulation.setEmulatedMedia", {"media": "print"}, session)
-    pdf = browser.call("Page.printToPDF", {"printBackground": False}, session)
-    assert base64.b64decode(pdf["data"]).startswith(b"%PDF")
-    browser.settle(0.2)
-    assert problems(browser.events, session) == []
+    if name == "all":  # print styles: every section of every kind is on this page
+        browser.call("Emulation.setEmulatedMedia", {"media": "print"}, session)
+        pdf = browser.call("Page.printToPDF", {"printBackground": False}, session)
+        assert base64.b64decode(pdf["data"]).startswith(b"%PDF")
+        browser.settle(0.2)
+        assert problems(browser.events, session) == []
     print(f"screenshots: {out}/report-{name}-*.png")
 
 
