@@ -90,3 +90,27 @@ def fingerprint(config_sha256: str = "", seed: int | None = None) -> dict[str, A
         "config_sha256": config_sha256,
         "seed": seed,
     }
+
+
+def check_cuda_visible_devices(env: dict[str, str] | None = None, nvml_module: Any = None) -> str | None:
+    """Refuse a ``CUDA_VISIBLE_DEVICES`` that names GPUs this machine does not have.
+
+    Raises :class:`bench.gpu_inventory.GpuMappingError` (one line, exit 2) when an entry names no GPU:
+    CUDA would silently hide it and every entry after it, and the sweep would then measure fewer GPUs
+    than asked. An empty value or ``-1`` is a deliberate "no GPU" and only returns a note. Without
+    NVML (no driver) nothing can be checked and None is returned.
+    """
+    from bench import gpu_inventory
+
+    env = dict(os.environ if env is None else env)
+    raw = env.get("CUDA_VISIBLE_DEVICES")
+    if raw is None:
+        return None
+    tokens = [t.strip() for t in raw.split(",") if t.strip()]
+    if not tokens or tokens == ["-1"]:
+        return f"CUDA_VISIBLE_DEVICES={raw!r} hides every GPU: cases run on CPU devices or are skipped"
+    try:
+        gpu_inventory.resolve_gpus(list(range(len(tokens))), nvml=nvml_module, env=env)
+    except gpu_inventory.NvmlUnavailable:
+        return None
+    return None

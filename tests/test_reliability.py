@@ -172,3 +172,15 @@ def test_resume_of_a_missing_or_foreign_file(tmp_path):
     other.write_text(json.dumps({"header": {"kind": "other"}}) + "\n")
     proc = run_cli("run", "--resume", str(other))
     assert proc.returncode == 2 and "not a run log of this tool" in proc.stderr
+
+
+def test_more_gpus_than_visible_without_simulation_is_skipped_with_the_reason(tmp_path):
+    config = tmp_path / "s.toml"
+    config.write_text(FAST.format(name="skip", batches="[64]", timeout=300).replace("simulate = true", "simulate = false"))
+    proc = run_cli("run", "--config", str(config), "--results-dir", str(tmp_path / "r"),
+                   env={"CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "hides every GPU" in proc.stderr
+    (case,) = load_run(Path(proc.stdout.strip().splitlines()[-1]))["cases"]
+    assert case["status"] == "skipped"
+    assert "asks for 1 GPU(s) but 0 visible" in case["reason"] and "simulate = true" in case["reason"]

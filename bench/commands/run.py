@@ -36,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
         log, config, data, run_id, results_dir = _resume(Path(args.resume))
     else:
         config = load_config(_default_config_path() if args.config is None else args.config)
+        from bench.environment import check_cuda_visible_devices
+
+        note = check_cuda_visible_devices()
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         results_dir = _writable_dir(Path(args.results_dir))
         run_id = _run_id(config)
         from bench import data as data_mod
