@@ -34,6 +34,9 @@ def bench(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite on the CPU (real TensorFlow with tiny configs; GPU-only tests skip with their reason). Arguments after -- go to pytest."""
     session.install("-e", ".[test]")
+    # Keras' other backends for the cross-backend tests, CPU builds: torch 2.13.0 is the CPU wheel
+    # this project's machines carry; a bare "torch" would pull a multi-GB CUDA build.
+    session.install("jax", "torch==2.13.0")
     # Exit code 5 (no tests collected) is a failure here: a green run must have tested something.
     session.run("python", "-m", "pytest", *(session.posargs or ["tests", "-ra"]), success_codes=[0])
 
