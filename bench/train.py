@@ -21,7 +21,7 @@ from bench.config import BenchConfig, TrainCase
 from bench.data import Mnist
 from bench.devices import CaseSkipped, DeviceInventory, Placement, place
 from bench.faults import inject
-from bench.gpu_monitor import monitor_for
+from bench.gpu_monitor import UnavailableMonitor, monitor_for
 from bench.model import build_model, compile_model, optimizer_name, precision_policy
 from bench.records import CaseClock, base_record, finish
 from bench.stats import summarize
@@ -256,7 +256,9 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
     monitor = monitor_for(placement, config.nvml)
     # Monitor cost: the same number of unmonitored rounds, half before and half after the monitored
     # ones (so slow drift — clocks, temperature — does not masquerade as overhead).
-    off_rounds = m.rounds if config.nvml.measure_overhead else 0
+    # Only where something is sampled: the cost of an unavailable monitor is nothing, and timing it
+    # would record noise as "overhead".
+    off_rounds = m.rounds if config.nvml.measure_overhead and not isinstance(monitor, UnavailableMonitor) else 0
     off_before = off_rounds // 2
     off_round_s: list[float] = []
     # One untimed warm-up epoch, then the timed ones, all inside a single fit.
