@@ -1,5 +1,7 @@
 """Predicting on the CPU after training on the GPU: five methods, each timed, checked and located.
 
+TensorFlow first (the question came from there), then the same user-level steps on JAX and torch.
+
 The question (keras-team/keras#20308, https://github.com/keras-team/keras/issues/20308): with Keras 3 on
 TensorFlow, a model trained on the GPU with XLA and then predicted under ``tf.device("CPU")`` fails with
 ``Trying to access resource .../kernel/... located in device .../GPU:0 from device .../CPU:0``. Methods:
@@ -29,6 +31,30 @@ Steady predict rounds are pytest-benchmark rounds (``benchmark.pedantic``). ``pr
 every call has finished on the device before the clock is read. Placement logging stays on for the whole
 worker (it cannot be switched off again once TensorFlow started), so every method pays the same few
 log lines per executed op.
+
+JAX and torch (same methods, ``keras.device("cpu:0")``, the spelling Keras documents on every backend,
+https://keras.io/api/scope/context_managers/; on JAX it is ``jax.default_device``, on torch it sets the
+device Keras creates tensors on, keras/src/backend/{jax,torch}/core.py ``device_scope``):
+
+- ``strategy`` is ``skipped`` with its reason: tf.distribute exists only on TensorFlow, and Keras' own
+  ``keras.distribution`` (JAX only) shards over a device mesh; it is not a device scope for predict.
+- Placement proof is the device of the predict step's outputs, read by wrapping ``model.predict_function``
+  (the function ``Model.make_predict_function`` builds and ``predict`` calls per batch) for the first call
+  only: ``jax.Array.devices()`` / ``torch.Tensor.device`` (:func:`bench.placement.output_evidence`).
+- Training device: the first GPU. Without one, JAX gets a second host device from
+  ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` (set by :func:`configure_worker` before JAX
+  starts) and ``cpu:1`` stands in for the GPU: plain placement there runs fine on a 2-core box, where
+  DataParallel over fake host devices has aborted with SIGABRT. torch has a single CPU device, so training and prediction share it:
+  such a case can be ``ok`` only with a reason saying it proves correctness and cost, not a move.
+- Seen with Keras 3.15.1 / torch 2.13 on a CPU: ``clone`` and ``saved_model`` fail under
+  ``keras.device("cpu:0")`` while building the Dropout layers: Keras' torch ``Variable`` ends with
+  ``Parameter(...).to("cpu:0")``, which copies (a CPU tensor reports ``cpu``, not ``cpu:0``; ``Tensor.to``
+  returns ``self`` only when the device already matches, https://pytorch.org/docs/stable/generated/torch.Tensor.to.html),
+  the copy is a plain tensor, and ``torch.nn.ParameterDict`` re-wraps the Dropout's int seed state as a
+  gradient-requiring Parameter: ``Only Tensors of floating point and complex dtype can require gradients``.
+  ``keras.device("cpu")`` does not hit it. The failure is recorded, with that hint in the reason.
+
+Nothing here imports TensorFlow on JAX or torch: the GPU machine may not have it.
 """
 
 from __future__ import annotations
@@ -43,26 +69,54 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.config import BenchConfig, JitCompile, jit_label
-from bench.placement import Evidence, capture_fd, compute_evidence
+from bench.placement import (
+    Evidence,
+    capture_fd,
+    compute_evidence,
+    output_devices,
+    output_evidence,
+    same_device,
+    short_device,
+)
 from bench.records import CaseClock, base_record, finish, key_line
 from bench.stats import summarize
 
-# The C++ runtime only writes placer lines at INFO level; bench.sweep merges this into the worker's env.
+# TensorFlow's C++ runtime only writes placer lines at INFO level; bench.sweep merges this into the
+# worker's env for every backend (harmless on JAX and torch; see configure_worker for their own set-up).
 WORKER_ENV: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "0"}
-PREDICT_DEVICE = "/device:CPU:0"
-SUPPORTED_BACKENDS = ("tensorflow",)  # jax/torch: a later issue
+PREDICT_DEVICE = "/device:CPU:0"  # TensorFlow
+PREDICT_DEVICES = {"tensorflow": PREDICT_DEVICE, "jax": "cpu:0", "torch": "cpu:0"}
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 REFERENCE_BATCH = 1024
+# One extra host device for JAX to train on when there is no GPU (only affects the CPU platform).
+JAX_HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+STRATEGY_SKIPPED = {
+    "jax": "tf.distribute strategies exist only on the TensorFlow backend; the JAX equivalent "
+           "keras.distribution shards over a device mesh and is not a device scope for predict",
+    "torch": "tf.distribute strategies exist only on the TensorFlow backend, and Keras has no distribution "
+             "API for torch (keras.distribution supports JAX only)",
+}
+# Seen on Keras 3.15.1 + torch (see the module docstring); added to the reason of a matching failure.
+_TORCH_CPU0_HINT = ("Keras' torch Variable calls Parameter.to('cpu:0'), which copies a CPU tensor (it reports "
+                    "'cpu') into a plain tensor, and the Dropout's int seed state is then re-wrapped as a "
+                    "Parameter; keras.device('cpu') does not hit this")
 
 # float32: both sides compute the same float32 maths; only summation order may differ.
 # Mixed precision: activations are rounded to 16 bits between layers, and the training device (XLA, GPU
 # tensor cores) may round at different points than the CPU kernels, so allow 4 units in the last place
 # at 1.0 (probabilities are <= 1): bfloat16 has 7 mantissa bits, float16 has 10.
 TOLERANCE = {"float32": 1e-5, "mixed_bfloat16": 4 * 2.0**-7, "mixed_float16": 4 * 2.0**-10}
+# float32 reference made on a GPU by TensorFlow or JAX: both run float32 matmuls as TensorFloat-32 (10
+# mantissa bits) on Ampere and newer by default (tf.config.experimental.enable_tensor_float_32_execution:
+# "TensorFloat-32 is enabled by default"; https://docs.jax.dev/en/latest/201/precision.html: "TF32 on recent
+# GPUs"), so float16's tolerance applies. torch keeps full float32 matmuls unless told otherwise.
+TF32_TOLERANCE = 4 * 2.0**-10
+_TF32_BY_DEFAULT = ("tensorflow", "jax")
 
 # Methods that change or replace the trained model get their own; the rest share one ("plain").
 _FAMILY = {"recompile": "recompile", "strategy": "strategy"}
@@ -70,13 +124,22 @@ _FAMILY = {"recompile": "recompile", "strategy": "strategy"}
 
 @dataclass(frozen=True)
 class CpuSetup:
-    """What the worker's devices look like, fixed before TensorFlow initialised."""
+    """What the worker's devices look like, fixed before the framework initialised."""
 
     backend: str
-    train_device: str  # "/device:GPU:0", or "/device:CPU:1" standing in for it
+    train_device: str  # "/device:GPU:0" / "gpu:0", or "/device:CPU:1" / "cpu:1" / torch's "cpu" standing in
     stand_in: bool
     predict_device: str = PREDICT_DEVICE
     note: str = ""
+
+    @property
+    def same_device(self) -> bool:
+        """True where training had to run on the predict device itself (torch without a GPU)."""
+        return same_device(self.train_device, self.predict_device)
+
+    @property
+    def train_kind(self) -> str:
+        return "gpu" if short_device(self.train_device).startswith("GPU") else "cpu"
 
 
 @dataclass(frozen=True)
@@ -104,7 +167,11 @@ class CpuPredictCase:
 
 
 def cpu_predict_cases(config: BenchConfig) -> list[CpuPredictCase]:
-    """backend x precision x train_jit_compile x predict_batch x method, in declaration order."""
+    """backend x precision x train_jit_compile x predict_batch x method, in declaration order.
+
+    Every backend of ``[train] backend``; methods that do not exist on a backend (``strategy`` off
+    TensorFlow) stay in the sweep and are recorded as skipped with the reason.
+    """
     cp = config.cpu_predict
     backends = [b for b in config.train.backend if b in SUPPORTED_BACKENDS]
     axes = (backends, cp.precision, cp.train_jit_compile, cp.predict_batch, cp.methods)
@@ -112,9 +179,16 @@ def cpu_predict_cases(config: BenchConfig) -> list[CpuPredictCase]:
 
 
 def configure_worker(backend: str) -> CpuSetup:
-    """Placement logging and the training device; call before anything imports the framework."""
+    """Placement logging and the training device; call before anything imports the framework.
+
+    Imports only the worker's own framework: TensorFlow is never imported for JAX or torch.
+    """
     if backend not in SUPPORTED_BACKENDS:
         raise ValueError(f"cpu_predict supports {', '.join(SUPPORTED_BACKENDS)} only, got {backend!r}")
+    if backend == "jax":
+        return _configure_jax()
+    if backend == "torch":
+        return _configure_torch()
     os.environ.update(WORKER_ENV)  # read once, when TensorFlow first logs
     import tensorflow as tf
 
@@ -133,20 +207,67 @@ def configure_worker(backend: str) -> CpuSetup:
     return setup
 
 
-def tolerance(precision: str) -> float:
+def with_host_devices(xla_flags: str, count: int = 2) -> str:
+    """``XLA_FLAGS`` with at least ``count`` host devices; a count already set (e.g. by bench.sweep) is kept."""
+    if JAX_HOST_DEVICES_FLAG in xla_flags:
+        return xla_flags
+    return f"{xla_flags} {JAX_HOST_DEVICES_FLAG}={count}".strip()
+
+
+def _configure_jax() -> CpuSetup:
+    # Read when JAX's CPU client starts, i.e. on the first jax.devices() below, not at import.
+    os.environ["XLA_FLAGS"] = with_host_devices(os.environ.get("XLA_FLAGS", ""))
+    import jax
+
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    cpus = jax.devices("cpu")
+    if gpus:
+        return CpuSetup("jax", "gpu:0", False, PREDICT_DEVICES["jax"],
+                        note=f"{len(gpus)} GPU(s) visible; training on gpu:0 ({gpus[0].device_kind})")
+    if len(cpus) >= 2:
+        return CpuSetup("jax", "cpu:1", True, PREDICT_DEVICES["jax"],
+                        note=f"no GPU visible: host device cpu:1 ({JAX_HOST_DEVICES_FLAG}) stands in for the GPU")
+    return CpuSetup("jax", "cpu:0", True, PREDICT_DEVICES["jax"],
+                    note="no GPU visible and JAX started with one host device: training and predict share cpu:0")
+
+
+def _configure_torch() -> CpuSetup:
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        return CpuSetup("torch", "gpu:0", False, PREDICT_DEVICES["torch"],
+                        note=f"{torch.cuda.device_count()} GPU(s) visible; training on cuda:0 ({name})")
+    # torch has one CPU device; "cpu" (not "cpu:0") so training is not hit by the cpu:0 problem above.
+    return CpuSetup("torch", "cpu", True, PREDICT_DEVICES["torch"],
+                    note="no GPU visible: torch has a single CPU device, so training and predict share it")
+
+
+def tolerance(precision: str, backend: str = "tensorflow", train_kind: str = "cpu") -> float:
+    """Allowed max |diff| against the training device's predictions (see TF32_TOLERANCE)."""
+    if precision == "float32" and train_kind == "gpu" and backend in _TF32_BY_DEFAULT:
+        return TF32_TOLERANCE
     return TOLERANCE[precision]
 
 
+_WHAT_RAN = {"MatMul": "MatMuls", "xla_cluster": "the XLA cluster", "output_arrays": "predict outputs (JAX arrays)",
+             "output_tensors": "predict outputs (torch tensors)"}
+
+
 def judge(evidence: Evidence, predict_device: str, max_abs_diff: float | None,
-          tol: float) -> tuple[str, str | None]:
-    """Status and reason: ``ok`` needs right predictions *and* compute proven on ``predict_device``."""
+          tol: float, train_device: str | None = None) -> tuple[str, str | None]:
+    """Status and reason: ``ok`` needs right predictions *and* compute proven on ``predict_device``.
+
+    When ``train_device`` is the predict device itself (torch without a GPU), an ``ok`` says so in its
+    reason: the run proves correctness and cost, not that prediction moved off the training device.
+    """
     right = max_abs_diff is not None and max_abs_diff <= tol  # NaN compares False: wrong
     if evidence.source is None:
-        return "failed", ("could not prove where predict ran: no MatMul or XLA-cluster placer lines were captured "
-                          "(placement logging needs TF_CPP_MIN_LOG_LEVEL=0 before TensorFlow starts)")
+        return "failed", f"could not prove where predict ran: {evidence.missing}"
     if not evidence.on(predict_device):
-        what = "MatMuls" if evidence.source == "MatMul" else "the XLA cluster"
-        reason = f"{what} ran on {', '.join(evidence.devices)}, not {predict_device}"
+        what = _WHAT_RAN.get(evidence.source, evidence.source)
+        verb = "were" if evidence.source.startswith("output") else "ran"
+        reason = f"{what} {verb} on {', '.join(evidence.devices)}, not {predict_device}"
         outer = [d for d in evidence.function_devices if d not in evidence.devices]
         if outer:
             reason += f" (the outer function was dispatched on {', '.join(outer)})"
@@ -155,6 +276,9 @@ def judge(evidence: Evidence, predict_device: str, max_abs_diff: float | None,
         return "not_on_cpu", reason
     if not right:
         return "wrong", f"max |diff| {max_abs_diff:.3g} against the training device exceeds the tolerance {tol:g}"
+    if train_device is not None and same_device(train_device, predict_device):
+        return "ok", (f"training device == predict device ({short_device(predict_device)}): this run proves "
+                      "correct predictions on the CPU and their cost only, not a move off the training device")
     return "ok", None
 
 
@@ -244,8 +368,35 @@ def _variable_devices(model: Any) -> list[str]:
     devices = set()
     for variable in model.weights:
         with contextlib.suppress(AttributeError, RuntimeError, ValueError):
-            devices.add(str(variable.value.device))
+            value = variable.value
+            if callable(getattr(value, "devices", None)):  # jax.Array: the set of devices holding it
+                devices.update(str(d) for d in value.devices())
+            else:  # tf.Variable.device (full name), torch.Tensor.device
+                devices.add(str(value.device))
     return sorted(devices)
+
+
+@contextlib.contextmanager
+def _recording_output_devices(model: Any, backend: str) -> Iterator[list[tuple[str, ...]]]:
+    """Wrap ``model.predict_function`` (what ``predict`` calls per batch) to record its outputs' devices.
+
+    ``predict`` reuses an existing ``predict_function`` (``make_predict_function`` returns early unless
+    forced), so the wrapper sees exactly the calls predict makes; the original is restored afterwards so the
+    steady rounds time Keras' own function.
+    """
+    original = model.predict_function
+    batches: list[tuple[str, ...]] = []
+
+    def recording(*args: Any) -> Any:
+        result = original(*args)
+        batches.append(output_devices(result[0] if backend == "jax" else result))  # jax: (outputs, state)
+        return result
+
+    model.predict_function = recording
+    try:
+        yield batches
+    finally:
+        model.predict_function = original
 
 
 # --------------------------------------------------------------------------- one case
@@ -263,7 +414,11 @@ def run_cpu_predict_case(case: CpuPredictCase, config: BenchConfig, data: Any, s
                                   "kind": "cpu", "simulated": False})
     metrics = record["metrics"]
     metrics.update(train_device=setup.train_device, train_device_stand_in=setup.stand_in,
-                   tolerance=tolerance(case.precision), total_s=None, max_abs_diff=None)
+                   train_device_is_predict_device=setup.same_device,
+                   tolerance=tolerance(case.precision, case.backend, setup.train_kind), total_s=None,
+                   max_abs_diff=None)
+    if case.method == "strategy" and case.backend != "tensorflow":
+        return finish(record, case_clock, "skipped", STRATEGY_SKIPPED[case.backend])
     samples = config.cpu_predict.predict_samples or len(data.x_test)
     x = data.x_test[:samples]
     metrics["predict_samples"] = len(x)
@@ -278,14 +433,43 @@ def run_cpu_predict_case(case: CpuPredictCase, config: BenchConfig, data: Any, s
             record["devices"]["strategy"] = trained.info.get("strategy")
             if trained.error is not None:
                 reason = f"training on {setup.train_device} failed: {type(trained.error).__name__}: " \
-                         f"{key_line(str(trained.error))}"
-                return finish(record, case_clock, "failed", reason, trained.error)
+                         f"{failure_line(trained.error)}"
+                metrics["failed_in"] = "train"
+                return _finish(record, case_clock, "failed", reason, trained.error)
             status, reason, error = _measure(case, config, x, setup, trained, benchmark, clock, record)
     except Exception as exc:  # noqa: BLE001 - any framework error is this case's result
-        return finish(record, case_clock, "failed", error=exc)
+        return _finish(record, case_clock, "failed", error=exc, setup=setup)
     finally:
         metrics["peak_rss_mib"] = _peak_rss_mib()
-    return finish(record, case_clock, status, reason, error)
+    return _finish(record, case_clock, status, reason, error, setup)
+
+
+def failure_line(exc: BaseException) -> str:
+    """The key line of an exception; for Keras' nested deserialization errors, the innermost cause.
+
+    ``clone_model`` / ``load_model`` wrap the real error in "could not be deserialized properly ...
+    Exception encountered: ..." once per nesting level; the last "Exception encountered:" is the cause.
+    """
+    message = str(exc)
+    marker = "Exception encountered:"
+    if marker in message:
+        message = message.rsplit(marker, 1)[1]
+    return key_line(message)
+
+
+def _finish(record: dict[str, Any], case_clock: CaseClock, status: str, reason: str | None = None,
+            error: BaseException | None = None, setup: CpuSetup | None = None) -> dict[str, Any]:
+    finish(record, case_clock, status, reason, error)
+    if error is not None:
+        line = failure_line(error)
+        record["error"]["message"] = line
+        if reason is None:
+            reason = f"{type(error).__name__}: {line}"
+            if (setup is not None and setup.backend == "torch" and setup.predict_device == "cpu:0"
+                    and "Only Tensors of floating point" in line):
+                reason += f" ({_TORCH_CPU0_HINT})"
+            record["reason"] = reason
+    return record
 
 
 def _measure(case: CpuPredictCase, config: BenchConfig, x: Any, setup: CpuSetup, trained: Trained, benchmark: Any,
@@ -297,25 +481,35 @@ def _measure(case: CpuPredictCase, config: BenchConfig, x: Any, setup: CpuSetup,
     metrics.update(prepare_s=None, first_predict_s=None, steady_round_s=[], steady_s=summarize([]))
     with keras.device(setup.predict_device):
         t0 = clock()
+        metrics["failed_in"] = "prepare"  # cleared below; an exception from _prepare leaves it set
         model = _prepare(case, trained.model, metrics, clock)
+        metrics["failed_in"] = None
         metrics["prepare_s"] = clock() - t0 if case.method not in ("naive", "strategy") else 0.0
         metrics["predict_jit_compile"] = bool(model.jit_compile)
         metrics["predict_dtype_policy"] = getattr(model.dtype_policy, "name", str(model.dtype_policy))
+        # JAX moves variables to where the jitted predict ran; compare with variable_devices afterwards.
+        metrics["variable_devices_before_predict"] = _variable_devices(model)
         model.make_predict_function(force=True)  # a fresh function: its placement is logged on first call
         error = None
-        with capture_fd(2) as captured:
+        on_tf = case.backend == "tensorflow"
+        outputs = contextlib.nullcontext([]) if on_tf else _recording_output_devices(model, case.backend)
+        with capture_fd(2) as captured, outputs as batch_devices:
             t0 = clock()
             try:
                 predictions = model.predict(x, batch_size=case.predict_batch, verbose=0)
             except Exception as exc:  # noqa: BLE001 - the failure is this method's result
                 error = exc
             first_s = clock() - t0
-        evidence = compute_evidence(captured[0])
+        if on_tf:
+            evidence = compute_evidence(captured[0])
+        else:
+            evidence = output_evidence("output_arrays" if case.backend == "jax" else "output_tensors", batch_devices)
         metrics.update(predict_device=", ".join(evidence.devices) or None, predict_devices=list(evidence.devices),
                        placement_source=evidence.source, placement_proof=list(evidence.proof),
                        function_devices=list(evidence.function_devices), variable_devices=_variable_devices(model))
         if error is not None:
             metrics["failed_after_s"] = first_s
+            metrics["failed_in"] = "first_predict"
             return "failed", None, error
         metrics["first_predict_s"] = first_s
         reference = trained.reference
@@ -332,7 +526,7 @@ def _measure(case: CpuPredictCase, config: BenchConfig, x: Any, setup: CpuSetup,
     cv = metrics["steady_s"]["cv"]
     record["flags"]["unstable"] = bool(cv is not None and cv > config.measure.cv_threshold)
     benchmark.extra_info.update(case_id=case.case_id, total_s=metrics["total_s"])
-    status, reason = judge(evidence, setup.predict_device, diff, metrics["tolerance"])
+    status, reason = judge(evidence, setup.predict_device, diff, metrics["tolerance"], setup.train_device)
     return status, reason, None
 
 
@@ -389,21 +583,26 @@ def _peak_rss_mib() -> float:
 
 
 def ranking(cases: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Methods ranked by median ``total_s`` over the settings where they finished ``ok``.
+    """Methods ranked by median ``total_s`` over the settings where they finished ``ok``, per backend.
 
-    Spread: ``total_s_min``/``total_s_max`` over those settings and the median steady-round IQR (how much
-    one predict call varies). Methods that never finished ok come last, unranked, with their statuses.
+    A user picks a backend first, so methods are ranked within each backend (backends in first-seen
+    order). Spread: ``total_s_min``/``total_s_max`` over those settings and the median steady-round IQR
+    (how much one predict call varies). Methods that never finished ok come last, unranked, with their
+    statuses.
     """
-    by_method: dict[str, list[Mapping[str, Any]]] = {}
+    by_method: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for case in cases:
         if case.get("suite") == "cpu_predict":
-            by_method.setdefault(case["params"]["method"], []).append(case)
+            key = (case["params"].get("backend") or "", case["params"]["method"])
+            by_method.setdefault(key, []).append(case)
+    backend_order = {b: i for i, b in enumerate(dict.fromkeys(b for b, _ in by_method))}
     rows = []
-    for method, group in by_method.items():
+    for (backend, method), group in by_method.items():
         ok = [c for c in group if c["status"] == "ok" and (c.get("metrics") or {}).get("total_s") is not None]
         totals = summarize([c["metrics"]["total_s"] for c in ok])
         steady = [c["metrics"]["steady_s"] for c in ok if (c["metrics"].get("steady_s") or {}).get("n")]
         rows.append({
+            "backend": backend or None,
             "method": method,
             "settings": len(group),
             "ok": len(ok),
@@ -414,9 +613,13 @@ def ranking(cases: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "steady_s_median": statistics.median(s["median"] for s in steady) if steady else None,
             "steady_iqr_s": statistics.median(s["iqr"] for s in steady) if steady else None,
         })
-    rows.sort(key=lambda r: (r["total_s_median"] is None, r["total_s_median"] or 0.0, r["method"]))
-    for rank, row in enumerate(rows, start=1):
-        row["rank"] = rank if row["total_s_median"] is not None else None
+    rows.sort(key=lambda r: (backend_order[r["backend"] or ""], r["total_s_median"] is None,
+                             r["total_s_median"] or 0.0, r["method"]))
+    ranks: Counter[str] = Counter()
+    for row in rows:
+        if row["total_s_median"] is not None:
+            ranks[row["backend"] or ""] += 1
+        row["rank"] = ranks[row["backend"] or ""] if row["total_s_median"] is not None else None
     return rows
 
 
@@ -425,11 +628,11 @@ def format_ranking(rows: list[dict[str, Any]]) -> str:
     def sec(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
-    lines = [f"{'rank':>4}  {'method':<12} {'total_s median':>14} {'min..max over settings':>23} "
+    lines = [f"{'backend':<10} {'rank':>4}  {'method':<12} {'total_s median':>14} {'min..max over settings':>23} "
              f"{'steady IQR':>10}  statuses"]
     for r in rows:
         spread = "-" if r["total_s_min"] is None else f"{r['total_s_min']:.3f}..{r['total_s_max']:.3f}"
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(r["statuses"].items()))
-        lines.append(f"{r['rank'] or '-':>4}  {r['method']:<12} {sec(r['total_s_median']):>14} {spread:>23} "
-                     f"{sec(r['steady_iqr_s']):>10}  {statuses}")
+        lines.append(f"{r.get('backend') or '-':<10} {r['rank'] or '-':>4}  {r['method']:<12} "
+                     f"{sec(r['total_s_median']):>14} {spread:>23} {sec(r['steady_iqr_s']):>10}  {statuses}")
     return "\n".join(lines)
