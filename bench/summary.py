@@ -16,9 +16,12 @@ def case_headline(record: dict[str, Any]) -> str:
     m = record.get("metrics") or {}
     if record["status"] != "ok":
         return (record.get("reason") or "")[:110]
-    if record["suite"] == "train":
+    if record["suite"] in ("train", "native"):
         sps = m["samples_per_second"]
-        return f"{sps['median']:>12,.0f} samples/s  cv {100 * sps['cv']:.1f}%  compile {m['compile_s']:.1f}s"
+        line = f"{sps['median']:>12,.0f} samples/s  cv {100 * sps['cv']:.1f}%  compile {m['compile_s']:.1f}s"
+        if m.get("native_ratio") is not None:
+            line += f"  x{m['native_ratio']:.2f} of native"
+        return line
     if "total_s" in m:
         diff = m.get("max_abs_diff")
         return f"total {m['total_s']:.3f}s  max|diff| {'n/a' if diff is None else format(diff, '.2g')}"
@@ -49,7 +52,7 @@ def format_summary(run: dict[str, Any]) -> str:
     for c in cases:
         lines.append(f"  {c['status']:<10} {c['case_id']:<58} {case_headline(c)}")
     checks = [c["metrics"]["timing_check"]["rel_diff"] for c in cases
-              if c["status"] == "ok" and c["suite"] == "train" and c["metrics"].get("timing_check", {}).get("rel_diff") is not None]
+              if c["status"] == "ok" and c["suite"] in ("train", "native") and c["metrics"].get("timing_check", {}).get("rel_diff") is not None]
     if checks:
         lines.append(f"\n  timing check: pytest-benchmark's round sum vs an independent monotonic clock differ by "
                      f"at most {100 * max(checks):.2f}% over {len(checks)} cases")

@@ -70,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: {len(sweep.done)} of {sweep.total} cases are saved in {log.path}\n"
               f"resume with: python -m bench run --resume {log.path}", file=sys.stderr)
         return 130
+    derive = None
+    if "native" in config.suites:
+        from bench.native import attach_native_ratios as derive
     final = finalize_run(log, results_dir / f"{run_id}.json", _utc_now(),
-                         order=[c.case_id for c in sweep.planned])
+                         order=[c.case_id for c in sweep.planned], derive=derive)
     from bench.results import load_run
 
     print(format_summary(load_run(final)), file=out)
