@@ -426,16 +426,22 @@ def test_unequal_round_counts_and_suites_without_a_metric():
     current = make_run(2, ONE_OF_EACH, rounds=8, speed={TRAIN_256: 0.9})  # Welch's correction path
     assert verdicts(compare_runs(baseline, current))[TRAIN_256] == "regression"
 
-    native = {"suite": "native", "case_id": "native/tensorflow/batch=256", "params": {"backend": "tensorflow"},
+    probe = {"suite": "probe", "case_id": "probe/tensorflow/batch=256", "params": {"backend": "tensorflow"},
               "status": "ok", "metrics": {}}
-    baseline["cases"].append(native)
-    current["cases"].append(dict(native, status="failed", reason="boom"))
+    baseline["cases"].append(probe)
+    current["cases"].append(dict(probe, status="failed", reason="boom"))
     rows = {row["case_id"]: row for row in compare_runs(baseline, make_run(3, ONE_OF_EACH) | {
-        "cases": make_run(3, ONE_OF_EACH)["cases"] + [native]})["rows"]}
-    assert rows["native/tensorflow/batch=256"]["verdict"] == "no change"
-    assert rows["native/tensorflow/batch=256"]["metric"] is None
-    failed = {row["case_id"]: row for row in compare_runs(baseline, current)["rows"]}["native/tensorflow/batch=256"]
+        "cases": make_run(3, ONE_OF_EACH)["cases"] + [probe]})["rows"]}
+    assert rows["probe/tensorflow/batch=256"]["verdict"] == "no change"
+    assert rows["probe/tensorflow/batch=256"]["metric"] is None
+    failed = {row["case_id"]: row for row in compare_runs(baseline, current)["rows"]}["probe/tensorflow/batch=256"]
     assert failed["verdict"] == "failed" and failed["fails_build"]
+
+
+def test_native_reference_cases_are_compared_on_throughput():
+    from bench.compare import PRIMARY_METRIC
+
+    assert PRIMARY_METRIC["native"] == PRIMARY_METRIC["train"] == "samples_per_second"
 
 
 @pytest.mark.parametrize("command", ["compare", "promote"])
