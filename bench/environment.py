@@ -56,7 +56,8 @@ def git_state(cwd: Path | None = None) -> tuple[str | None, bool | None]:
                                     capture_output=True, text=True, timeout=10, check=True).stdout.strip())
         return commit, dirty
     except (OSError, subprocess.SubprocessError):
-        return None, None
+        # A copy of the tree without .git (e.g. shipped to a GPU machine): the caller may say which commit.
+        return os.environ.get("BENCH_GIT_COMMIT") or None, None
 
 
 def gpu_inventory() -> dict[str, Any]:

@@ -2,7 +2,7 @@
 # One prepared run on a GPU machine that has JAX and PyTorch but no TensorFlow (the lent GPU machine):
 # Keras 3 travels as wheels in .whl/ (see ../shared/device/README.md) and runs on the JAX backend.
 # Writes to $OUT: the results file, its HTML report, the run's console log and the worker logs (tgz);
-# prints a short table last.
+# prints a short table last. The tree arrives without .git: pass BENCH_GIT_COMMIT=<sha> to record it.
 set -u
 OUT=${OUT:-/tmp/out}
 RESULTS=/tmp/bench-results

@@ -52,3 +52,10 @@ def test_fingerprint_has_what_comparisons_need(monkeypatch):
     assert fp["cpu"] and fp["cpu_count"] >= 1 and fp["python"]
     assert len(fp["git_commit"] or "") in (0, 40)
     assert isinstance(fp["gpus"], list) and fp["nvml"]
+
+
+def test_commit_from_the_environment_when_there_is_no_git(tmp_path, monkeypatch):
+    from bench.environment import git_state
+
+    monkeypatch.setenv("BENCH_GIT_COMMIT", "a" * 40)
+    assert git_state(tmp_path) == ("a" * 40, None)
