@@ -188,11 +188,13 @@ def browser(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("reports")
-    # The CPU-only run is checked inside "all", which also carries the baseline comparison.
+    # The CPU-only and multi-backend runs are checked inside "all", which also carries the baseline comparison.
     pages = {
         "gpu": [FIXTURES / "gpu_4x_h100.json"],
         "failures": [FIXTURES / "failures.json"],
-        "all": [FIXTURES / "gpu_4x_h100.json", FIXTURES / "cpu_only.json", FIXTURES / "failures.json"],
+        "reference": [FIXTURES / "gpu_h200_jax.json"],
+        "all": [FIXTURES / "gpu_4x_h100.json", FIXTURES / "cpu_only.json", FIXTURES / "failures.json",
+                FIXTURES / "multi_backend.json", FIXTURES / "gpu_h200_jax.json"],
     }
     return {name: build_report(inputs, out / f"{name}.html",
                                comparison=FIXTURES / "comparison.json" if name == "all" else None)
@@ -225,7 +227,7 @@ def _open(browser: DevToolsPipe, page: Path) -> str:
     return session
 
 
-@pytest.mark.parametrize("name", ["gpu", "failures", "all"])
+@pytest.mark.parametrize("name", ["gpu", "failures", "reference", "all"])
 def test_page_loads_cleanly_and_renders(browser, reports, tmp_path, name):
     page = reports[name]
     session = _open(browser, page)

@@ -1,7 +1,8 @@
 """The HTML report, built from result files alone (``asv publish`` style).
 
-Data flows one way: ``load`` (result files -> tidy DataFrames) -> ``checks`` (warnings) and ``findings``
-(headline numbers, pure functions over DataFrames) -> ``charts`` (matplotlib, inline SVG) ->
-``comparison`` (a compare document, when given) -> ``html`` (one self-contained page).
+Data flows one way: ``load`` (result files -> tidy DataFrames) -> ``checks`` (warnings), ``findings``
+(headline numbers per backend, pure functions over DataFrames) and ``overhead`` (Keras vs the native loop,
+the NVML monitor's own cost) -> ``charts`` (matplotlib, inline SVG) -> ``comparison`` (a compare document,
+when given) -> ``html`` (one self-contained page).
 Nothing here imports TensorFlow, Keras or the measuring code.
 """

@@ -59,6 +59,10 @@ td.num, td:has(> .num) { text-align: right; font-variant-numeric: tabular-nums; 
 .status-skipped, .status-not_on_cpu, .status-missing { color: var(--warn); }
 .status-improvement { color: var(--good); }
 .run-block { margin-top: 1.5rem; }
+h4.backend { margin: 0.8rem 0 0.2rem; }
+.note { color: var(--muted); font-size: 0.9rem; border-left: 3px solid var(--line); padding: 0.1rem 0 0.1rem 0.7rem;
+        margin: 0.5rem 0; }
+.note p, .note ul { margin: 0.2rem 0; }
 @media (max-width: 640px) { body { padding: 0.6rem; } dl.facts { grid-template-columns: 1fr; } }
 @media print {
   html { font-size: 10pt; }

@@ -94,20 +94,21 @@ def _colors(labels: list[str]) -> dict[str, tuple]:
 
 
 def throughput_vs_batch(train: pd.DataFrame, chart_id: str = "throughput") -> str | None:
-    """Median samples/s against global batch, one line per precision × XLA, one panel per GPU count."""
+    """Median samples/s against global batch, one line per precision × XLA, one panel per backend × GPU count."""
     ok = ok_train(train)
     if ok.empty:
         return None
-    gpu_counts = sorted(int(g) for g in ok["gpus"].unique())
+    panels = [(backend, int(g)) for backend in dict.fromkeys(ok["backend"])
+              for g in sorted(ok.loc[ok["backend"] == backend, "gpus"].unique())]
     variants = list(dict.fromkeys(ok["variant"]))
     colors = _colors(variants)
     batches = sorted(int(b) for b in ok["global_batch"].unique())
     with style(chart_id):
-        rows, cols = _grid(len(gpu_counts))
+        rows, cols = _grid(len(panels))
         fig = Figure(figsize=(3.4 * cols + 0.6, 2.7 * rows + 0.7))
         axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
-        for ax, gpus in zip(axes, gpu_counts, strict=False):
-            facet = ok[ok["gpus"] == gpus]
+        for ax, (backend, gpus) in zip(axes, panels, strict=False):
+            facet = ok[(ok["gpus"] == gpus) & (ok["backend"] == backend)]
             for variant in variants:
                 line = facet[facet["variant"] == variant].sort_values("global_batch")
                 if line.empty:
@@ -118,7 +119,7 @@ def throughput_vs_batch(train: pd.DataFrame, chart_id: str = "throughput") -> st
                 ax.errorbar(line["global_batch"].astype(float), median, yerr=[np.nan_to_num(low), np.nan_to_num(high)],
                             marker="o", markersize=4, capsize=3, linewidth=1.4, color=colors[variant], label=variant)
             simulated = facet["simulated"].map(is_true).any()
-            ax.set_title(f"{gpus} {'GPU' if gpus == 1 else 'GPUs'}" + (" (simulated)" if simulated else ""))
+            ax.set_title(f"{backend} · {gpus} {'GPU' if gpus == 1 else 'GPUs'}" + (" (simulated)" if simulated else ""))
             ax.set_xscale("log", base=2)
             ax.set_xticks(batches, [str(b) for b in batches])
             ax.minorticks_off()
@@ -127,11 +128,11 @@ def throughput_vs_batch(train: pd.DataFrame, chart_id: str = "throughput") -> st
         # Once, after every panel is drawn: the y axis is shared, and fixing it earlier would clip later panels.
         top = float((ok["samples_per_second.q3"].astype(float).fillna(ok[THROUGHPUT])).max())
         axes[0].set_ylim(0, top * 1.05)
-        for ax in axes[len(gpu_counts):]:
+        for ax in axes[len(panels):]:
             ax.set_visible(False)
         axes[0].set_ylabel("samples/s (median, IQR bars)")
         handles, labels = axes[0].get_legend_handles_labels()
-        for ax in axes[1:len(gpu_counts)]:
+        for ax in axes[1:len(panels)]:
             for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
                 if lab not in labels:
                     handles.append(h)
@@ -147,27 +148,32 @@ def scaling(train: pd.DataFrame, chart_id: str = "scaling") -> str | None:
     if table.empty:
         return None
     gpu_counts = sorted({1, *table["gpus"].astype(int)})
-    batches = sorted(int(b) for b in table["global_batch"].unique())
-    colors = _colors([str(b) for b in batches])
+    several = table["backend"].nunique() > 1
+    lines = [(backend, int(b)) for backend in dict.fromkeys(table["backend"])
+             for b in sorted(table.loc[table["backend"] == backend, "global_batch"].unique())]
+    labels = {line: (f"{line[0]} · batch {line[1]}" if several else f"batch {line[1]}") for line in lines}
+    colors = _colors(list(labels.values()))
     with style(chart_id):
         fig = Figure(figsize=(8.2, 3.2))
         speed_ax, eff_ax = fig.subplots(1, 2)
         speed_ax.plot(gpu_counts, gpu_counts, linestyle="--", color="0.4", label="ideal (linear)")
         eff_ax.axhline(1.0, linestyle="--", color="0.4", label="ideal (100%)")
-        for batch in batches:
-            rows = table[table["global_batch"] == batch].assign(speedup=lambda t: t["tn"] / t["t1"])
+        for backend, batch in lines:
+            rows = table[(table["global_batch"] == batch) & (table["backend"] == backend)]
+            rows = rows.assign(speedup=rows["tn"] / rows["t1"])
             stats = rows.groupby("gpus").agg(
                 eff=("efficiency", "median"), eff_lo=("efficiency", "min"), eff_hi=("efficiency", "max"),
                 sp=("speedup", "median"), sp_lo=("speedup", "min"), sp_hi=("speedup", "max"),
             )
             x = [1, *stats.index.astype(int)]
-            color = colors[str(batch)]
+            label = labels[(backend, batch)]
+            color = colors[label]
             speed_ax.errorbar(x, [1.0, *stats["sp"]], marker="o", markersize=4, capsize=3, color=color,
                               yerr=[[0, *(stats["sp"] - stats["sp_lo"])], [0, *(stats["sp_hi"] - stats["sp"])]],
-                              label=f"batch {batch}")
+                              label=label)
             eff_ax.errorbar(x, [1.0, *stats["eff"]], marker="o", markersize=4, capsize=3, color=color,
                             yerr=[[0, *(stats["eff"] - stats["eff_lo"])], [0, *(stats["eff_hi"] - stats["eff"])]],
-                            label=f"batch {batch}")
+                            label=label)
         for ax in (speed_ax, eff_ax):
             ax.set_xticks(gpu_counts, [str(g) for g in gpu_counts])
             ax.set_xlabel("GPUs (replicas)")
@@ -185,29 +191,38 @@ def scaling(train: pd.DataFrame, chart_id: str = "scaling") -> str | None:
 
 
 def _heat(ax, grid: pd.DataFrame, title: str, norm: TwoSlopeNorm):
-    image = ax.imshow(grid.to_numpy(float), cmap="RdBu", norm=norm, aspect="auto")
+    ratios = grid.to_numpy(float)
+    image = ax.imshow(np.log2(ratios), cmap="RdBu", norm=norm, aspect="auto")
     ax.set_xticks(range(grid.shape[1]), list(grid.columns), rotation=20, ha="right")
     ax.set_yticks(range(grid.shape[0]), list(grid.index))
     ax.grid(False)
-    for (i, j), value in np.ndenumerate(grid.to_numpy(float)):
+    for (i, j), value in np.ndenumerate(ratios):
         if np.isfinite(value):
-            dark = abs(norm(value) - 0.5) > 0.3
+            dark = abs(norm(np.log2(value)) - 0.5) > 0.3
             ax.text(j, i, f"{value:.2f}×", ha="center", va="center", fontsize=8, color="white" if dark else "black")
     ax.set_title(title)
     return image
 
 
+def _row_labels(frame: pd.DataFrame) -> list[str]:
+    several = frame["backend"].nunique() > 1
+    return [(f"{backend} · " if several else "") + f"{int(g)} GPU · batch {int(b)}"
+            for backend, g, b in zip(frame["backend"], frame["gpus"], frame["global_batch"], strict=True)]
+
+
 def speedup_heatmap(train: pd.DataFrame, chart_id: str = "speedups") -> str | None:
-    """Per-cell speedup of XLA (on/off) and of each mixed policy (vs float32) over GPUs × batch × the rest."""
+    """Per-cell speedup of XLA (on/off) and of each mixed policy (vs float32) over backend × GPUs × batch × the
+    rest. Colour follows log2 of the speedup, so 2× faster and 2× slower are equally strong and one huge
+    ratio (XLA off on JAX can be ~50× slower) does not wash out the small ones."""
     xla, mixed = xla_ratios(train), mixed_ratios(train)
     panels = []
     if not xla.empty:
-        xla = xla.assign(row=[f"{int(g)} GPU · batch {int(b)}" for g, b in zip(xla["gpus"], xla["global_batch"], strict=True)])
+        xla = xla.assign(row=_row_labels(xla))
         panels.append(("XLA on / off", xla.pivot_table(index="row", columns="precision", values="ratio",
                                                           sort=False)))
     if not mixed.empty:
         mixed = mixed.assign(
-            row=[f"{int(g)} GPU · batch {int(b)}" for g, b in zip(mixed["gpus"], mixed["global_batch"], strict=True)],
+            row=_row_labels(mixed),
             column=[f"{p} · XLA {j}" for p, j in zip(mixed["policy"], mixed["jit"], strict=True)],
         )
         panels.append(("mixed / float32", mixed.pivot_table(index="row", columns="column", values="ratio",
@@ -215,9 +230,9 @@ def speedup_heatmap(train: pd.DataFrame, chart_id: str = "speedups") -> str | No
     if not panels:
         return None
     values = np.concatenate([grid.to_numpy(float).ravel() for _, grid in panels])
-    values = values[np.isfinite(values)]
-    spread = max(0.25, float(np.max(np.abs(values - 1.0))) * 1.05)
-    norm = TwoSlopeNorm(vcenter=1.0, vmin=1.0 - min(spread, 0.95), vmax=1.0 + spread)
+    values = values[np.isfinite(values) & (values > 0)]
+    spread = max(np.log2(1.25), float(np.max(np.abs(np.log2(values)))) * 1.05)
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-spread, vmax=spread)
     # Every panel gets the same rows in the same order, so one set of row labels serves them all.
     row_order = list(dict.fromkeys(label for _, grid in panels for label in grid.index))
     panels = [(title, grid.reindex(row_order)) for title, grid in panels]
@@ -230,17 +245,78 @@ def speedup_heatmap(train: pd.DataFrame, chart_id: str = "speedups") -> str | No
             image = _heat(ax, grid, title, norm)
             if i:
                 ax.tick_params(labelleft=False)
-        fig.colorbar(image, ax=list(axes), shrink=0.9, label="speedup (×)")
+        bar = fig.colorbar(image, ax=list(axes), shrink=0.9, label="speedup (×, log scale)")
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{2 ** v:.3g}×"))
         return to_svg(fig, chart_id, "Speedup heat-map: XLA and mixed precision per cell of the sweep")
+
+
+# --------------------------------------------------------------------------- native reference
+
+
+def _series(ax, rows: pd.DataFrame, column: str, **style_kw) -> None:
+    rows = rows.dropna(subset=[column]).drop_duplicates("global_batch").sort_values("global_batch")
+    if not rows.empty:
+        ax.plot(rows["global_batch"].astype(float), rows[column].astype(float), **style_kw)
+
+
+def native_vs_keras(table: pd.DataFrame, chart_id: str = "native") -> str | None:
+    """Keras ``fit`` against the native step of its backend and the JAX ``epoch_scan`` ceiling: median
+    samples/s against global batch on log-log axes (the gap is one to three orders of magnitude), one panel
+    per precision, one colour per backend. ``table``: ``bench.reporting.overhead.native_table``."""
+    if table.empty:
+        return None
+    precisions = list(dict.fromkeys(table["precision"]))
+    backends = list(dict.fromkeys(table["backend"]))
+    colors = _colors(backends)
+    batches = sorted(int(b) for b in table["global_batch"].unique())
+    with style(chart_id):
+        rows, cols = _grid(len(precisions), 2)
+        fig = Figure(figsize=(4.3 * cols + 0.6, 3.1 * rows + 0.9))
+        axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
+        for ax, precision in zip(axes, precisions, strict=False):
+            facet = table[table["precision"] == precision]
+            for backend in backends:
+                mine, color = facet[facet["backend"] == backend], colors[backend]
+                for xla, marker, alpha in (("on", "o", 1.0), ("off", "x", 0.7)):
+                    keras = mine[mine["xla"].astype(str).str.endswith(xla)]
+                    _series(ax, keras, "keras", color=color, marker=marker, markersize=5, linewidth=1.5,
+                            alpha=alpha, label=f"{backend} Keras fit · XLA {xla}")
+                _series(ax, mine, "native", color=color, marker="s", markersize=4, linewidth=1.3, linestyle="--",
+                        label=f"{backend} native step")
+            _series(ax, facet, "ceiling", color="black", marker="^", markersize=4, linewidth=1.2, linestyle=":",
+                    label="jax epoch_scan (ceiling)")
+            ax.set_title(precision)
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xticks(batches, [str(b) for b in batches])
+            ax.minorticks_off()
+            ax.set_xlabel("global batch")
+            ax.yaxis.set_major_formatter(FuncFormatter(_short_rate))
+        for ax in axes[len(precisions):]:
+            ax.set_visible(False)
+        axes[0].set_ylabel("samples/s (median, log scale)")
+        handles, labels = [], []
+        for ax in axes[:len(precisions)]:
+            for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
+                if lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+        ncols = min(4, len(labels))
+        fig.legend(handles, labels, loc="lower center", ncols=ncols, bbox_to_anchor=(0.5, -0.02))
+        fig.tight_layout(rect=(0, 0.06 + 0.05 * math.ceil(len(labels) / ncols), 1, 1))
+        return to_svg(fig, chart_id, "Keras fit against a native loop and the epoch_scan ceiling, per global batch")
 
 
 # --------------------------------------------------------------------------- NVML
 
 
-def _case_label(row: pd.Series) -> str:
-    precision = {"float32": "fp32", "mixed_float16": "mixed fp16", "mixed_bfloat16": "mixed bf16"}.get(
-        row["precision"], str(row["precision"]))
-    return f"{int(row['gpus'])}×GPU · b{int(row['global_batch'])} · {precision} · XLA {row['jit_resolved_label']}"
+SHORT_PRECISION = {"float32": "fp32", "mixed_float16": "mixed fp16", "mixed_bfloat16": "mixed bf16"}
+
+
+def _case_label(row: pd.Series, backend: bool = False) -> str:
+    precision = SHORT_PRECISION.get(row["precision"], str(row["precision"]))
+    return ((f"{row['backend']} · " if backend else "")
+            + f"{int(row['gpus'])}×GPU · b{int(row['global_batch'])} · {precision} · XLA {row['jit_resolved_label']}")
 
 
 def gpu_utilisation(train: pd.DataFrame, chart_id: str = "nvml") -> str | None:
@@ -249,7 +325,8 @@ def gpu_utilisation(train: pd.DataFrame, chart_id: str = "nvml") -> str | None:
     measured = ok[ok["gpu_metrics.status"] == "ok"]
     if measured.empty:
         return None
-    labels = [_case_label(row) for _, row in measured.iterrows()]
+    several = measured["backend"].nunique() > 1
+    labels = [_case_label(row, several) for _, row in measured.iterrows()]
     util = pd.to_numeric(measured["gpu_metrics.aggregate.utilization_pct_mean"], errors="coerce").to_numpy(float)
     p95 = pd.to_numeric(measured["gpu_metrics.aggregate.utilization_pct_p95"], errors="coerce").to_numpy(float)
     memory = pd.to_numeric(measured["peak_memory_mib"], errors="coerce").to_numpy(float)
@@ -290,9 +367,9 @@ def cpu_predict_times(cpu: pd.DataFrame, chart_id: str = "cpu-predict") -> str |
         rows, cols = _grid(len(settings), 2)
         fig = Figure(figsize=(4.4 * cols + 0.4, 3.0 * rows + 0.6))
         axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False, sharey=True)).ravel()
+        top = 0.0  # over every panel: the y axis is shared, so the tallest bar sets it for all
         for ax, setting in zip(axes, settings, strict=False):
             facet = cpu[cpu["setting"] == setting].set_index("method")
-            top = 0.0
             for x, method in enumerate(methods):
                 if method not in facet.index:
                     continue
@@ -302,7 +379,10 @@ def cpu_predict_times(cpu: pd.DataFrame, chart_id: str = "cpu-predict") -> str |
                 phases = [pd.to_numeric(row.get(c), errors="coerce") for c in ("prepare_s", "first_predict_s", "steady_s.median")]
                 status = row["status"]
                 if status not in STATUS_HATCH or any(pd.isna(p) for p in phases):
-                    ax.text(x, 0, f" {status}", rotation=90, ha="center", va="bottom", fontsize=8, color="#b2182b")
+                    # A method that does not exist on this backend is grey "n/a", not a red failure.
+                    quiet = is_true(row.get("not_applicable"))
+                    ax.text(x, 0, " n/a" if quiet else f" {status}", rotation=90, ha="center", va="bottom",
+                            fontsize=8, color="0.45" if quiet else "#b2182b")
                     continue
                 bottom = 0.0
                 for color, value in zip(PHASE_COLORS.values(), phases, strict=True):
@@ -319,7 +399,7 @@ def cpu_predict_times(cpu: pd.DataFrame, chart_id: str = "cpu-predict") -> str |
             ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right")
             ax.set_xlim(-0.6, len(methods) - 0.4)
             ax.set_title(setting, fontsize=9)
-            ax.set_ylim(0, top * 1.15 if top else 1)
+        axes[0].set_ylim(0, top * 1.15 if top else 1)
         for ax in axes[len(settings):]:
             ax.set_visible(False)
         axes[0].set_ylabel("seconds")

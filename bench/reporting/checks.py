@@ -26,8 +26,8 @@ def _true(series: pd.Series) -> pd.Series:
     return series.map(is_true).astype(bool)
 
 
-def _suites(run: RunData) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return run.train, run.cpu_predict
+def _suites(run: RunData) -> tuple[pd.DataFrame, ...]:
+    return run.train, run.native, run.cpu_predict
 
 
 def incomplete(run: RunData) -> ReportWarning | None:
@@ -79,10 +79,26 @@ def stand_in_device(run: RunData) -> ReportWarning | None:
     return None
 
 
+def same_device(run: RunData) -> ReportWarning | None:
+    cpu = run.cpu_predict
+    hits = cpu[_true(cpu["train_device_is_predict_device"]) & (cpu["status"] == "ok")]
+    if len(hits):
+        backends = ", ".join(dict.fromkeys(str(b) for b in hits["backend"]))
+        return ReportWarning(
+            "same_device",
+            f"Same device: {len(hits)} CPU-prediction case(s) on {backends} trained on the CPU they predicted on "
+            "(no second device); their \"ok\" proves correct predictions and their cost, not a move off the "
+            "training device.",
+            tuple(hits["case_id"]),
+        )
+    return None
+
+
 def unstable(run: RunData) -> ReportWarning | None:
     threshold = run.cv_threshold
     details = []
-    for frame, column in ((run.train, "samples_per_second.cv"), (run.cpu_predict, "steady_s.cv")):
+    for frame, column in ((run.train, "samples_per_second.cv"), (run.native, "samples_per_second.cv"),
+                          (run.cpu_predict, "steady_s.cv")):
         cv = pd.to_numeric(frame[column], errors="coerce")
         hits = frame[(cv > threshold) | _true(frame["unstable"])]
         details += [f"{cid}: CV {c:.1%}" if pd.notna(c) else f"{cid}: flagged unstable"
@@ -98,33 +114,35 @@ def unstable(run: RunData) -> ReportWarning | None:
 
 
 def gpu_metrics_unreliable(run: RunData) -> ReportWarning | None:
-    train = run.train
-    measured = train["gpu_metrics.status"] == "ok"
-    not_reliable = train["gpu_metrics.reliable"].map(is_false).astype(bool)
-    hits = train[_true(train["gpu_metrics_unreliable"]) | (measured & not_reliable)]
-    if len(hits):
-        details = tuple(
-            f"{cid}: {reason}" if isinstance(reason, str) else cid
-            for cid, reason in zip(hits["case_id"], hits["gpu_metrics.unreliable_reason"], strict=True)
-        )
+    details: list[str] = []
+    for frame in (run.train, run.native):
+        measured = frame["gpu_metrics.status"] == "ok"
+        not_reliable = frame["gpu_metrics.reliable"].map(is_false).astype(bool)
+        hits = frame[_true(frame["gpu_metrics_unreliable"]) | (measured & not_reliable)]
+        details += [f"{cid}: {reason}" if isinstance(reason, str) else cid
+                    for cid, reason in zip(hits["case_id"], hits["gpu_metrics.unreliable_reason"], strict=True)]
+    if details:
         return ReportWarning(
             "gpu_metrics_unreliable",
-            f"Unreliable NVML windows: utilisation of {len(hits)} case(s) rests on a short window or too few "
+            f"Unreliable NVML windows: utilisation of {len(details)} case(s) rests on a short window or too few "
             "samples; read those utilisation numbers as rough.",
-            details,
+            tuple(details),
         )
     return None
 
 
 def _status_warning(run: RunData, status: str, kind: str, text: str) -> ReportWarning | None:
-    details = tuple(
-        f"{cid}: {reason}" if isinstance(reason, str) else f"{cid}: (no reason recorded)"
-        for frame in _suites(run)
-        for cid, reason in zip(frame.loc[frame["status"] == status, "case_id"], frame.loc[frame["status"] == status, "reason"], strict=True)
-    )
+    details = []
+    for frame in _suites(run):
+        hits = frame["status"] == status
+        if "not_applicable" in frame.columns:
+            # A method that does not exist on the backend is listed in its section, not warned about.
+            hits &= ~frame["not_applicable"].map(is_true).astype(bool)
+        details += [f"{cid}: {reason}" if isinstance(reason, str) else f"{cid}: (no reason recorded)"
+                    for cid, reason in zip(frame.loc[hits, "case_id"], frame.loc[hits, "reason"], strict=True)]
     if not details:
         return None
-    return ReportWarning(kind, text.format(n=len(details)), details)
+    return ReportWarning(kind, text.format(n=len(details)), tuple(details))
 
 
 def failed(run: RunData) -> ReportWarning | None:
@@ -150,7 +168,7 @@ def not_on_cpu(run: RunData) -> ReportWarning | None:
 
 
 CHECKS: tuple[Callable[[RunData], ReportWarning | None], ...] = (
-    incomplete, synthetic_data, simulated_devices, stand_in_device, unstable, gpu_metrics_unreliable,
+    incomplete, synthetic_data, simulated_devices, stand_in_device, same_device, unstable, gpu_metrics_unreliable,
     failed, skipped, wrong, not_on_cpu,
 )
 

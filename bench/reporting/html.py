@@ -1,7 +1,7 @@
 """Assemble the self-contained page: warnings first, then per run its header, findings, charts, tables.
 
-Section ids are stable (``r1-findings``, ``r1-train``, ``r1-nvml``, ``r1-cpu-predict``, ``r1-cases``,
-``r1-environment``, ``comparison``, ``sources``) so readers can link to them and tests can count charts.
+Section ids are stable (``r1-findings``, ``r1-train``, ``r1-native``, ``r1-nvml``, ``r1-cpu-predict``,
+``r1-cases``, ``r1-environment``, ``comparison``, ``sources``) so readers can link to them and tests can count charts.
 A section without data says "not measured in this run" and why, instead of disappearing.
 """
 
@@ -15,18 +15,19 @@ from datetime import datetime
 from typing import Any
 
 from bench import __version__
-from bench.reporting import charts, tables
+from bench.reporting import charts, overhead, tables
 from bench.reporting.assets import CONTENT_SECURITY_POLICY, CSS, JS
 from bench.reporting.checks import ReportWarning, run_warnings
 from bench.reporting.findings import (
     NOT_MEASURED,
     Finding,
+    by_backend,
     cpu_method_table,
     cpu_predict_findings,
     gpu_starvation,
     train_findings,
 )
-from bench.reporting.load import RunData
+from bench.reporting.load import RunData, backends, is_true
 
 esc = html.escape
 
@@ -91,9 +92,21 @@ def _when(document: dict[str, Any]) -> str:
     return text
 
 
+BACKEND_PACKAGES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
+
+
+def _backend_versions(run: RunData) -> str:
+    packages = run.environment.get("packages") or {}
+    names = backends(run.train, run.native, run.cpu_predict) or ["tensorflow"]
+    shown = []
+    for name in names:
+        versions = [f"{p} {packages[p]}" for p in BACKEND_PACKAGES.get(name, (name,)) if packages.get(p)]
+        shown.append(f"<strong>{esc(name)}</strong>" + (f" ({esc(', '.join(versions))})" if versions else ""))
+    return f"Keras {esc(str(packages.get('keras') or '—'))} · " + ", ".join(shown)
+
+
 def _header(run: RunData) -> str:
     env, config, data = run.environment, run.config, run.document.get("data") or {}
-    packages = env.get("packages") or {}
     commit = env.get("git_commit")
     commit_text = (esc(str(commit)[:12]) + (" (uncommitted changes)" if env.get("git_dirty") else "")) if commit else "unknown"
     config_sha = config.get("sha256") or env.get("config_sha256") or ""
@@ -115,7 +128,7 @@ def _header(run: RunData) -> str:
         ("Driver / CUDA", f"{esc(str(env.get('driver_version') or '—'))} / {esc(str(env.get('cuda_driver_version') or '—'))}"),
         ("CPU", cpu),
         ("Host", f"{esc(str(env.get('hostname') or '?'))} · {esc(str(env.get('platform') or '?'))} · Python {esc(str(env.get('python') or '?'))}"),
-        ("TensorFlow / Keras", f"{esc(str(packages.get('tensorflow') or '—'))} / {esc(str(packages.get('keras') or '—'))}"),
+        ("Keras / backends", _backend_versions(run)),
         ("Git commit", commit_text),
         ("Config", f"<strong>{esc(str(config.get('name', '?')))}</strong> · <code>{esc(str(config.get('path') or ''))}</code>"
                    f" · sha256 <code>{esc(str(config_sha)[:12])}</code>"
@@ -141,19 +154,44 @@ def _warnings_box(runs: list[RunData], warnings: list[list[ReportWarning]]) -> s
             items.append(f'<li class="warning" data-warning="{esc(warning.kind)}" data-run="r{index}">'
                          f"{prefix}{esc(warning.text)}{details}</li>")
     if not items:
+        not_applicable = sum(int(run.cpu_predict["not_applicable"].map(is_true).sum()) for run in runs)
+        extra = (f" ({not_applicable} CPU-prediction case(s) of a method that does not exist on its backend are "
+                 "listed in their section)" if not_applicable else "")
         return ('<section id="warnings" class="warnings none"><h2>No warnings</h2><p>Real data, real devices, '
-                "stable rounds, reliable NVML windows, every case finished.</p></section>")
+                f"stable rounds, reliable NVML windows, every case finished{extra}.</p></section>")
     return ('<section id="warnings" class="warnings" role="alert"><h2>⚠ Read these before the numbers</h2>'
             f"<ul>{''.join(items)}</ul></section>")
 
 
-def _findings_list(findings: list[Finding]) -> str:
+def _findings_list(findings: list[Finding], backend: str | None = None) -> str:
     items = "".join(
-        f'<li class="finding" data-finding="{esc(f.key)}" data-measured="{str(f.measured).lower()}" '
-        f"data-values='{esc(json.dumps(f.values, default=str), quote=True)}'>{esc(f.text)}</li>"
+        f'<li class="finding" data-finding="{esc(f.key)}" data-measured="{str(f.measured).lower()}"'
+        + (f' data-backend="{esc(f.backend)}"' if f.backend else "")
+        + f" data-values='{esc(json.dumps(f.values, default=str), quote=True)}'>{esc(f.text)}</li>"
         for f in findings
     )
-    return f'<ul class="findings">{items}</ul>'
+    attribute = f' data-backend="{esc(backend)}"' if backend else ""
+    return f'<ul class="findings"{attribute}>{items}</ul>'
+
+
+def _findings_block(findings: list[Finding], run_backends: list[str]) -> str:
+    """Each backend's findings under its name (numbers of different frameworks are never pooled); the
+    cross-backend comparison first, run-wide ones (the monitor's cost, suites that did not run) last."""
+    lead = [f for f in findings if f.backend is None and f.key == "backends"]
+    tail = [f for f in findings if f.backend is None and f.key != "backends"]
+    grouped = {b: [f for f in findings if f.backend == b] for b in run_backends}
+    grouped = {b: group for b, group in grouped.items() if group}
+    parts = [_findings_list(lead)] if lead else []
+    if len(grouped) == 1:
+        (name, group), = grouped.items()
+        parts.append(f'<p class="meta">Backend: <strong>{esc(name)}</strong> (every case of this run).</p>'
+                     + _findings_list(group, name))
+    else:
+        parts += [f'<h4 class="backend">Backend: {esc(name)}</h4>{_findings_list(group, name)}'
+                  for name, group in grouped.items()]
+    if tail:
+        parts.append(("<h4 class=\"backend\">Every backend</h4>" if len(grouped) > 1 else "") + _findings_list(tail))
+    return "".join(parts)
 
 
 # --------------------------------------------------------------------------- per-run sections
@@ -165,7 +203,7 @@ def _train_section(run: RunData, rid: str) -> str:
     parts = [
         _figure(charts.throughput_vs_batch(run.train, f"{rid}-chart-throughput"), f"{rid}-chart-throughput",
                 "Median samples/s per case against global batch; bars span the IQR of the rounds. One line per "
-                "precision × XLA, one panel per GPU count.", "no training case finished"),
+                "precision × XLA, one panel per backend × GPU count.", "no training case finished"),
         _figure(charts.scaling(run.train, f"{rid}-chart-scaling"), f"{rid}-chart-scaling",
                 "Left: speedup T_N / T_1 at a fixed global batch, dashed = linear. Right: efficiency "
                 "T_N / (N·T_1), dashed = ideal 100%. Points: median over precision × XLA; bars: min–max.",
@@ -175,6 +213,27 @@ def _train_section(run: RunData, rid: str) -> str:
                 "speedups need finished pairs that differ only in XLA or in precision"),
     ]
     return f'<section id="{rid}-train"><h3>Training throughput</h3>{"".join(parts)}</section>'
+
+
+def _native_section(run: RunData, rid: str) -> str:
+    title = "<h3>Framework overhead: Keras vs a native loop</h3>"
+    if run.native.empty:
+        why = _not_measured('the native suite did not run (add "native" to suites in the config)')
+        return f'<section id="{rid}-native">{title}{why}</section>'
+    table = overhead.native_table(run.train, run.native)
+    sentences = "".join(f'<p class="finding-text">{esc(f.text)}</p>'
+                        for f in overhead.native_findings(run.train, run.native))
+    if table.empty:
+        return f'<section id="{rid}-native">{title}{sentences}{_not_measured("no native case finished")}</section>'
+    chart = _figure(charts.native_vs_keras(table, f"{rid}-chart-native"), f"{rid}-chart-native",
+                    "Median samples/s against global batch, log-log. Solid: Keras fit (o = jit_compile on, x = off); "
+                    "dashed: the same MLP in a hand-written loop of the backend's own ops, one dispatch per step; "
+                    "dotted: JAX epoch_scan, a whole round in one jax.jit — the device's practical ceiling.",
+                    "no native case finished")
+    return (f'<section id="{rid}-native">{title}{sentences}{chart}'
+            "<p>One row per one-GPU Keras case. Keras / native = Keras median ÷ native step median of the same "
+            "backend, global batch and precision (below 100 %: Keras is slower); Keras / epoch_scan uses the JAX "
+            f"ceiling for every backend.</p>{tables.native_vs_keras(table, f'{rid}-native-table')}</section>")
 
 
 def _nvml_reason(run: RunData) -> str:
@@ -188,15 +247,22 @@ def _nvml_reason(run: RunData) -> str:
 
 
 def _nvml_section(run: RunData, rid: str) -> str:
+    title = "<h3>GPU utilisation and memory (NVML)</h3>"
     svg = charts.gpu_utilisation(run.train, f"{rid}-chart-nvml") if not run.train.empty else None
-    if svg is None:
-        body = _not_measured(_nvml_reason(run))
-    else:
-        starved = gpu_starvation(run.train)
-        body = (f"<p>{esc(starved.text)}</p>"
-                + _figure(svg, f"{rid}-chart-nvml", "NVML utilisation (mean over the timed rounds, | = p95) and "
-                          "peak memory of the busiest GPU, per case. Orange: below 50%.", ""))
-    return f'<section id="{rid}-nvml"><h3>GPU utilisation and memory (NVML)</h3>{body}</section>'
+    per_case = overhead.overhead_table(run.train, run.native)
+    if svg is None and per_case.empty:
+        return f'<section id="{rid}-nvml">{title}{_not_measured(_nvml_reason(run))}</section>'
+    parts = [f"<p>{esc(gpu_starvation(group, backend).text)}</p>" for backend, group in by_backend(run.train)]
+    parts.append(_figure(svg, f"{rid}-chart-nvml", "NVML utilisation (mean over the timed rounds, | = p95) and "
+                         "peak memory of the busiest GPU, per training case. Orange: below 50%.",
+                         "no training case has NVML data"))
+    monitor = overhead.monitor_overhead_finding(per_case)
+    parts.append(f'<p class="finding-text" data-finding="monitor_overhead">{esc(monitor.text)}</p>')
+    parts.append("<p>Per case, training and native: the monitor overhead is the median samples/s of as many "
+                 "unmonitored rounds (half before, half after) against the monitored ones (positive = monitored "
+                 "slower). Within the larger of the two CVs it cannot be told from noise.</p>")
+    parts.append(tables.overhead_table(per_case, f"{rid}-nvml-table"))
+    return f'<section id="{rid}-nvml">{title}{"".join(parts)}</section>'
 
 
 def _cpu_section(run: RunData, rid: str) -> str:
@@ -210,14 +276,35 @@ def _cpu_section(run: RunData, rid: str) -> str:
                     "Seconds per method: prepare (recompile / clone / save+load) + first predict call (tracing) + "
                     "one steady call (median, bars = IQR). Hatched: ran, but not on the CPU or wrong; red label: no "
                     "numbers.", "no CPU-prediction case has timings")
-    return (f'<section id="{rid}-cpu-predict">{title}{chart}'
-            f"<p>Working methods (status ok), medians over settings:</p>{summary}</section>")
+    return (f'<section id="{rid}-cpu-predict">{title}{_cpu_notes(run)}{chart}'
+            f"<p>Working methods (status ok), medians over settings, per backend:</p>{summary}</section>")
+
+
+def _cpu_notes(run: RunData) -> str:
+    """Quiet notes: methods that do not exist on a backend, and ok cases that could not prove a move."""
+    cpu, notes = run.cpu_predict, []
+    skipped = cpu[cpu["not_applicable"].map(is_true)]
+    if len(skipped):
+        items = "".join(f"<li><code>{esc(str(cid))}</code>: {esc(str(reason))}</li>"
+                        for cid, reason in zip(skipped["case_id"], skipped["reason"], strict=True))
+        notes.append(f'<div class="note" data-note="not_applicable"><p>Not applicable on this backend, skipped by '
+                     f"design (not a failure): {len(skipped)} case(s).</p><ul>{items}</ul></div>")
+    same = cpu[cpu["train_device_is_predict_device"].map(is_true) & (cpu["status"] == "ok")]
+    if len(same):
+        names = ", ".join(dict.fromkeys(str(b) for b in same["backend"]))
+        notes.append(f'<div class="note" data-note="same_device"><p>Caveat ({esc(names)}): {len(same)} case(s) are '
+                     "ok with a reason — training ran on the CPU that predicted (no second device), so they prove "
+                     "correct predictions and their cost, not a move off the training device.</p></div>")
+    return "".join(notes)
 
 
 def _cases_section(run: RunData, rid: str) -> str:
     parts = ['<p class="sort-hint">Click a column header to sort.</p>']
     if not run.train.empty:
         parts.append(f"<h4>Training cases ({len(run.train)})</h4>" + tables.train_table(run, f"{rid}-train-cases"))
+    if not run.native.empty:
+        parts.append(f"<h4>Native-reference cases ({len(run.native)})</h4>"
+                     + tables.native_cases_table(run, f"{rid}-native-cases"))
     if not run.cpu_predict.empty:
         parts.append(f"<h4>CPU-prediction cases ({len(run.cpu_predict)})</h4>"
                      + tables.cpu_predict_table(run, f"{rid}-cpu-cases"))
@@ -237,12 +324,15 @@ def _environment_section(run: RunData, rid: str) -> str:
 
 def _run_block(run: RunData, index: int, warnings: list[ReportWarning]) -> str:
     rid = f"r{index}"
-    findings = train_findings(run.train) + cpu_predict_findings(run.cpu_predict)
+    findings = (train_findings(run.train) + overhead.native_findings(run.train, run.native)
+                + [overhead.monitor_overhead_finding(overhead.overhead_table(run.train, run.native))]
+                + cpu_predict_findings(run.cpu_predict))
+    run_backends = backends(run.train, run.native, run.cpu_predict)
     return (
         f'<section id="{rid}" class="run-block"><h2>Run <code>{esc(run.run_id)}</code></h2>'
         f'<section id="{rid}-summary">{_header(run)}</section>'
-        f'<section id="{rid}-findings"><h3>Headline findings</h3>{_findings_list(findings)}</section>'
-        + _train_section(run, rid) + _nvml_section(run, rid) + _cpu_section(run, rid)
+        f'<section id="{rid}-findings"><h3>Headline findings</h3>{_findings_block(findings, run_backends)}</section>'
+        + _train_section(run, rid) + _native_section(run, rid) + _nvml_section(run, rid) + _cpu_section(run, rid)
         + _cases_section(run, rid) + _environment_section(run, rid) + "</section>"
     )
 
@@ -266,7 +356,7 @@ def build_page(runs: list[RunData], generated_utc: str, comparison: ComparisonVi
     for index in range(1, len(runs) + 1):
         label = f"Run {index}: " if len(runs) > 1 else ""
         toc += [f'<a href="#r{index}-findings">{label}Findings</a>', f'<a href="#r{index}-train">{label}Training</a>',
-                f'<a href="#r{index}-nvml">{label}NVML</a>', f'<a href="#r{index}-cpu-predict">{label}CPU prediction</a>',
+                f'<a href="#r{index}-native">{label}Keras vs native</a>', f'<a href="#r{index}-nvml">{label}NVML</a>', f'<a href="#r{index}-cpu-predict">{label}CPU prediction</a>',
                 f'<a href="#r{index}-cases">{label}Cases</a>', f'<a href="#r{index}-environment">{label}Environment</a>']
     toc += ['<a href="#comparison">Comparison</a>', '<a href="#sources">Source files</a>']
     title = "Keras GPU benchmark report"

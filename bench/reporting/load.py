@@ -21,6 +21,10 @@ from bench.results import PARTIAL_SUFFIX, CaseLog, cases_frame, check_run, load_
 
 DEFAULT_RESULTS_DIR = Path("results")
 
+OVERHEAD_COLUMNS = (
+    "monitor_overhead.overhead_pct", "monitor_overhead.off_samples_per_second.median",
+    "monitor_overhead.off_samples_per_second.cv",
+)
 # Columns the report reads; missing ones (a suite that did not run, a failed case) are filled with NaN so
 # every function below can index them without asking first.
 TRAIN_COLUMNS = (
@@ -33,13 +37,23 @@ TRAIN_COLUMNS = (
     "gpu_metrics.aggregate.utilization_pct_mean", "gpu_metrics.aggregate.utilization_pct_p50",
     "gpu_metrics.aggregate.utilization_pct_p95", "simulated", "synthetic_data", "unstable",
     "stand_in_device", "gpu_metrics_unreliable", "devices.simulated", "devices.kind", "data_source",
+    *OVERHEAD_COLUMNS, "native_ratio", "native_case_id", "native_ratio_ceiling", "native_ceiling_case_id",
 )
 CPU_PREDICT_COLUMNS = (
     "case_id", "status", "reason", "backend", "precision", "train_jit_compile", "predict_batch", "method",
     "train_device", "train_device_stand_in", "prepare_s", "first_predict_s", "steady_s.median", "steady_s.q1",
     "steady_s.q3", "steady_s.min", "steady_s.max", "steady_s.cv", "total_s", "max_abs_diff", "tolerance",
     "predict_device", "variable_devices", "peak_rss_mib", "simulated", "synthetic_data", "unstable",
-    "stand_in_device", "data_source",
+    "stand_in_device", "data_source", "train_device_is_predict_device", "placement_source",
+)
+NATIVE_COLUMNS = (
+    "case_id", "status", "reason", "backend", "global_batch", "precision", "variant", "device",
+    "implementation", "compile_s", "samples_per_second.median", "samples_per_second.q1", "samples_per_second.q3",
+    "samples_per_second.iqr", "samples_per_second.cv", "samples_per_second.n", "step_time_s.median", "final_loss",
+    "gpu_metrics.status", "gpu_metrics.reason", "gpu_metrics.window_s", "gpu_metrics.reliable",
+    "gpu_metrics.unreliable_reason", "gpu_metrics.devices", "gpu_metrics.aggregate.utilization_pct_mean",
+    "gpu_metrics.aggregate.utilization_pct_p95", "simulated", "synthetic_data", "unstable",
+    "gpu_metrics_unreliable", "devices.kind", "data_source", *OVERHEAD_COLUMNS,
 )
 
 
@@ -51,6 +65,7 @@ class RunData:
     document: dict[str, Any]
     train: pd.DataFrame
     cpu_predict: pd.DataFrame
+    native: pd.DataFrame
     file_sha256: str
     file_bytes: int
 
@@ -107,6 +122,7 @@ def load_runs(paths: list[Path]) -> list[RunData]:
             document=document,
             train=train_frame(document),
             cpu_predict=cpu_predict_frame(document),
+            native=native_frame(document),
             file_sha256=hashlib.sha256(raw).hexdigest(),
             file_bytes=len(raw),
         ))
@@ -136,10 +152,37 @@ def cpu_predict_frame(document: dict[str, Any]) -> pd.DataFrame:
     frame = _with_columns(cases_frame(document, suite="cpu_predict"), CPU_PREDICT_COLUMNS)
     frame["train_jit"] = [_jit_text(v) for v in frame["train_jit_compile"]]
     frame["setting"] = [
-        f"{prec} · train jit={jit} · batch {_int_text(batch)}"
-        for prec, jit, batch in zip(frame["precision"], frame["train_jit"], frame["predict_batch"], strict=True)
+        f"{backend} · {prec} · train jit={jit} · batch {_int_text(batch)}"
+        for backend, prec, jit, batch in zip(frame["backend"], frame["precision"], frame["train_jit"],
+                                             frame["predict_batch"], strict=True)
     ]
+    frame["not_applicable"] = not_applicable(frame)
     return frame
+
+
+def native_frame(document: dict[str, Any]) -> pd.DataFrame:
+    """Native-reference cases (``step`` per backend, JAX's ``epoch_scan`` ceiling), as train's columns."""
+    frame = _with_columns(cases_frame(document, suite="native"), NATIVE_COLUMNS)
+    frame["peak_memory_mib"] = [_peak_memory(devs) for devs in frame["gpu_metrics.devices"]]
+    return frame
+
+
+def not_applicable(cpu: pd.DataFrame) -> pd.Series:
+    """CPU-prediction cases skipped because the method does not exist on their backend (by design, not a
+    failure): ``strategy`` off TensorFlow, where tf.distribute does not exist (docs/results.md)."""
+    if cpu.empty:
+        return pd.Series([], dtype=bool, index=cpu.index)
+    return ((cpu["method"] == "strategy") & (cpu["status"] == "skipped")
+            & cpu["backend"].notna() & (cpu["backend"] != "tensorflow")).astype(bool)
+
+
+def backends(*frames: pd.DataFrame) -> list[str]:
+    """The backends in these frames, in order of first appearance (sweep order)."""
+    seen: dict[str, None] = {}
+    for frame in frames:
+        if "backend" in frame.columns:
+            seen.update(dict.fromkeys(str(b) for b in frame["backend"].dropna()))
+    return list(seen)
 
 
 def is_true(value: Any) -> bool:

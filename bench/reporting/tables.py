@@ -61,6 +61,25 @@ def smart(value: Any) -> str:
     return f'<span class="num">{x:,.0f}</span>' if abs(x) >= 1000 else f'<span class="num">{x:.4g}</span>'
 
 
+def ratio_pct(value: Any) -> str:
+    """A ratio as a percentage with three significant digits (0.116 -> 11.6%, 0.00248 -> 0.248%)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return BLANK
+    return f'<span class="num">{x * 100:.3g}%</span>' if math.isfinite(x) else BLANK
+
+
+def signed(digits: int = 2) -> Callable[[Any], str]:
+    def fmt(value: Any) -> str:
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            return BLANK
+        return f'<span class="num">{x:+.{digits}f}</span>' if math.isfinite(x) else BLANK
+    return fmt
+
+
 def sci(value: Any) -> str:
     try:
         x = float(value)
@@ -146,6 +165,59 @@ CPU_TABLE = {
 }
 CPU_FLAGS = ("synthetic_data", "stand_in_device", "unstable")
 
+NATIVE_CASES = {
+    "case": ("case_id", text),
+    "status": ("status", status),
+    "reason": ("reason", text),
+    "backend": ("backend", text),
+    "variant": ("variant", text),
+    "global batch": ("global_batch", number()),
+    "precision": ("precision", text),
+    "samples/s median": ("samples_per_second.median", number()),
+    "q1": ("samples_per_second.q1", number()),
+    "q3": ("samples_per_second.q3", number()),
+    "CV": ("samples_per_second.cv", number(1, percent=True)),
+    "rounds": ("samples_per_second.n", number()),
+    "step ms": ("step_time_s.median", number(4, scale=1000)),
+    "compile s": ("compile_s", number(2)),
+    "loss": ("final_loss", number(4)),
+    "GPU util %": ("gpu_metrics.aggregate.utilization_pct_mean", number(1)),
+    "device": ("device", text),
+}
+NATIVE_FLAGS = ("synthetic_data", "unstable", "gpu_metrics_unreliable")
+
+# The Keras-vs-native table (bench.reporting.overhead.native_table), one row per one-GPU Keras case.
+NATIVE_VS_KERAS = {
+    "backend": ("backend", text),
+    "global batch": ("global_batch", number()),
+    "precision": ("precision", text),
+    "XLA": ("xla", text),
+    "Keras samples/s": ("keras", number()),
+    "Keras q1": ("keras_q1", number()),
+    "Keras q3": ("keras_q3", number()),
+    "native step samples/s": ("native", number()),
+    "Keras / native": ("ratio", ratio_pct),
+    "epoch_scan samples/s": ("ceiling", number()),
+    "Keras / epoch_scan": ("ratio_ceiling", ratio_pct),
+    "GPU util % Keras": ("keras_util", number(1)),
+    "GPU util % native": ("native_util", number(1)),
+    "GPU util % epoch_scan": ("ceiling_util", number(1)),
+}
+UTIL_COLUMNS = ("GPU util % Keras", "GPU util % native", "GPU util % epoch_scan")
+
+# NVML per case with the monitor's own cost (bench.reporting.overhead.overhead_table).
+OVERHEAD = {
+    "case": ("case_id", text),
+    "GPU util % mean": ("util", number(1)),
+    "p95": ("util_p95", number(1)),
+    "NVML window s": ("window_s", number(1)),
+    "reliable": ("reliable", text),
+    "rounds CV %": ("cv_pct", number(2)),
+    "unmonitored CV %": ("off_cv_pct", number(2)),
+    "monitor overhead %": ("overhead_pct", signed(2)),
+    "overhead vs CV": ("verdict", text),
+}
+
 
 def train_table(run: RunData, table_id: str) -> str:
     frame = run.train
@@ -157,8 +229,26 @@ def cpu_predict_table(run: RunData, table_id: str) -> str:
     return render(frame, CPU_TABLE, table_id, {"flags": flags(frame, CPU_FLAGS)}, "cases")
 
 
+def native_cases_table(run: RunData, table_id: str) -> str:
+    frame = run.native
+    return render(frame, NATIVE_CASES, table_id, {"flags": flags(frame, NATIVE_FLAGS)}, "cases")
+
+
+def native_vs_keras(table: pd.DataFrame, table_id: str) -> str:
+    columns = dict(NATIVE_VS_KERAS)
+    if table[["keras_util", "native_util", "ceiling_util"]].isna().all().all():
+        for header in UTIL_COLUMNS:  # no NVML in this run: three columns of dashes say nothing
+            columns.pop(header)
+    return render(table, columns, table_id)
+
+
+def overhead_table(table: pd.DataFrame, table_id: str) -> str:
+    return render(table, OVERHEAD, table_id)
+
+
 def cpu_method_summary(table: pd.DataFrame, table_id: str) -> str:
     columns = {
+        "backend": ("backend", text),
         "method": ("method", text),
         "settings": ("settings", number()),
         "prepare s": ("prepare_s", number(3)),
