@@ -62,18 +62,23 @@ def configure(backend: str, replicas: int, simulate: bool) -> DeviceInventory:
     raise ValueError(f"unknown backend {backend!r}")
 
 
-def place(inventory: DeviceInventory, gpus: int) -> Placement:
-    """The strategy for a case asking for ``gpus`` replicas, or :class:`CaseSkipped` with the reason."""
-    if inventory.backend == "torch" and gpus > 1:
-        raise CaseSkipped("Keras 3 has no multi-device data parallelism for the torch backend "
-                          "(keras.distribution supports JAX only)")
+def require_devices(inventory: DeviceInventory, gpus: int) -> list[str]:
+    """The first ``gpus`` usable devices, or :class:`CaseSkipped` saying how many there are and what to do."""
     if gpus > len(inventory.logical):
         hint = "" if inventory.simulated else "; set [devices] simulate = true to carve logical devices"
         raise CaseSkipped(
             f"asks for {gpus} GPU(s) but {inventory.physical_gpus} visible"
             f"{' (' + inventory.note + ')' if inventory.note else ''}{hint}"
         )
-    devices = inventory.logical[:gpus]
+    return inventory.logical[:gpus]
+
+
+def place(inventory: DeviceInventory, gpus: int) -> Placement:
+    """The strategy for a case asking for ``gpus`` replicas, or :class:`CaseSkipped` with the reason."""
+    if inventory.backend == "torch" and gpus > 1:
+        raise CaseSkipped("Keras 3 has no multi-device data parallelism for the torch backend "
+                          "(keras.distribution supports JAX only)")
+    devices = require_devices(inventory, gpus)
     simulated = inventory.simulated
     ordinals = [] if inventory.kind == "cpu" else ([0] * gpus if simulated else list(range(gpus)))
     if inventory.backend == "tensorflow":

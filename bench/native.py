@@ -58,11 +58,11 @@ import numpy as np
 
 from bench.config import BenchConfig, train_cases
 from bench.data import Mnist
-from bench.devices import CaseSkipped, DeviceInventory, Placement
+from bench.devices import CaseSkipped, DeviceInventory, Placement, require_devices
 from bench.faults import inject
 from bench.gpu_monitor import UnavailableMonitor, monitor_for
 from bench.model import LEARNING_RATE
-from bench.records import CaseClock, base_record, finish
+from bench.records import CaseClock, base_record, measure_into
 from bench.stats import summarize
 from bench.train import NonFiniteLoss, calibrate
 
@@ -120,23 +120,17 @@ def run_native_case(case: NativeCase, config: BenchConfig, data: Mnist, inventor
     record = base_record("native", case.case_id, case.params(), data.spec.source, case_clock,
                          flags={"simulated": inventory.simulated, "unstable": False,
                                 "gpu_metrics_unreliable": False})
-    try:
-        if not inventory.logical:
-            hint = "" if inventory.simulated else "; set [devices] simulate = true to carve logical devices"
-            note = f" ({inventory.note})" if inventory.note else ""
-            raise CaseSkipped(f"asks for 1 GPU but {inventory.physical_gpus} visible{note}{hint}")
-        device = inventory.logical[0]
+
+    def body() -> None:
+        (device,) = require_devices(inventory, 1)
         record["devices"] = {"strategy": "none (native)", "devices": [device], "replicas": 1,
                              "kind": inventory.kind, "simulated": inventory.simulated}
         if case.precision not in SUPPORTED_PRECISIONS:
             raise CaseSkipped(f"the native reference has no dynamic loss scaling, which Keras applies under "
                               f"{case.precision} (LossScaleOptimizer); compare mixed_bfloat16 instead")
         _measure(case, config, data, inventory, device, benchmark, clock, record)
-    except CaseSkipped as exc:
-        return finish(record, case_clock, "skipped", str(exc))
-    except Exception as exc:  # noqa: BLE001 - any framework error is this case's result
-        return finish(record, case_clock, "failed", error=exc)
-    return finish(record, case_clock)
+
+    return measure_into(record, case_clock, body)
 
 
 def _measure(case: NativeCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory, device: str,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -81,3 +82,20 @@ def finish(record: dict[str, Any], clock: CaseClock, status: str = "ok", reason:
     record["reason"] = reason
     record["duration_s"] = round(clock.elapsed(), 3)
     return record
+
+
+def measure_into(record: dict[str, Any], clock: CaseClock, body: Callable[[], None]) -> dict[str, Any]:
+    """Run a case's body; a skip (``CaseSkipped``) or any framework error becomes the record's status.
+
+    Every suite's case ends here, so a failing case is always a result with its exception's key line,
+    never a crashed worker.
+    """
+    from bench.devices import CaseSkipped
+
+    try:
+        body()
+    except CaseSkipped as exc:
+        return finish(record, clock, "skipped", str(exc))
+    except Exception as exc:  # noqa: BLE001 - any framework error is this case's result
+        return finish(record, clock, "failed", error=exc)
+    return finish(record, clock)

@@ -23,7 +23,7 @@ from bench.devices import CaseSkipped, DeviceInventory, Placement, place
 from bench.faults import inject
 from bench.gpu_monitor import UnavailableMonitor, monitor_for
 from bench.model import build_model, compile_model, optimizer_name, precision_policy
-from bench.records import CaseClock, base_record, finish
+from bench.records import CaseClock, base_record, measure_into
 from bench.stats import summarize
 
 
@@ -202,20 +202,15 @@ def run_train_case(case: TrainCase, config: BenchConfig, data: Mnist, inventory:
     record = base_record("train", case.case_id, case.params(), data.spec.source, case_clock,
                          flags={"simulated": inventory.simulated, "unstable": False,
                                 "gpu_metrics_unreliable": False})
-    try:
+
+    def body() -> None:
         placement = place(inventory, case.gpus)
-    except CaseSkipped as exc:
-        return finish(record, case_clock, "skipped", str(exc))
-    record["devices"] = placement.describe()
-    record["flags"]["simulated"] = placement.simulated
-    try:
+        record["devices"] = placement.describe()
+        record["flags"]["simulated"] = placement.simulated
         with precision_policy(case.precision), placement.scope:
             _measure(case, config, data, placement, benchmark, clock, record)
-    except CaseSkipped as exc:
-        return finish(record, case_clock, "skipped", str(exc))
-    except Exception as exc:  # noqa: BLE001 - any framework error is this case's result
-        return finish(record, case_clock, "failed", error=exc)
-    return finish(record, case_clock)
+
+    return measure_into(record, case_clock, body)
 
 
 def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Placement, benchmark: Any,
