@@ -92,6 +92,18 @@ def _times(factor: float) -> str:
     return f"{factor:,.0f}×" if factor >= 10 else f"{factor:.1f}×"
 
 
+def _who_is_faster(ratios: pd.Series) -> str:
+    """Keras / native ratios in words: which side was faster, by how much (Keras can win on a CPU)."""
+    lo, hi = float(ratios.min()), float(ratios.max())
+    if hi < 1:
+        span = _times(1 / lo) if lo == hi else f"{_times(1 / hi)[:-1]}–{_times(1 / lo)}"
+        return f"the native loop was {span} faster"
+    if lo >= 1:
+        span = _times(hi) if lo == hi else f"{_times(lo)[:-1]}–{_times(hi)}"
+        return f"Keras was {span} faster than the native loop"
+    return f"from the native loop {_times(1 / lo)} faster to Keras {_times(hi)} faster"
+
+
 def _batches(rows: pd.DataFrame) -> str:
     batches = sorted(int(b) for b in rows["global_batch"].unique())
     return f"batch {batches[0]}" if len(batches) == 1 else f"batch {batches[0]}–{batches[-1]}"
@@ -128,15 +140,12 @@ def native_finding(table: pd.DataFrame, backend: str) -> Finding:
     for i, (key, label, group) in enumerate(groups):
         s = spread(group["ratio"])
         values[key] = s
-        faster = 1 / group["ratio"]
         of = f" of a {what}'s samples/s" if i == 0 else ""
         if s["n"] == 1:
-            parts.append(f"{_pct(s['median'])}{of} with {label} ({_batches(group)}: the native loop was "
-                         f"{_times(faster.iloc[0])} faster)")
+            parts.append(f"{_pct(s['median'])}{of} with {label} ({_batches(group)}: {_who_is_faster(group['ratio'])})")
         else:
             parts.append(f"{_range(group['ratio'], '%')}{of} with {label} (median {_pct(s['median'])}, {s['n']} "
-                         f"cases, {_batches(group)}: the native loop was {_times(faster.min())[:-1]}–"
-                         f"{_times(faster.max())} faster)")
+                         f"cases, {_batches(group)}: {_who_is_faster(group['ratio'])})")
     text = f"Keras fit on {backend} reached {parts[0]}" + (f", and {'; '.join(parts[1:])}." if len(parts) > 1 else ".")
     _, first_label, first = groups[0]
     ceiling = first["ratio_ceiling"].dropna()
