@@ -154,16 +154,15 @@ class CaseLog:
 
 def finalize_run(log: CaseLog, final_path: Path, finished_utc: str, complete: bool = True,
                  order: Iterable[str] | None = None,
-                 derive: Callable[[list[dict[str, Any]]], None] | None = None) -> Path:
+                 derive: Callable[[list[dict[str, Any]]], dict[str, Any] | None] | None = None) -> Path:
     """Fold a case log into the run document; the log is removed only after the rename succeeded.
 
-    ``derive`` may add fields computed across cases (e.g. Keras-vs-native ratios); it never changes
-    the raw samples.
+    ``derive`` may add fields computed across cases (e.g. Keras-vs-native ratios) and return tables
+    computed from them (stored under ``derived``); it never changes the raw samples.
     """
     header, cases = log.read()
     cases = _dedupe(cases)
-    if derive is not None:
-        derive(cases)
+    derived = derive(cases) if derive is not None else None
     if order is not None:
         rank = {case_id: i for i, case_id in enumerate(order)}
         cases.sort(key=lambda c: rank.get(c.get("case_id"), len(rank)))
@@ -171,6 +170,8 @@ def finalize_run(log: CaseLog, final_path: Path, finished_utc: str, complete: bo
     document["finished_utc"] = finished_utc
     document["complete"] = complete
     document["cases"] = cases
+    if derived:
+        document["derived"] = derived
     write_json_atomic(final_path, document)
     if complete:
         log.path.unlink(missing_ok=True)

@@ -51,6 +51,12 @@ def format_summary(run: dict[str, Any]) -> str:
     lines.append("")
     for c in cases:
         lines.append(f"  {c['status']:<10} {c['case_id']:<58} {case_headline(c)}")
+    ranking = (run.get("derived") or {}).get("cpu_predict_ranking")
+    if ranking:
+        from bench.cpu_predict import format_ranking
+
+        lines.append("\n  CPU prediction after GPU training, methods ranked by total time (prepare + first + steady):")
+        lines.extend("  " + line for line in format_ranking(ranking).splitlines())
     checks = [c["metrics"]["timing_check"]["rel_diff"] for c in cases
               if c["status"] == "ok" and c["suite"] in ("train", "native") and c["metrics"].get("timing_check", {}).get("rel_diff") is not None]
     if checks:

@@ -393,6 +393,9 @@ def cpu_predict_run(tmp_path_factory) -> dict:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (path,) = results.glob("*.json")
     run = load_run(path)
+    # The ranking table is part of the results file and of the run's terminal summary.
+    assert run["derived"]["cpu_predict_ranking"] == ranking(run["cases"])
+    assert "methods ranked by total time" in proc.stdout
     return {c["params"]["method"]: c for c in run["cases"] if c["suite"] == "cpu_predict"}
 
 

@@ -70,16 +70,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: {len(sweep.done)} of {sweep.total} cases are saved in {log.path}\n"
               f"resume with: python -m bench run --resume {log.path}", file=sys.stderr)
         return 130
-    derive = None
-    if "native" in config.suites:
-        from bench.native import attach_native_ratios as derive
     final = finalize_run(log, results_dir / f"{run_id}.json", _utc_now(),
-                         order=[c.case_id for c in sweep.planned], derive=derive)
+                         order=[c.case_id for c in sweep.planned], derive=lambda cases: _derive(config, cases))
     from bench.results import load_run
 
     print(format_summary(load_run(final)), file=out)
     print(final, file=out)
     return 0
+
+
+def _derive(config: BenchConfig, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cross-case results: Keras/native ratios on train cases, the CPU-prediction ranking table."""
+    derived: dict[str, Any] = {}
+    if "native" in config.suites:
+        from bench.native import attach_native_ratios
+
+        attach_native_ratios(cases)
+    if "cpu_predict" in config.suites:
+        from bench.cpu_predict import ranking
+
+        derived["cpu_predict_ranking"] = ranking(cases)
+    return derived
 
 
 def _default_config_path() -> Path:
