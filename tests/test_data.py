@@ -39,18 +39,27 @@ def test_keras_cache_is_used_when_checksum_matches(tmp_path, monkeypatch):
     _write_npz(cache)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(data, "MNIST_SHA256", data._sha256(cache))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used although MNIST is cached")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", no_network)
     spec = data.resolve(DataSettings(), seed=0)
     assert spec.source == "mnist" and spec.path == str(cache)
+    assert data.load(spec).x_train.shape == (100, 784)
 
 
 def test_offline_falls_back_to_synthetic_and_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    seen = {}
 
-    def offline(*args, **kwargs):
+    def offline(url, timeout):
+        seen["timeout"] = timeout
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(data.urllib.request, "urlopen", offline)
-    spec = data.resolve(DataSettings(download_timeout_s=1), seed=0)
+    spec = data.resolve(DataSettings(download_timeout_s=1.5), seed=0)
+    assert seen["timeout"] == 1.5  # a download is always bounded
     assert spec.source == "synthetic" and spec.synthetic
     assert "download failed" in spec.note and "synthetic" in spec.note
 
