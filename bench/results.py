@@ -254,7 +254,14 @@ def cases_frame(run: Mapping[str, Any] | str | Path, suite: str | None = None):
         for key, value in _flatten(case.get("devices") or {}, "devices").items():
             row[key] = value
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    # Cases of several suites leave holes (a cpu_predict case has no gpus); keep integer columns integer
+    # (pandas' nullable Int64) instead of letting the holes turn them into floats.
+    for column in frame.columns:
+        values = [row[column] for row in rows if row.get(column) is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

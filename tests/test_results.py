@@ -152,3 +152,13 @@ def test_written_files_are_not_private(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_cases_frame_keeps_integer_columns_integer_across_suites(tmp_path):
+    other = {"suite": "cpu_predict", "case_id": "p", "status": "ok", "params": {"predict_batch": 32, "method": "clone"},
+             "metrics": {"total_s": 0.5}}
+    path = write_json_atomic(tmp_path / "r.json", {**HEADER, "cases": [_case("a"), other]})
+    frame = cases_frame(path)
+    assert str(frame["gpus"].dtype) == "Int64" and frame["gpus"][0] == 1 and frame["gpus"].isna()[1]
+    assert str(frame["predict_batch"].dtype) == "Int64"
+    assert frame["jit_compile"].dtype == object  # booleans are not integers
