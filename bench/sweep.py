@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.config import BenchConfig, train_cases
+from bench.config import BenchConfig
 from bench.records import CaseClock, base_record, finish
 from bench.results import CaseLog
-from bench.worker import WorkerPlan
+from bench.worker import WorkerPlan, suite_cases
 
 POLL_S = 0.25
 
@@ -53,18 +53,19 @@ class LayoutGroup:
 
 def plan_cases(config: BenchConfig) -> list[PlannedCase]:
     planned: list[PlannedCase] = []
-    if "train" in config.suites:
-        planned += [PlannedCase("train", c.case_id, c.backend, c.gpus, c.params()) for c in train_cases(config)]
-    if "cpu_predict" in config.suites:
-        from bench.cpu_predict import cpu_predict_cases
-
-        planned += [PlannedCase("cpu_predict", c.case_id, c.backend, 2, c.params())
-                    for c in cpu_predict_cases(config)]
-    if "native" in config.suites:
-        from bench.native import native_cases
-
-        planned += [PlannedCase("native", c.case_id, c.backend, 1, c.params()) for c in native_cases(config)]
+    for suite in ("train", "cpu_predict", "native"):
+        if suite in config.suites:
+            planned += [PlannedCase(suite, c.case_id, c.backend, _replicas(suite, c), c.params())
+                        for c in suite_cases(suite, config)]
     return planned
+
+
+def _replicas(suite: str, case: Any) -> int:
+    """Devices the suite's worker must make visible for this case."""
+    if suite == "train":
+        return case.gpus
+    # cpu_predict: the training device (GPU, or a logical CPU standing in) plus CPU:0; native: one device.
+    return 2 if suite == "cpu_predict" else 1
 
 
 def group_layouts(cases: list[PlannedCase]) -> list[LayoutGroup]:

@@ -22,6 +22,28 @@ BENCHMARK_MODULES = {
 }
 
 
+def suite_cases(suite: str, config: Any) -> list[Any]:
+    """The cases of one suite from the config's axes; each has ``case_id``, ``backend`` and ``params()``.
+
+    The one place that knows which module defines a suite's cases: the sweep plans from it and the
+    worker parameterises its benchmark module (fixture ``<suite>_case``) from it. Imports are lazy
+    so the parent never loads a framework.
+    """
+    if suite == "train":
+        from bench.config import train_cases
+
+        return train_cases(config)
+    if suite == "cpu_predict":
+        from bench.cpu_predict import cpu_predict_cases
+
+        return cpu_predict_cases(config)
+    if suite == "native":
+        from bench.native import native_cases
+
+        return native_cases(config)
+    raise ValueError(f"unknown suite {suite!r}")
+
+
 @dataclass(frozen=True)
 class WorkerPlan:
     suite: str

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bench.config import config_from_dict, train_cases
+from bench.config import config_from_dict
 from bench.results import CaseLog
-from bench.worker import WorkerPlan
+from bench.worker import WorkerPlan, suite_cases
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,25 +37,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "train_case" in metafunc.fixturenames:
-        plan: WorkerPlan = metafunc.config._bench_plan  # type: ignore[attr-defined]
-        by_id = {c.case_id: c for c in train_cases(metafunc.config._bench_config)}  # type: ignore[attr-defined]
+    plan: WorkerPlan = metafunc.config._bench_plan  # type: ignore[attr-defined]
+    fixture = f"{plan.suite}_case"  # train_case, cpu_predict_case, native_case
+    if fixture in metafunc.fixturenames:
+        by_id = {c.case_id: c for c in suite_cases(plan.suite, metafunc.config._bench_config)}  # type: ignore[attr-defined]
         cases = [by_id[i] for i in plan.case_ids if i in by_id]
-        metafunc.parametrize("train_case", cases, ids=[c.case_id for c in cases])
-    if "native_case" in metafunc.fixturenames:
-        from bench.native import native_cases
-
-        plan = metafunc.config._bench_plan  # type: ignore[attr-defined]
-        by_id = {c.case_id: c for c in native_cases(metafunc.config._bench_config)}  # type: ignore[attr-defined]
-        cases = [by_id[i] for i in plan.case_ids if i in by_id]
-        metafunc.parametrize("native_case", cases, ids=[c.case_id for c in cases])
-    if "cpu_predict_case" in metafunc.fixturenames:
-        from bench.cpu_predict import cpu_predict_cases
-
-        plan = metafunc.config._bench_plan  # type: ignore[attr-defined]
-        by_id = {c.case_id: c for c in cpu_predict_cases(metafunc.config._bench_config)}  # type: ignore[attr-defined]
-        cases = [by_id[i] for i in plan.case_ids if i in by_id]
-        metafunc.parametrize("cpu_predict_case", cases, ids=[c.case_id for c in cases])
+        metafunc.parametrize(fixture, cases, ids=[c.case_id for c in cases])
 
 
 @pytest.fixture(scope="session")
