@@ -8,7 +8,6 @@ framework is imported, not a traceback twenty minutes into a sweep.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 import sys
 from collections.abc import Mapping
@@ -141,63 +140,6 @@ class BenchConfig:
         return _to_plain(self)
 
 
-@dataclass(frozen=True)
-class TrainCase:
-    """One cell of the training sweep."""
-
-    backend: str
-    gpus: int
-    global_batch: int
-    precision: str
-    jit_compile: JitCompile
-
-    @property
-    def per_replica_batch(self) -> int:
-        return self.global_batch // self.gpus
-
-    @property
-    def case_id(self) -> str:
-        return (
-            f"train/{self.backend}/gpus={self.gpus}/batch={self.global_batch}/"
-            f"{self.precision}/jit={jit_label(self.jit_compile)}"
-        )
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "backend": self.backend,
-            "gpus": self.gpus,
-            "global_batch": self.global_batch,
-            "precision": self.precision,
-            "jit_compile": self.jit_compile,
-        }
-
-
-def jit_label(value: JitCompile) -> str:
-    return "auto" if value == "auto" else str(bool(value)).lower()
-
-
-def train_cases(config: BenchConfig) -> list[TrainCase]:
-    """The product of the training axes in declaration order, without excluded cells."""
-    axes = config.train
-    cases = []
-    for backend, gpus, batch, precision, jit in itertools.product(
-        axes.backend, axes.gpus, axes.global_batch, axes.precision, axes.jit_compile
-    ):
-        case = TrainCase(backend, gpus, batch, precision, jit)
-        if not any(_matches(case.params(), rule) for rule in axes.exclude):
-            cases.append(case)
-    return cases
-
-
-def _matches(params: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
-    return all(_same(params[key], value) for key, value in rule.items())
-
-
-def _same(a: Any, b: Any) -> bool:
-    # bool is an int in Python: keep jit_compile=true from matching gpus=1.
-    return type(a) is type(b) and a == b
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -256,6 +198,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
         sha256=sha256,
     )
     if "train" in suites:
+        from bench.cases import train_cases
+
         for case in train_cases(config):
             if case.global_batch % case.gpus:
                 raise ConfigError(

@@ -23,14 +23,14 @@ python3 -m pytest tests/test_nvml.py -q -p no:cacheprovider 2>&1 | tail -1
 python3 - "$run" <<'PY'
 import sys
 import pandas as pd
-from bench.results import cases_frame
+from bench.store.results import cases_frame
 f = cases_frame(sys.argv[1])
 want = ["case_id", "status", "samples_per_second.median", "samples_per_second.cv", "native_ratio",
         "native_ratio_ceiling", "gpu_metrics.aggregate.utilization_pct_mean", "gpu_metrics.samples_in_window",
         "monitor_overhead.overhead_pct", "total_s"]
 pd.set_option("display.width", 250); pd.set_option("display.max_colwidth", 52)
 print(f[[c for c in want if c in f.columns]].to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
-for case in (c for c in __import__("bench.results", fromlist=["load_run"]).load_run(sys.argv[1])["cases"]
+for case in (c for c in __import__("bench.store.results", fromlist=["load_run"]).load_run(sys.argv[1])["cases"]
              if c["suite"] == "train" and c["status"] == "ok"):
     for d in case["metrics"]["gpu_metrics"].get("devices", []):
         print(case["case_id"], d.get("name"), "util", d.get("utilization_pct"), "mem_peak_mib", d.get("memory_used_peak_mib"),

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.config import parse_config, train_cases
-from bench.stats import summarize
+from bench.analyze.stats import summarize
+from bench.cases import train_cases
+from bench.config import parse_config
 
 GPU = "NVIDIA H100 80GB HBM3"
 PACKAGES = {"tensorflow": "2.21.0", "keras": "3.15.1", "numpy": "2.4.6", "jax": None, "jaxlib": None,

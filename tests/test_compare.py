@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.compare import (
+from bench.analyze.compare import (
     COMPARISON_KIND,
     COMPARISON_SCHEMA_VERSION,
     VERDICTS,
@@ -19,8 +18,9 @@ from bench.compare import (
     compare_runs,
     load_comparison,
 )
+from bench.analyze.regression import MinimumEffectCheck, RegressionCheck, SignificanceCheck, StatusCheck
+from bench.cli import main
 from bench.errors import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
-from bench.regression import MinimumEffectCheck, RegressionCheck, SignificanceCheck, StatusCheck
 
 try:
     from tests.factories import cpu_predict_case_id, make_run, write_run
@@ -356,7 +356,7 @@ def test_json_and_github_benchmark_exports(tmp_path, capsys):
 def test_saved_fixtures_still_compare_the_same():
     """tests/fixtures/compare/ holds a baseline, a current run and their comparison for the HTML report."""
     saved = load_comparison(FIXTURES / "comparison.json")
-    from bench.results import load_run
+    from bench.store.results import load_run
 
     fresh = compare_runs(load_run(FIXTURES / "baseline.json"), load_run(FIXTURES / "current.json"))
     assert verdicts(fresh) == verdicts(saved)
@@ -413,7 +413,7 @@ def test_promote_rejects_bad_names_and_missing_runs(tmp_path, capsys):
 
 
 def test_compare_never_imports_a_framework():
-    code = ("import sys, bench.compare, bench.regression, bench.baselines, bench.commands.compare, "
+    code = ("import sys, bench.analyze.compare, bench.analyze.regression, bench.store.baselines, bench.commands.compare, "
             "bench.commands.promote; "
             "loaded = sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules); "
             "print(loaded); sys.exit(1 if loaded else 0)")
@@ -439,7 +439,7 @@ def test_unequal_round_counts_and_suites_without_a_metric():
 
 
 def test_native_reference_cases_are_compared_on_throughput():
-    from bench.compare import PRIMARY_METRIC
+    from bench.analyze.compare import PRIMARY_METRIC
 
     assert PRIMARY_METRIC["native"] == PRIMARY_METRIC["train"] == "samples_per_second"
 

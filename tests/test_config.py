@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.cases import TrainCase, train_cases
 from bench.cli import main
-from bench.config import ConfigError, TrainCase, load_config, parse_config, train_cases
+from bench.config import ConfigError, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,21 +17,19 @@ import textwrap
 
 import pytest
 
+from bench.analyze.derive import ranking
+from bench.cases import CpuPredictCase, cpu_predict_cases
 from bench.config import parse_config
-from bench.cpu_predict import (
+from bench.measure.cpu_predict import (
     STRATEGY_SKIPPED,
     TF32_TOLERANCE,
-    CpuPredictCase,
     CpuSetup,
-    cpu_predict_cases,
     failure_line,
-    format_ranking,
     judge,
-    ranking,
     tolerance,
     with_host_devices,
 )
-from bench.placement import (
+from bench.measure.placement import (
     capture_fd,
     compute_evidence,
     output_devices,
@@ -40,7 +38,8 @@ from bench.placement import (
     same_device,
     short_device,
 )
-from bench.results import load_run
+from bench.report.terminal import format_ranking
+from bench.store.results import load_run
 from tests.conftest import REPO, run_cli
 
 CPU0 = "/job:localhost/replica:0/task:0/device:CPU:0"
@@ -274,7 +273,7 @@ def test_configure_worker_never_imports_tensorflow(backend, expected):
     """The GPU machine may have only JAX or torch: configuring their worker must not touch TensorFlow."""
     code = textwrap.dedent("""
         import json, sys
-        from bench.cpu_predict import configure_worker
+        from bench.measure.cpu_predict import configure_worker
         setup = configure_worker(sys.argv[1])
         print(json.dumps({"train_device": setup.train_device, "stand_in": setup.stand_in,
                           "predict_device": setup.predict_device, "same_device": setup.same_device,
@@ -505,7 +504,7 @@ def jax_torch_run(tmp_path_factory) -> dict:
 @pytest.mark.slow
 def test_every_method_has_a_recorded_status_on_jax_and_torch(jax_torch_run):
     statuses = {b: {m: c["status"] for m, c in cases.items()} for b, cases in jax_torch_run.items()}
-    # Keras 3.15.1 + torch 2.13: clone and load fail under keras.device("cpu:0") (see bench.cpu_predict).
+    # Keras 3.15.1 + torch 2.13: clone and load fail under keras.device("cpu:0") (see bench.measure.cpu_predict).
     # A Keras fix turns them ok; update this expectation then: it is a finding, not a flake.
     assert statuses == {
         "jax": {"naive": "ok", "recompile": "ok", "strategy": "skipped", "clone": "ok", "saved_model": "ok"},

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import data
 from bench.config import DataSettings
+from bench.measure import data
 
 
 def _write_npz(path, n_train=100, n_test=20, shape=(28, 28), dtype=np.uint8, **override):

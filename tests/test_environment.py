@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.environment import check_cuda_visible_devices, fingerprint
-from bench.gpu_inventory import GpuMappingError
+from bench.environment.fingerprint import check_cuda_visible_devices, fingerprint
+from bench.monitor.inventory import GpuMappingError
 from tests.fake_pynvml import FakeGpu, FakeNvml
 
 
@@ -55,7 +55,7 @@ def test_fingerprint_has_what_comparisons_need(monkeypatch):
 
 
 def test_commit_from_the_environment_when_there_is_no_git(tmp_path, monkeypatch):
-    from bench.environment import git_state
+    from bench.environment.fingerprint import git_state
 
     monkeypatch.setenv("BENCH_GIT_COMMIT", "a" * 40)
     assert git_state(tmp_path) == ("a" * 40, None)

@@ -15,22 +15,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import devices
-from bench import native as native_mod
+from bench.analyze.derive import attach_native_ratios
+from bench.cases import NativeCase, native_cases
 from bench.config import parse_config
-from bench.data import DataSpec, load
-from bench.devices import DeviceInventory
-from bench.native import (
-    NativeCase,
-    attach_native_ratios,
+from bench.measure import devices
+from bench.measure import native as native_mod
+from bench.measure.data import DataSpec, load
+from bench.measure.devices import DeviceInventory
+from bench.measure.native import (
     init_params,
     jax_adam_update,
-    native_cases,
     run_native_case,
     tf_adam_update,
     torch_adam_update,
 )
-from bench.results import load_run
+from bench.store.results import load_run
 from tests.conftest import REPO, run_cli
 
 
@@ -285,10 +284,11 @@ def test_jax_and_torch_paths_never_import_tensorflow(tmp_path):
     script.write_text(textwrap.dedent("""
         import sys
         sys.modules["tensorflow"] = None  # any "import tensorflow" now raises ImportError
-        from bench import devices
+        from bench.measure import devices
         from bench.config import parse_config
-        from bench.data import DataSpec, load
-        from bench.native import native_cases, run_native_case
+        from bench.measure.data import DataSpec, load
+        from bench.cases import native_cases
+        from bench.measure.native import run_native_case
         from tests.test_native import FakeBenchmark
         data = load(DataSpec("synthetic", None, None, "test", 0))
         for backend in ("jax", "torch"):

@@ -15,8 +15,14 @@ import pytest
 
 from bench.config import NvmlSettings
 from bench.errors import UserError
-from bench.gpu_inventory import GpuMappingError, GpuRef, NvmlUnavailable, bus_key
-from bench.nvml import NvmlMonitor, decode_clock_reasons, gpu_inventory, gpu_metrics_unavailable, resolve_gpus
+from bench.monitor.inventory import GpuMappingError, GpuRef, NvmlUnavailable, bus_key
+from bench.monitor.nvml import (
+    NvmlMonitor,
+    decode_clock_reasons,
+    gpu_inventory,
+    gpu_metrics_unavailable,
+    resolve_gpus,
+)
 
 try:  # tests/ is not a package today; keep working if it becomes one
     from tests.fake_pynvml import (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import CaseLog, load_run
+from bench.store.results import CaseLog, load_run
 from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,5 @@
 """The HTML report, built from the committed fixture runs and checked against numbers computed here,
-directly from the JSON with pandas (not through ``bench.reporting``).
+directly from the JSON with pandas (not through ``bench.report``).
 
 Fixtures (tests/fixtures/report/, written by generate.py next to them):
 ``cpu_only.json`` (simulated devices, synthetic data, no NVML), ``gpu_4x_h100.json`` (4x H100, MNIST, all four
@@ -27,8 +27,8 @@ import pandas as pd
 import pytest
 
 from bench.cli import main as cli_main
-from bench.reporting.build import build_report
-from bench.results import load_run
+from bench.report.build import build_report
+from bench.store.results import load_run
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "report"
@@ -836,9 +836,9 @@ def test_report_command_imports_no_framework_and_no_measuring_code(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     loaded = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
-    allowed = {"bench", "bench.errors", "bench.results", "bench.stats", "bench.config", "bench.commands",
-               "bench.commands.report"}
-    assert {m for m in loaded if not m.startswith("bench.reporting")} <= allowed
+    allowed = {"bench", "bench.errors", "bench.store", "bench.store.results", "bench.analyze", "bench.analyze.stats",
+               "bench.config", "bench.cases", "bench.commands", "bench.commands.report"}
+    assert {m for m in loaded if not m.startswith("bench.report")} <= allowed
 
 
 def test_python_m_bench_report_imports_no_framework(tmp_path):

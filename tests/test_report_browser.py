@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from bench.reporting.build import build_report
+from bench.report.build import build_report
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "report"

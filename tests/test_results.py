@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bench import results
-from bench.results import CaseLog, ResultsError, cases_frame, finalize_run, load_run, write_json_atomic
+from bench.store import results
+from bench.store.results import CaseLog, ResultsError, cases_frame, finalize_run, load_run, write_json_atomic
 
 HEADER = {"kind": results.RUN_KIND, "schema_version": results.SCHEMA_VERSION, "run_id": "r1",
           "config": {}, "environment": {}, "data": {"source": "synthetic"}}

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.stats import summarize
+from bench.analyze.stats import summarize
 
 
 @pytest.mark.parametrize("values", [[1.0], [3.0, 1.0], [5.0, 1.0, 4.0, 2.0, 3.0], list(np.linspace(0.1, 9.3, 17))])

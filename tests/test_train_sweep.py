@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import cases_frame, load_run
+from bench.store.results import cases_frame, load_run
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.baselines import newest_run, resolve_baseline, resolve_run
-from bench.compare import (
+from bench.analyze.compare import (
     FINGERPRINT_FIELDS,
     CompareSettings,
     compare_runs,
@@ -20,9 +19,10 @@ from bench.compare import (
     github_benchmark_entries,
     render_table,
 )
+from bench.analyze.regression import DEFAULT_ALPHA, DEFAULT_THRESHOLD, METRICS
 from bench.errors import UserError
-from bench.regression import DEFAULT_ALPHA, DEFAULT_THRESHOLD, METRICS
-from bench.results import ResultsError, load_run, write_json_atomic
+from bench.store.baselines import newest_run, resolve_baseline, resolve_run
+from bench.store.results import ResultsError, load_run, write_json_atomic
 
 TESTED_METRICS = tuple(name for name, metric in METRICS.items() if metric.per_round)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.baselines import promote, resolve_run
+from bench.store.baselines import promote, resolve_run
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.reporting.build import DEFAULT_OUTPUT, build_report
-from bench.reporting.load import DEFAULT_RESULTS_DIR
+from bench.report.build import DEFAULT_OUTPUT, build_report
+from bench.report.load import DEFAULT_RESULTS_DIR
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 from bench import __version__
 from bench.config import BenchConfig, ConfigError, config_from_dict, load_config
 from bench.errors import UserError
-from bench.results import PARTIAL_SUFFIX, RUN_KIND, SCHEMA_VERSION, CaseLog, ResultsError, finalize_run
-from bench.summary import format_progress, format_summary
+from bench.report.terminal import format_progress, format_summary
+from bench.store.results import PARTIAL_SUFFIX, RUN_KIND, SCHEMA_VERSION, CaseLog, ResultsError, finalize_run
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -36,21 +36,21 @@ def run(args: argparse.Namespace) -> int:
         log, config, data, run_id, results_dir = _resume(Path(args.resume))
     else:
         config = load_config(_default_config_path() if args.config is None else args.config)
-        from bench.environment import check_cuda_visible_devices
+        from bench.environment.fingerprint import check_cuda_visible_devices
 
         note = check_cuda_visible_devices()
         if note:
             print(f"note: {note}", file=sys.stderr)
         results_dir = _writable_dir(Path(args.results_dir))
         run_id = _run_id(config)
-        from bench import data as data_mod
+        from bench.measure import data as data_mod
 
         spec = data_mod.resolve(config.data, config.measure.seed)
         data = spec.to_dict()
         header = _header(config, data, run_id)
         log = CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header)
 
-    from bench.sweep import Sweep
+    from bench.run.sweep import Sweep
 
     started = time.monotonic()
     out = sys.stdout
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     final = finalize_run(log, results_dir / f"{run_id}.json", _utc_now(),
                          order=[c.case_id for c in sweep.planned], derive=lambda cases: _derive(config, cases))
-    from bench.results import load_run
+    from bench.store.results import load_run
 
     print(format_summary(load_run(final)), file=out)
     print(final, file=out)
@@ -83,18 +83,18 @@ def _derive(config: BenchConfig, cases: list[dict[str, Any]]) -> dict[str, Any]:
     """Cross-case results: Keras/native ratios on train cases, the CPU-prediction ranking table."""
     derived: dict[str, Any] = {}
     if "native" in config.suites:
-        from bench.native import attach_native_ratios
+        from bench.analyze.derive import attach_native_ratios
 
         attach_native_ratios(cases)
     if "cpu_predict" in config.suites:
-        from bench.cpu_predict import ranking
+        from bench.analyze.derive import ranking
 
         derived["cpu_predict_ranking"] = ranking(cases)
     return derived
 
 
 def _default_config_path() -> Path:
-    from bench.environment import gpu_inventory
+    from bench.environment.fingerprint import gpu_inventory
 
     name = "default.toml" if gpu_inventory().get("gpus") else "quick.toml"
     for base in (Path("configs"), REPO_CONFIGS):
@@ -124,7 +124,7 @@ def _utc_now() -> str:
 
 
 def _header(config: BenchConfig, data: dict[str, Any], run_id: str) -> dict[str, Any]:
-    from bench.environment import fingerprint
+    from bench.environment.fingerprint import fingerprint
 
     return {
         "kind": RUN_KIND,

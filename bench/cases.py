@@ -1,0 +1,164 @@
+"""Where a case is defined: every suite's case type, its id and the product of the config's axes.
+
+Pure and framework-free: the sweep plans from these lists in the parent process and the worker
+parameterises its pytest-benchmark module from the same lists (fixture ``<suite>_case``), so both sides
+agree on ids by construction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bench.config import BenchConfig, JitCompile
+
+# The native loop's variants per backend (see bench.measure.native).
+VARIANTS = {"tensorflow": ("step",), "jax": ("step", "epoch_scan"), "torch": ("step",)}
+# Backends cpu_predict knows how to run on.
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
+# Methods that change or replace the trained model get their own; the rest share one ("plain").
+_FAMILY = {"recompile": "recompile", "strategy": "strategy"}
+
+
+@dataclass(frozen=True)
+class TrainCase:
+    """One cell of the training sweep."""
+
+    backend: str
+    gpus: int
+    global_batch: int
+    precision: str
+    jit_compile: JitCompile
+
+    @property
+    def per_replica_batch(self) -> int:
+        return self.global_batch // self.gpus
+
+    @property
+    def case_id(self) -> str:
+        return (
+            f"train/{self.backend}/gpus={self.gpus}/batch={self.global_batch}/"
+            f"{self.precision}/jit={jit_label(self.jit_compile)}"
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "gpus": self.gpus,
+            "global_batch": self.global_batch,
+            "precision": self.precision,
+            "jit_compile": self.jit_compile,
+        }
+
+
+def jit_label(value: JitCompile) -> str:
+    return "auto" if value == "auto" else str(bool(value)).lower()
+
+
+def train_cases(config: BenchConfig) -> list[TrainCase]:
+    """The product of the training axes in declaration order, without excluded cells."""
+    axes = config.train
+    cases = []
+    for backend, gpus, batch, precision, jit in itertools.product(
+        axes.backend, axes.gpus, axes.global_batch, axes.precision, axes.jit_compile
+    ):
+        case = TrainCase(backend, gpus, batch, precision, jit)
+        if not any(_matches(case.params(), rule) for rule in axes.exclude):
+            cases.append(case)
+    return cases
+
+
+def _matches(params: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
+    return all(_same(params[key], value) for key, value in rule.items())
+
+
+def _same(a: Any, b: Any) -> bool:
+    # bool is an int in Python: keep jit_compile=true from matching gpus=1.
+    return type(a) is type(b) and a == b
+
+
+
+@dataclass(frozen=True)
+class NativeCase:
+    """One native reference: a backend's hand-written loop at one batch and precision."""
+
+    backend: str
+    global_batch: int
+    precision: str
+    variant: str  # "step" or "epoch_scan"
+
+    @property
+    def case_id(self) -> str:
+        return f"native/{self.backend}/batch={self.global_batch}/{self.precision}/{self.variant}"
+
+    def params(self) -> dict[str, Any]:
+        return {"backend": self.backend, "global_batch": self.global_batch, "precision": self.precision,
+                "variant": self.variant}
+
+
+def native_cases(config: BenchConfig) -> list[NativeCase]:
+    """One case per (backend, global_batch, precision) that some train case has, times its variants.
+
+    A cell every train case of which is excluded (``[train] exclude``) has nothing to be compared with,
+    so it is left out too.
+    """
+    wanted = {(c.backend, c.global_batch, c.precision) for c in train_cases(config)}
+    axes = config.train
+    return [
+        NativeCase(backend, batch, precision, variant)
+        for backend, batch, precision in itertools.product(axes.backend, axes.global_batch, axes.precision)
+        if (backend, batch, precision) in wanted
+        for variant in VARIANTS[backend]
+    ]
+
+
+
+@dataclass(frozen=True)
+class CpuPredictCase:
+    """One cell of the cpu_predict sweep."""
+
+    backend: str
+    precision: str
+    train_jit_compile: JitCompile
+    predict_batch: int
+    method: str
+
+    @property
+    def case_id(self) -> str:
+        return (f"cpu_predict/{self.backend}/{self.precision}/train_jit={jit_label(self.train_jit_compile)}/"
+                f"batch={self.predict_batch}/{self.method}")
+
+    @property
+    def family(self) -> str:
+        return _FAMILY.get(self.method, "plain")
+
+    def params(self) -> dict[str, Any]:
+        return {"backend": self.backend, "precision": self.precision, "train_jit_compile": self.train_jit_compile,
+                "predict_batch": self.predict_batch, "method": self.method}
+
+
+def cpu_predict_cases(config: BenchConfig) -> list[CpuPredictCase]:
+    """backend x precision x train_jit_compile x predict_batch x method, in declaration order.
+
+    Every backend of ``[train] backend``; methods that do not exist on a backend (``strategy`` off
+    TensorFlow) stay in the sweep and are recorded as skipped with the reason.
+    """
+    cp = config.cpu_predict
+    backends = [b for b in config.train.backend if b in SUPPORTED_BACKENDS]
+    axes = (backends, cp.precision, cp.train_jit_compile, cp.predict_batch, cp.methods)
+    return [CpuPredictCase(*cell) for cell in itertools.product(*axes)]
+
+
+
+
+def suite_cases(suite: str, config: BenchConfig) -> list[Any]:
+    """The cases of one suite from the config's axes; each has ``case_id``, ``backend`` and ``params()``."""
+    if suite == "train":
+        return train_cases(config)
+    if suite == "cpu_predict":
+        return cpu_predict_cases(config)
+    if suite == "native":
+        return native_cases(config)
+    raise ValueError(f"unknown suite {suite!r}")

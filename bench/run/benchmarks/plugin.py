@@ -1,0 +1,95 @@
+"""pytest plugin for worker runs: reads the plan, configures devices first, parameterises cases.
+
+Device configuration happens in ``pytest_configure`` — before collection imports any benchmark module,
+hence before the framework initialises — because logical devices cannot be added afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import pytest
+
+from bench.cases import suite_cases
+from bench.config import config_from_dict
+from bench.run.worker import WorkerPlan
+from bench.store.results import CaseLog
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--bench-plan", required=True, help="worker plan JSON written by bench.run.sweep")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from bench.measure import devices
+
+    plan = WorkerPlan.read(config.getoption("--bench-plan"))
+    config._bench_plan = plan  # type: ignore[attr-defined]
+    config._bench_config = config_from_dict(plan.config)  # type: ignore[attr-defined]
+    if plan.suite in ("train", "native"):
+        config._bench_inventory = devices.configure(plan.backend, plan.replicas, plan.simulate)  # type: ignore[attr-defined]
+    elif plan.suite == "cpu_predict":
+        from bench.measure.cpu_predict import configure_worker
+
+        config._bench_cpu_setup = configure_worker(plan.backend)  # type: ignore[attr-defined]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    plan: WorkerPlan = metafunc.config._bench_plan  # type: ignore[attr-defined]
+    fixture = f"{plan.suite}_case"  # train_case, cpu_predict_case, native_case
+    if fixture in metafunc.fixturenames:
+        by_id = {c.case_id: c for c in suite_cases(plan.suite, metafunc.config._bench_config)}  # type: ignore[attr-defined]
+        cases = [by_id[i] for i in plan.case_ids if i in by_id]
+        metafunc.parametrize(fixture, cases, ids=[c.case_id for c in cases])
+
+
+@pytest.fixture(scope="session")
+def bench_plan(request: pytest.FixtureRequest) -> WorkerPlan:
+    return request.config._bench_plan  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def bench_config(request: pytest.FixtureRequest):
+    return request.config._bench_config  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def inventory(request: pytest.FixtureRequest):
+    return request.config._bench_inventory  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def cpu_setup(request: pytest.FixtureRequest):
+    """What :func:`bench.measure.cpu_predict.configure_worker` returned (training device, stand-in flag...)."""
+    return request.config._bench_cpu_setup  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def mnist(bench_plan: WorkerPlan):
+    from bench.measure import data
+
+    return data.load(data.DataSpec.from_dict(bench_plan.data))
+
+
+@pytest.fixture
+def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest):
+    """Append a finished case to the run's log; tell the sweep which case is in flight."""
+    log = CaseLog(bench_plan.log_path)
+    case_id = request.node.callspec.id if hasattr(request.node, "callspec") else request.node.name
+    _progress(bench_plan, {"event": "start", "case_id": case_id})
+
+    def record(result: dict[str, Any]) -> None:
+        log.append(result)
+        _progress(bench_plan, {"event": "done", "case_id": result["case_id"], "status": result["status"]})
+
+    return record
+
+
+def _progress(plan: WorkerPlan, event: dict[str, Any]) -> None:
+    event["t"] = time.time()
+    event["pid"] = os.getpid()
+    with open(plan.progress_path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(event) + "\n")

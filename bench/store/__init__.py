@@ -1,0 +1,1 @@
+"""Result files: the crash-safe case log, the versioned run document, baselines."""
