@@ -9,8 +9,8 @@ from pathlib import Path
 
 from bench.errors import UserError
 from bench.report.comparison import load_comparison, render_comparison
-from bench.report.html import build_page
 from bench.report.load import DEFAULT_RESULTS_DIR, default_results, load_runs
+from bench.report.page import build_page
 
 DEFAULT_OUTPUT = Path("report") / "index.html"
 

@@ -33,7 +33,7 @@ from bench.report.findings import (
     scaling_table,
     xla_ratios,
 )
-from bench.report.load import is_false, is_true
+from bench.report.load import compiler, compilers, is_false, is_true
 
 STYLE = {
     "svg.fonttype": "none",
@@ -94,7 +94,8 @@ def _colors(labels: list[str]) -> dict[str, tuple]:
 
 
 def throughput_vs_batch(train: pd.DataFrame, chart_id: str = "throughput") -> str | None:
-    """Median samples/s against global batch, one line per precision × XLA, one panel per backend × GPU count."""
+    """Median samples/s against global batch, one line per precision × jit_compile (labelled with the backend's
+    compiler: XLA, or torch.compile on torch), one panel per backend × GPU count."""
     ok = ok_train(train)
     if ok.empty:
         return None
@@ -190,9 +191,14 @@ def scaling(train: pd.DataFrame, chart_id: str = "scaling") -> str | None:
         return to_svg(fig, chart_id, "Multi-GPU speedup and scaling efficiency against GPU count")
 
 
+NO_PAIR = "n/a"
+
+
 def _heat(ax, grid: pd.DataFrame, title: str, norm: TwoSlopeNorm):
     ratios = grid.to_numpy(float)
-    image = ax.imshow(np.log2(ratios), cmap="RdBu", norm=norm, aspect="auto")
+    # A cell without a pair is light grey and says "n/a", so an empty cell is not read as "no change".
+    cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#eeeeee")
+    image = ax.imshow(np.ma.masked_invalid(np.log2(ratios)), cmap=cmap, norm=norm, aspect="auto")
     ax.set_xticks(range(grid.shape[1]), list(grid.columns), rotation=20, ha="right")
     ax.set_yticks(range(grid.shape[0]), list(grid.index))
     ax.grid(False)
@@ -200,41 +206,60 @@ def _heat(ax, grid: pd.DataFrame, title: str, norm: TwoSlopeNorm):
         if np.isfinite(value):
             dark = abs(norm(np.log2(value)) - 0.5) > 0.3
             ax.text(j, i, f"{value:.2f}×", ha="center", va="center", fontsize=8, color="white" if dark else "black")
+        else:
+            ax.text(j, i, NO_PAIR, ha="center", va="center", fontsize=8, color="0.45")
     ax.set_title(title)
     return image
 
 
-def _row_labels(frame: pd.DataFrame) -> list[str]:
-    several = frame["backend"].nunique() > 1
-    return [(f"{backend} · " if several else "") + f"{int(g)} GPU · batch {int(b)}"
-            for backend, g, b in zip(frame["backend"], frame["gpus"], frame["global_batch"], strict=True)]
+def _row_keys(frame: pd.DataFrame) -> list[tuple[str, int, int]]:
+    return [(str(b), int(g), int(n)) for b, g, n in zip(frame["backend"], frame["gpus"], frame["global_batch"],
+                                                        strict=True)]
+
+
+def _row_label(key: tuple[str, int, int], several: bool) -> str:
+    backend, gpus, batch = key
+    return (f"{backend} · " if several else "") + f"{gpus} GPU · batch {batch}"
+
+
+def _jit_name(frame: pd.DataFrame) -> str:
+    """One compiler name for a panel's columns: XLA, torch.compile, or plain jit_compile when mixed."""
+    kinds = {compiler(b) for b in frame["backend"]}
+    return kinds.pop() if len(kinds) == 1 else "jit_compile"
 
 
 def speedup_heatmap(train: pd.DataFrame, chart_id: str = "speedups") -> str | None:
-    """Per-cell speedup of XLA (on/off) and of each mixed policy (vs float32) over backend × GPUs × batch × the
-    rest. Colour follows log2 of the speedup, so 2× faster and 2× slower are equally strong and one huge
-    ratio (XLA off on JAX can be ~50× slower) does not wash out the small ones."""
+    """Per-cell speedup of jit_compile (on/off: XLA, or torch.compile on torch) and of each mixed policy (vs
+    float32) over backend × GPUs × batch × the rest. Rows run in sweep order of backends, then by GPU count
+    and global batch numerically; a cell without a pair says "n/a". Colour follows log2 of the speedup, so
+    2× faster and 2× slower are equally strong and one huge ratio (XLA off on JAX can be ~50× slower) does
+    not wash out the small ones."""
     xla, mixed = xla_ratios(train), mixed_ratios(train)
+    order = {b: i for i, b in enumerate(dict.fromkeys(str(b) for b in train["backend"].dropna()))}
+    keys = sorted({*_row_keys(xla), *_row_keys(mixed)}, key=lambda k: (order.get(k[0], len(order)), k[1], k[2]))
+    if not keys:
+        return None
+    several = len({k[0] for k in keys}) > 1
+    labels = {k: _row_label(k, several) for k in keys}
     panels = []
     if not xla.empty:
-        xla = xla.assign(row=_row_labels(xla))
-        panels.append(("XLA on / off", xla.pivot_table(index="row", columns="precision", values="ratio",
-                                                          sort=False)))
+        xla = xla.assign(row=[labels[k] for k in _row_keys(xla)])
+        title = f"{compilers(list(dict.fromkeys(xla['backend'])))} on / off"
+        panels.append((title, xla.pivot_table(index="row", columns="precision", values="ratio", sort=False)))
     if not mixed.empty:
+        name = _jit_name(mixed)
         mixed = mixed.assign(
-            row=_row_labels(mixed),
-            column=[f"{p} · XLA {j}" for p, j in zip(mixed["policy"], mixed["jit"], strict=True)],
+            row=[labels[k] for k in _row_keys(mixed)],
+            column=[f"{p} · {name} {j}" for p, j in zip(mixed["policy"], mixed["jit"], strict=True)],
         )
         panels.append(("mixed / float32", mixed.pivot_table(index="row", columns="column", values="ratio",
                                                              sort=False)))
-    if not panels:
-        return None
     values = np.concatenate([grid.to_numpy(float).ravel() for _, grid in panels])
     values = values[np.isfinite(values) & (values > 0)]
     spread = max(np.log2(1.25), float(np.max(np.abs(np.log2(values)))) * 1.05)
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-spread, vmax=spread)
     # Every panel gets the same rows in the same order, so one set of row labels serves them all.
-    row_order = list(dict.fromkeys(label for _, grid in panels for label in grid.index))
+    row_order = [labels[k] for k in keys]
     panels = [(title, grid.reindex(row_order)) for title, grid in panels]
     widths = [max(1, grid.shape[1]) for _, grid in panels]
     with style(chart_id):
@@ -247,7 +272,7 @@ def speedup_heatmap(train: pd.DataFrame, chart_id: str = "speedups") -> str | No
                 ax.tick_params(labelleft=False)
         bar = fig.colorbar(image, ax=list(axes), shrink=0.9, label="speedup (×, log scale)")
         bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{2 ** v:.3g}×"))
-        return to_svg(fig, chart_id, "Speedup heat-map: XLA and mixed precision per cell of the sweep")
+        return to_svg(fig, chart_id, "Speedup heat-map: jit_compile and mixed precision per cell of the sweep")
 
 
 # --------------------------------------------------------------------------- native reference
@@ -280,7 +305,7 @@ def native_vs_keras(table: pd.DataFrame, chart_id: str = "native") -> str | None
                 for xla, marker, alpha in (("on", "o", 1.0), ("off", "x", 0.7)):
                     keras = mine[mine["xla"].astype(str).str.endswith(xla)]
                     _series(ax, keras, "keras", color=color, marker=marker, markersize=5, linewidth=1.5,
-                            alpha=alpha, label=f"{backend} Keras fit · XLA {xla}")
+                            alpha=alpha, label=f"{backend} Keras fit · {compiler(backend)} {xla}")
                 _series(ax, mine, "native", color=color, marker="s", markersize=4, linewidth=1.3, linestyle="--",
                         label=f"{backend} native step")
             _series(ax, facet, "ceiling", color="black", marker="^", markersize=4, linewidth=1.2, linestyle=":",
@@ -316,7 +341,7 @@ SHORT_PRECISION = {"float32": "fp32", "mixed_float16": "mixed fp16", "mixed_bflo
 def _case_label(row: pd.Series, backend: bool = False) -> str:
     precision = SHORT_PRECISION.get(row["precision"], str(row["precision"]))
     return ((f"{row['backend']} · " if backend else "")
-            + f"{int(row['gpus'])}×GPU · b{int(row['global_batch'])} · {precision} · XLA {row['jit_resolved_label']}")
+            + f"{int(row['gpus'])}×GPU · b{int(row['global_batch'])} · {precision} · {row['jit_label']}")
 
 
 def gpu_utilisation(train: pd.DataFrame, chart_id: str = "nvml") -> str | None:

@@ -7,16 +7,17 @@ Shape (``kind: keras-gpu-bench/comparison``, ``schema_version: 1``; built by ``b
 ``bigger_is_better``, ``threshold``, ``baseline`` / ``current`` sides (``status``, ``median``, ``iqr``, ...),
 ``ratio`` (current / baseline), ``p_worse``, ``p_better``, ``verdict``, ``reason``, ``notes``.
 
-Kept apart from the run sections: the document belongs to ``bench/compare.py``, so this is the one place
-to adapt when it changes. It is read as a file (like the runs), not through the compare module, so the
-report still never imports anything but the results reader.
+Kept apart from the run sections: the document belongs to ``bench/analyze/compare.py``, so this is the one
+place to adapt when it changes. It is read as a file (like the runs), not through the compare module, so
+the report still never imports anything but the results reader. :func:`render_comparison` returns the
+section's data; ``templates/sections/comparison.html.j2`` draws it.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,24 @@ from matplotlib.ticker import PercentFormatter
 
 from bench.errors import UserError
 from bench.report import charts, tables
-from bench.report.html import ComparisonView
 
 COMPARISON_KIND = "keras-gpu-bench/comparison"  # bench.analyze.compare.COMPARISON_KIND
 COMPARISON_SCHEMA_VERSION = 1
 VERDICT_COLORS = {"regression": "#b2182b", "improvement": "#1a7f37", "no change": "#8c8c8c"}
 # Table order: what needs attention first (the chart keeps the sweep order).
 VERDICT_ORDER = ("regression", "failed", "improvement", "new", "missing", "no change")
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    """A comparison ready for its section: the summary sentence, the facts, a chart and the case table."""
+
+    source: str
+    sentence: str
+    counts: Mapping[str, int]
+    facts: tables.Table
+    chart_svg: str | None = None
+    table: tables.Table | None = None
 
 
 def load_comparison(path: str | Path) -> dict[str, Any]:
@@ -143,11 +155,11 @@ def render_comparison(document: Mapping[str, Any], source: str) -> ComparisonVie
         *_environment_facts(document),
     ]
     frame = rows_frame(document)
-    body = (f'<p class="finding" data-finding="comparison" '
-            f"data-values='{html.escape(json.dumps((document.get('summary') or {}).get('counts') or {}), quote=True)}'>"
-            f"{html.escape(summary_sentence(document))}</p>" + tables.key_value(facts, "comparison-facts"))
+    view = {"source": source, "sentence": summary_sentence(document),
+            "counts": (document.get("summary") or {}).get("counts") or {},
+            "facts": tables.key_value(facts, "comparison-facts")}
     if frame.empty:
-        return ComparisonView(body + '<p class="not-measured">The comparison lists no cases.</p>', None, source)
+        return ComparisonView(**view)
     columns = {
         "case": ("case_id", tables.text), "metric": ("metric", tables.text),
         "baseline median": ("baseline", tables.smart), "baseline ±½IQR": ("baseline_half_iqr", tables.smart),
@@ -157,5 +169,5 @@ def render_comparison(document: Mapping[str, Any], source: str) -> ComparisonVie
     }
     rank = {v: i for i, v in enumerate(VERDICT_ORDER)}
     ordered = frame.iloc[sorted(range(len(frame)), key=lambda i: rank.get(frame["verdict"].iloc[i], len(rank)))]
-    table = tables.render(ordered, columns, "comparison-table", css_class="comparison")
-    return ComparisonView(body, change_chart(frame), source, table)
+    table = tables.build(ordered, columns, "comparison-table", css_class="comparison")
+    return ComparisonView(**view, chart_svg=change_chart(frame), table=table)

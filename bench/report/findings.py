@@ -2,7 +2,10 @@
 
 Every speedup is a ratio of medians of *paired* cases (the same cell of the sweep but for one axis), then
 summarised over the other axes by the median with its spread (min–max and IQR), so one outlier cell cannot
-carry the headline. A finding that the run cannot support says "not measured in this run" and why.
+carry the headline. A "best" that is within the rounds' noise of the runner-up is called a tie and names
+both (the rule is in :mod:`bench.report.noise`). Labels follow the backend: ``jit_compile`` is XLA on
+TensorFlow and JAX and torch.compile on torch. A finding that the run cannot support says "not measured in
+this run" and why.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report.load import is_true
+from bench.report import noise
+from bench.report.load import compiler, is_true
 
 THROUGHPUT = "samples_per_second.median"
 STARVED_BELOW_PCT = 50.0
@@ -33,11 +37,6 @@ class Finding:
 
 def _not_measured(key: str, what: str, why: str, backend: str | None = None) -> Finding:
     return Finding(key, False, f"{what}: {NOT_MEASURED} ({why}).", backend=backend)
-
-
-def compiler(backend: str) -> str:
-    """What ``jit_compile=True`` means on a backend: XLA on TensorFlow and JAX, torch.compile on torch."""
-    return "torch.compile" if backend == "torch" else "XLA"
 
 
 def by_backend(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -81,33 +80,62 @@ def _ratio_text(s: dict[str, float]) -> str:
 # --------------------------------------------------------------------------- training
 
 
+def _configuration(row: pd.Series) -> str:
+    gpus = int(row["gpus"])
+    return (f"{gpus} GPU{'s' if gpus != 1 else ''}, global batch {int(row['global_batch'])}, {row['precision']}, "
+            f"{row['jit_label']}")
+
+
+def _rate_with_iqr(row: pd.Series) -> str:
+    q1, q3 = row["samples_per_second.q1"], row["samples_per_second.q3"]
+    iqr = f" (IQR {q1:,.0f}–{q3:,.0f})" if pd.notna(q1) and pd.notna(q3) else ""
+    return f"{_rate(row[THROUGHPUT])}{iqr}"
+
+
 def best_configuration(train: pd.DataFrame, backend: str) -> Finding:
+    """The fastest case, or a tie when the runner-up is within the rounds' noise (``noise.tied``)."""
     ok = ok_train(train)
     if ok.empty:
         return _not_measured("best", f"Best configuration on {backend}", "no training case finished", backend)
-    row = ok.loc[ok[THROUGHPUT].idxmax()]
-    q1, q3 = row["samples_per_second.q1"], row["samples_per_second.q3"]
-    iqr = f" (IQR {q1:,.0f}–{q3:,.0f})" if pd.notna(q1) and pd.notna(q3) else ""
-    gpus = int(row["gpus"])
-    text = (f"Best configuration on {backend}: {gpus} GPU{'s' if gpus != 1 else ''}, global batch "
-            f"{int(row['global_batch'])}, {row['precision']}, XLA {row['jit_resolved_label']} — "
-            f"{_rate(row[THROUGHPUT])}{iqr}.")
-    return Finding("best", True, text, {"samples_per_second": float(row[THROUGHPUT]), "case_id": row["case_id"],
-                                        "backend": backend}, backend)
+    ranked = ok.sort_values(THROUGHPUT, ascending=False, kind="stable")
+    row = ranked.iloc[0]
+    values: dict[str, Any] = {"samples_per_second": float(row[THROUGHPUT]), "case_id": row["case_id"],
+                              "backend": backend, "tied_with": []}
+    runner_up = ranked.iloc[1] if len(ranked) > 1 else None
+    if runner_up is not None and noise.tied(row, runner_up):
+        values["tied_with"] = [runner_up["case_id"]]
+        text = (f"Best configuration on {backend}: tied — {_configuration(row)} at {_rate_with_iqr(row)} and "
+                f"{_configuration(runner_up)} at {_rate_with_iqr(runner_up)}; the difference "
+                f"({row[THROUGHPUT] / runner_up[THROUGHPUT] - 1:.1%}) is within the rounds' noise "
+                f"({noise.RULE}), so neither is the faster.")
+    else:
+        text = f"Best configuration on {backend}: {_configuration(row)} — {_rate_with_iqr(row)}"
+        if runner_up is not None:
+            text += (f"; the next, {_configuration(runner_up)}, is {1 - runner_up[THROUGHPUT] / row[THROUGHPUT]:.1%} "
+                     "slower and their rounds' IQRs do not overlap" if noise.tied(row, runner_up) is False else "")
+        text += "."
+    return Finding("best", True, text, values, backend)
 
 
 def fastest_backend(train: pd.DataFrame) -> Finding | None:
-    """Across backends (only when there are several): each backend's best median, fastest first."""
+    """Across backends (only when there are several): each backend's best median, fastest first; the lead
+    is a tie when the second backend's best is within the rounds' noise of it."""
     best = [(backend, ok_train(group)) for backend, group in by_backend(train)]
-    best = [(backend, float(ok[THROUGHPUT].max())) for backend, ok in best if not ok.empty]
+    best = [(backend, ok.loc[ok[THROUGHPUT].idxmax()]) for backend, ok in best if not ok.empty]
     if len(best) < 2:
         return None
-    best.sort(key=lambda item: -item[1])
-    lead, top = best[0]
-    others = ", ".join(f"{backend} {_rate(rate)} ({rate / top:.0%})" for backend, rate in best[1:])
-    text = (f"Fastest backend at its best configuration: {lead} — {_rate(top)}; then {others}. Each backend's "
-            "own findings follow.")
-    return Finding("backends", True, text, {backend: rate for backend, rate in best})
+    best.sort(key=lambda item: -float(item[1][THROUGHPUT]))
+    (lead, lead_row), (second, second_row) = best[0], best[1]
+    top = float(lead_row[THROUGHPUT])
+    others = ", ".join(f"{backend} {_rate(float(row[THROUGHPUT]))} ({float(row[THROUGHPUT]) / top:.0%})"
+                       for backend, row in best[1:])
+    if noise.tied(lead_row, second_row):
+        text = (f"Fastest backend at its best configuration: {lead} and {second} are tied within the rounds' noise "
+                f"({noise.RULE}) — {lead} {_rate(top)}; then {others}. Each backend's own findings follow.")
+    else:
+        text = (f"Fastest backend at its best configuration: {lead} — {_rate(top)}; then {others}. Each backend's "
+                "own findings follow.")
+    return Finding("backends", True, text, {backend: float(row[THROUGHPUT]) for backend, row in best})
 
 
 def xla_ratios(train: pd.DataFrame) -> pd.DataFrame:
@@ -147,8 +175,9 @@ def mixed_ratios(train: pd.DataFrame) -> pd.DataFrame:
 def xla_speedup(train: pd.DataFrame, backend: str) -> Finding:
     ratios = xla_ratios(train)
     if ratios.empty:
-        return _not_measured("xla", f"XLA speedup on {backend}",
-                             "needs finished cases with XLA on and off that otherwise match", backend)
+        name = compiler(backend)
+        return _not_measured("xla", f"{name} speedup on {backend}",
+                             f"needs finished cases with {name} on and off that otherwise match", backend)
     s = spread(ratios["ratio"])
     verb = "speeds training up" if s["median"] >= 1 else "slows training down"
     text = (f"{compiler(backend)} (jit_compile on vs off) {verb} on {backend}: {_ratio_text(s)} across GPU count × "
@@ -166,7 +195,7 @@ def mixed_precision_speedups(train: pd.DataFrame, backend: str) -> list[Finding]
         s = spread(group["ratio"])
         verb = "speeds training up" if s["median"] >= 1 else "slows training down"
         text = (f"Mixed precision ({policy} vs float32) {verb} on {backend}: {_ratio_text(s)} "
-                "across GPU count × batch × XLA.")
+                f"across GPU count × batch × {compiler(backend)}.")
         findings.append(Finding(f"mixed:{policy}", True, text, s, backend))
     return findings
 
@@ -198,10 +227,20 @@ def scaling_efficiency(train: pd.DataFrame, backend: str) -> Finding:
             cells.append(f"{int(gpus)} GPUs {efficiency:.0%}")
         parts.append(f"batch {int(batch)}: " + ", ".join(cells))
     simulated = ok_train(train)["simulated"].map(is_true).any()
-    text = (f"Multi-GPU scaling efficiency on {backend}, T_N / (N·T_1), median over precision × XLA (the global "
+    text = (f"Multi-GPU scaling efficiency on {backend}, T_N / (N·T_1), median over precision × "
+            f"{compiler(backend)} (the global "
             "batch is fixed, so each replica's share shrinks as N grows) — " + "; ".join(parts) + "."
             + (" These replicas were simulated devices, not GPUs." if simulated else ""))
     return Finding("scaling", True, text, values, backend)
+
+
+def _compile_advice(backend: str | None) -> str:
+    """What to try against per-step overhead: on torch, jit_compile=True means torch.compile, not XLA."""
+    if backend == "torch":
+        return "jit_compile=True (torch.compile on torch)"
+    if backend is None:
+        return "jit_compile=True (XLA; torch.compile on torch)"
+    return "jit_compile=True (XLA)"
 
 
 def gpu_starvation(train: pd.DataFrame, backend: str | None = None,
@@ -223,28 +262,44 @@ def gpu_starvation(train: pd.DataFrame, backend: str | None = None,
         text = (f"The GPU was starved{on} (NVML utilisation below {below_pct:.0f}%) in {len(starved)} of "
                 f"{len(measured)} measured cases; lowest {worst['util']:.0f}% at {worst['case_id']}. Per-step overhead "
                 "(input pipeline, kernel launches, all-reduce) outweighs the work there: try larger per-replica "
-                "batches or XLA.")
+                f"batches or {_compile_advice(backend)}.")
     return Finding("starved", True, text, values, backend)
 
 
 # --------------------------------------------------------------------------- CPU prediction
 
 
+CPU_PHASES = ["prepare_s", "first_predict_s", "steady_s.median", "total_s"]
+
+
 def cpu_method_table(cpu: pd.DataFrame) -> pd.DataFrame:
-    """Per backend and method over its finished (status ok) settings: median prepare / first / steady / total
-    seconds; backends in sweep order, then cheapest first."""
-    columns = ["prepare_s", "first_predict_s", "steady_s.median", "total_s"]
+    """Per backend and method over its finished (status ok) settings: for each phase (prepare / first /
+    steady / total seconds) the median, which only ranks the methods, and ``<phase>.range``, the (min, max)
+    over the settings, which is what the page shows — settings such as predict batch 1,024 and 10,000 can
+    differ by 100×, and the median of two such values is their mean, a number no setting had. Backends in
+    sweep order, then cheapest (lowest median total) first."""
     keys = ["backend", "method"]
-    numeric = cpu[[*keys, "status", *columns]].assign(**{c: pd.to_numeric(cpu[c], errors="coerce") for c in columns})
+    ranges = [f"{c}.range" for c in CPU_PHASES]
+    numeric = cpu[[*keys, "status", *CPU_PHASES]].assign(
+        **{c: pd.to_numeric(cpu[c], errors="coerce") for c in CPU_PHASES})
     numeric = numeric[(numeric["status"] == "ok") & numeric["total_s"].notna()].drop(columns="status")
     if numeric.empty:
-        return pd.DataFrame(columns=[*keys, *columns, "settings"])
-    table = numeric.groupby(keys, sort=False).median()
-    table["settings"] = numeric.groupby(keys, sort=False).size()
+        return pd.DataFrame(columns=[*keys, *CPU_PHASES, *ranges, "settings"])
+    grouped = numeric.groupby(keys, sort=False)
+    table = grouped.median()
+    low, high = grouped.min(), grouped.max()
+    for column in CPU_PHASES:
+        table[f"{column}.range"] = list(zip(low[column], high[column], strict=True))
+    table["settings"] = grouped.size()
     table = table.reset_index()
     order = {backend: i for i, backend in enumerate(dict.fromkeys(numeric["backend"]))}
     table["order"] = table["backend"].map(order)
     return table.sort_values(["order", "total_s"], kind="stable").drop(columns="order").reset_index(drop=True)
+
+
+def _seconds_range(span: tuple[float, float]) -> str:
+    lo, hi = _seconds(span[0]), _seconds(span[1])
+    return lo if lo == hi else f"{lo}–{hi}"
 
 
 def _same_device(cases: pd.DataFrame) -> bool:
@@ -267,18 +322,25 @@ def cheapest_cpu_workaround(cpu: pd.DataFrame, backend: str) -> Finding:
         return Finding("cpu_cheapest", True, f"No CPU-prediction workaround finished with correct predictions "
                        f"on the CPU on {backend} in this run.", {"method": None}, backend)
     best = table.iloc[0]
-    others = ", ".join(f"{r.method} {_seconds(r.total_s)}" for r in table.iloc[1:].itertuples())
+    others = ", ".join(f"{r['method']} {_seconds_range(r['total_s.range'])}" for _, r in table.iloc[1:].iterrows())
     caveat = _same_device(cpu[(cpu["method"] == best["method"]) & (cpu["status"] == "ok")])
     naive = cpu[cpu["method"] == "naive"]
     needed = naive.empty or not (naive["status"] == "ok").all()
-    text = (f"Cheapest working CPU-prediction workaround on {backend}: {best['method']} — "
-            f"{_seconds(best['total_s'])} in total (prepare {_seconds(best['prepare_s'])} + first call "
-            f"{_seconds(best['first_predict_s'])} + steady call {_seconds(best['steady_s.median'])}; median over "
-            f"{int(best['settings'])} setting{'s' if best['settings'] != 1 else ''})"
+    settings = int(best["settings"])
+    if settings == 1:
+        cost = (f"{_seconds(best['total_s'])} in total in its one setting (prepare {_seconds(best['prepare_s'])} + "
+                f"first call {_seconds(best['first_predict_s'])} + steady call {_seconds(best['steady_s.median'])})")
+    else:
+        # A range over the settings, never their median: two settings' median is a value neither had.
+        cost = (f"{_seconds_range(best['total_s.range'])} in total across its {settings} settings (prepare "
+                f"{_seconds_range(best['prepare_s.range'])}, first call {_seconds_range(best['first_predict_s.range'])}, "
+                f"steady call {_seconds_range(best['steady_s.median.range'])}; ranked by the median total)")
+    text = (f"Cheapest working CPU-prediction workaround on {backend}: {best['method']} — {cost}"
             + (f"; then {others}" if others else "")
             + ("" if needed else f"; none is needed on {backend}, where the naive path works")
             + (f" — but {SAME_DEVICE_CAVEAT}" if caveat else "") + ".")
     return Finding("cpu_cheapest", True, text, {"method": best["method"], "total_s": float(best["total_s"]),
+                                                "total_s_range": [float(v) for v in best["total_s.range"]],
                                                 "same_device": caveat, "needed": needed}, backend)
 
 

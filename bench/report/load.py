@@ -38,13 +38,14 @@ TRAIN_COLUMNS = (
     "gpu_metrics.aggregate.utilization_pct_p95", "simulated", "synthetic_data", "unstable",
     "stand_in_device", "gpu_metrics_unreliable", "devices.simulated", "devices.kind", "data_source",
     *OVERHEAD_COLUMNS, "native_ratio", "native_case_id", "native_ratio_ceiling", "native_ceiling_case_id",
+    "samples_per_round", "round_s",
 )
 CPU_PREDICT_COLUMNS = (
     "case_id", "status", "reason", "backend", "precision", "train_jit_compile", "predict_batch", "method",
     "train_device", "train_device_stand_in", "prepare_s", "first_predict_s", "steady_s.median", "steady_s.q1",
     "steady_s.q3", "steady_s.min", "steady_s.max", "steady_s.cv", "total_s", "max_abs_diff", "tolerance",
     "predict_device", "variable_devices", "peak_rss_mib", "simulated", "synthetic_data", "unstable",
-    "stand_in_device", "data_source", "train_device_is_predict_device", "placement_source",
+    "stand_in_device", "data_source", "train_device_is_predict_device", "placement_source", "steady_round_s",
 )
 NATIVE_COLUMNS = (
     "case_id", "status", "reason", "backend", "global_batch", "precision", "variant", "device",
@@ -53,7 +54,7 @@ NATIVE_COLUMNS = (
     "gpu_metrics.status", "gpu_metrics.reason", "gpu_metrics.window_s", "gpu_metrics.reliable",
     "gpu_metrics.unreliable_reason", "gpu_metrics.devices", "gpu_metrics.aggregate.utilization_pct_mean",
     "gpu_metrics.aggregate.utilization_pct_p95", "simulated", "synthetic_data", "unstable",
-    "gpu_metrics_unreliable", "devices.kind", "data_source", *OVERHEAD_COLUMNS,
+    "gpu_metrics_unreliable", "devices.kind", "data_source", *OVERHEAD_COLUMNS, "samples_per_round", "round_s",
 )
 
 
@@ -137,13 +138,29 @@ def _with_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame
     return frame
 
 
+def compiler(backend: Any) -> str:
+    """What ``jit_compile=True`` compiles with on a backend: XLA on TensorFlow and JAX, torch.compile on
+    torch (Keras 3's torch backend), so no torch case is ever labelled "XLA"."""
+    return "torch.compile" if backend == "torch" else "XLA"
+
+
+def compilers(names: list[str]) -> str:
+    """The compiler(s) behind jit_compile for these backends, for captions: "XLA", "torch.compile", or
+    "XLA (torch.compile on torch)" when both kinds are on the page."""
+    kinds = list(dict.fromkeys(compiler(name) for name in names)) or ["XLA"]
+    return kinds[0] if len(kinds) == 1 else "XLA (torch.compile on torch)"
+
+
 def train_frame(document: dict[str, Any]) -> pd.DataFrame:
-    """Training cases plus derived columns ``jit`` (label), ``xla`` (effective bool or NA), ``variant``."""
+    """Training cases plus derived columns ``jit`` (label), ``xla`` (effective bool or NA; the name is
+    historical: on torch it is torch.compile), ``jit_label`` ("XLA on", "torch.compile off") and
+    ``variant`` (precision · jit_label)."""
     frame = _with_columns(cases_frame(document, suite="train"), TRAIN_COLUMNS)
     frame["jit"] = [_jit_text(v) for v in frame["jit_compile"]]
     frame["xla"] = [_effective_jit(p, r) for p, r in zip(frame["jit_compile"], frame["jit_compile_resolved"], strict=True)]
     frame["jit_resolved_label"] = [_resolved_text(p, x) for p, x in zip(frame["jit_compile"], frame["xla"], strict=True)]
-    frame["variant"] = [f"{prec} · XLA {lab}" for prec, lab in zip(frame["precision"], frame["jit_resolved_label"], strict=True)]
+    frame["jit_label"] = [f"{compiler(b)} {lab}" for b, lab in zip(frame["backend"], frame["jit_resolved_label"], strict=True)]
+    frame["variant"] = [f"{prec} · {lab}" for prec, lab in zip(frame["precision"], frame["jit_label"], strict=True)]
     frame["peak_memory_mib"] = [_peak_memory(devs) for devs in frame["gpu_metrics.devices"]]
     return frame
 

@@ -24,7 +24,7 @@ OVERHEAD_TARGET_PCT = 1.0
 UTIL = "gpu_metrics.aggregate.utilization_pct_mean"
 KEYS = ["backend", "global_batch", "precision"]
 NATIVE_TABLE_COLUMNS = [
-    *KEYS, "xla", "keras_case_id", "keras", "keras_q1", "keras_q3", "keras_util", "native_case_id", "native",
+    *KEYS, "xla", "jit_label", "keras_case_id", "keras", "keras_q1", "keras_q3", "keras_util", "native_case_id", "native",
     "native_util", "ratio", "ceiling_case_id", "ceiling", "ceiling_util", "ratio_ceiling",
 ]
 
@@ -58,7 +58,8 @@ def native_table(train: pd.DataFrame, native: pd.DataFrame) -> pd.DataFrame:
     keras = ok_train(train)
     keras = keras[keras["gpus"] == 1]
     keras = pd.DataFrame({
-        **{k: keras[k] for k in KEYS}, "xla": keras["jit_resolved_label"], "keras_case_id": keras["case_id"],
+        **{k: keras[k] for k in KEYS}, "xla": keras["jit_resolved_label"],
+        "jit_label": keras["jit_label"], "keras_case_id": keras["case_id"],
         "keras": keras[THROUGHPUT], "keras_q1": pd.to_numeric(keras["samples_per_second.q1"], errors="coerce"),
         "keras_q3": pd.to_numeric(keras["samples_per_second.q3"], errors="coerce"), "keras_util": _util(keras),
     }).astype({"global_batch": "int64"})

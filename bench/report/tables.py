@@ -1,16 +1,17 @@
-"""HTML tables: every case with its stats and status, the environment, the source files.
+"""Tables as data: every case with its stats and status, the environment, the source files.
 
-Cells are formatted and escaped here, then handed to ``DataFrame.to_html(escape=False)`` so that status
-and numbers can carry a class (colour, right alignment) without pandas' Styler (which needs jinja2).
+A :class:`Table` is headers plus rows of :class:`Cell` (text, a CSS class, optionally a full value behind a
+cut one); the ``data_table`` and ``kv_table`` macros in ``templates/macros.html.j2`` turn it into HTML.
+Nothing here writes markup, so nothing here can forget to escape: the template engine escapes every cell.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -18,9 +19,37 @@ import pandas as pd
 from bench.report.load import RunData, is_true
 
 BLANK = "—"
+# Environment values longer than this (NVIDIA_REQUIRE_CUDA is ~1,500 characters) are cut, with the full
+# value in a tooltip and a <details> below it.
+LONG_VALUE_CHARS = 80
 
 
-def _is_blank(value: Any) -> bool:
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: ``text`` as shown, ``css`` for its <td> (``num``: right-aligned), and ``full`` when
+    ``text`` is a cut of a longer value (shown on hover and when the cell is opened)."""
+
+    text: str
+    css: str = ""
+    full: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    table_id: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    css: str = "sortable"
+
+    def column(self, header: str) -> list[Cell]:
+        index = self.headers.index(header)
+        return [row[index] for row in self.rows]
+
+
+Formatter = Callable[[Any], Cell]
+
+
+def is_blank(value: Any) -> bool:
     if value is None:
         return True
     try:
@@ -29,94 +58,119 @@ def _is_blank(value: Any) -> bool:
         return False
 
 
-def text(value: Any) -> str:
+def _finite(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def text(value: Any) -> Cell:
     if isinstance(value, (list, tuple)):
-        return html.escape(", ".join(str(v) for v in value)) if value else BLANK
-    if _is_blank(value):
-        return BLANK
-    return html.escape(str(value))
+        return Cell(", ".join(str(v) for v in value) if value else BLANK)
+    return Cell(BLANK) if is_blank(value) else Cell(str(value))
 
 
-def number(digits: int = 0, scale: float = 1.0, percent: bool = False) -> Callable[[Any], str]:
-    def fmt(value: Any) -> str:
-        try:
-            x = float(value) * scale
-        except (TypeError, ValueError):
-            return BLANK
-        if not math.isfinite(x):
-            return BLANK
-        shown = f"{x:.{digits}%}" if percent else f"{x:,.{digits}f}"
-        return f'<span class="num">{shown}</span>'
+def long_text(value: Any, limit: int = LONG_VALUE_CHARS) -> Cell:
+    """Text cut to ``limit`` characters (at a space where one is near) with the full value kept."""
+    cell = text(value)
+    if len(cell.text) <= limit:
+        return cell
+    cut = cell.text[:limit]
+    space = cut.rfind(" ")
+    cut = cut[:space] if space > limit * 0.6 else cut
+    return Cell(cut.rstrip() + " …", cell.css, full=cell.text)
+
+
+def number(digits: int = 0, scale: float = 1.0, percent: bool = False) -> Formatter:
+    def fmt(value: Any) -> Cell:
+        x = _finite(value)
+        if x is None:
+            return Cell(BLANK)
+        x *= scale
+        return Cell(f"{x:.{digits}%}" if percent else f"{x:,.{digits}f}", "num")
     return fmt
 
 
-def smart(value: Any) -> str:
+def smart(value: Any) -> Cell:
     """Thousands without decimals (samples/s), small numbers with four significant digits (seconds)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return BLANK
-    if not math.isfinite(x):
-        return BLANK
-    return f'<span class="num">{x:,.0f}</span>' if abs(x) >= 1000 else f'<span class="num">{x:.4g}</span>'
+    x = _finite(value)
+    if x is None:
+        return Cell(BLANK)
+    return Cell(f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}", "num")
 
 
-def ratio_pct(value: Any) -> str:
+def ratio_pct(value: Any) -> Cell:
     """A ratio as a percentage with three significant digits (0.116 -> 11.6%, 0.00248 -> 0.248%)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return BLANK
-    return f'<span class="num">{x * 100:.3g}%</span>' if math.isfinite(x) else BLANK
+    x = _finite(value)
+    return Cell(BLANK) if x is None else Cell(f"{x * 100:.3g}%", "num")
 
 
-def signed(digits: int = 2) -> Callable[[Any], str]:
-    def fmt(value: Any) -> str:
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            return BLANK
-        return f'<span class="num">{x:+.{digits}f}</span>' if math.isfinite(x) else BLANK
+def times(value: Any) -> Cell:
+    """A speed ratio: 1.96×, 0.143×."""
+    x = _finite(value)
+    return Cell(BLANK) if x is None else Cell(f"{x:.3g}×", "num")
+
+
+def signed(digits: int = 2) -> Formatter:
+    def fmt(value: Any) -> Cell:
+        x = _finite(value)
+        return Cell(BLANK) if x is None else Cell(f"{x:+.{digits}f}", "num")
     return fmt
 
 
-def sci(value: Any) -> str:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return BLANK
-    return f'<span class="num">{x:.2g}</span>' if math.isfinite(x) else BLANK
+def sci(value: Any) -> Cell:
+    x = _finite(value)
+    return Cell(BLANK) if x is None else Cell(f"{x:.2g}", "num")
 
 
-def status(value: Any) -> str:
-    label = "" if _is_blank(value) else str(value)
+def status(value: Any) -> Cell:
+    label = "" if is_blank(value) else str(value)
     css = re.sub(r"[^a-z0-9_]+", "-", label.lower())
-    return f'<span class="status status-{css}">{html.escape(label) or BLANK}</span>'
+    return Cell(label or BLANK, f"status status-{css}")
 
 
-def flags(frame: pd.DataFrame, names: tuple[str, ...]) -> list[str]:
+def value_range(digits: int) -> Formatter:
+    """``(lo, hi)`` as "lo–hi" (one number when both print the same): a spread over settings, never a
+    median of two settings that can differ by orders of magnitude."""
+    def fmt(value: Any) -> Cell:
+        if not isinstance(value, tuple) or len(value) != 2:
+            return Cell(BLANK)
+        lo, hi = (_finite(v) for v in value)
+        if lo is None or hi is None:
+            return Cell(BLANK)
+        a, b = f"{lo:,.{digits}f}", f"{hi:,.{digits}f}"
+        return Cell(a if a == b else f"{a}–{b}", "num")
+    return fmt
+
+
+def flags(frame: pd.DataFrame, names: tuple[str, ...]) -> list[Cell]:
     out = []
     for _, row in frame.iterrows():
         set_flags = [n for n in names if is_true(row.get(n))]
-        out.append(html.escape(", ".join(set_flags)) if set_flags else "")
+        out.append(Cell(", ".join(set_flags)))
     return out
 
 
-def render(frame: pd.DataFrame, columns: Mapping[str, tuple[str, Callable[[Any], str]]], table_id: str,
-           extra: Mapping[str, list[str]] | None = None, css_class: str = "") -> str:
-    """``columns``: header -> (source column, formatter); ``extra``: header -> preformatted cells."""
-    shown = pd.DataFrame({header: [fmt(v) for v in frame[source]] for header, (source, fmt) in columns.items()},
-                         index=frame.index)
-    for header, cells in (extra or {}).items():
-        shown[header] = cells
-    table = shown.to_html(index=False, escape=False, border=0, classes=f"sortable {css_class}".strip(), table_id=table_id)
-    return f'<div class="table-wrap">{table}</div>'
+Columns = Mapping[str, tuple[str, Formatter]]
 
 
-def _short_device(value: Any) -> str:
-    if _is_blank(value):
-        return BLANK
-    return html.escape(str(value).replace("/job:localhost/replica:0/task:0/device:", ""))
+def build(frame: pd.DataFrame, columns: Columns, table_id: str, extra: Mapping[str, list[Cell]] | None = None,
+          css_class: str = "") -> Table:
+    """``columns``: header -> (source column, formatter); ``extra``: header -> cells made elsewhere."""
+    extra = extra or {}
+    cells = [[fmt(v) for v in frame[source]] for _, (source, fmt) in columns.items()]
+    cells += [list(column) for column in extra.values()]
+    rows = tuple(zip(*cells, strict=True)) if cells else ()
+    return Table(table_id, (*columns, *extra), tuple(tuple(row) for row in rows),
+                 f"sortable {css_class}".strip())
+
+
+def _short_device(value: Any) -> Cell:
+    if is_blank(value):
+        return Cell(BLANK)
+    return Cell(str(value).replace("/job:localhost/replica:0/task:0/device:", ""))
 
 
 TRAIN_TABLE = {
@@ -127,7 +181,8 @@ TRAIN_TABLE = {
     "global batch": ("global_batch", number()),
     "per replica": ("per_replica_batch", number()),
     "precision": ("precision", text),
-    "XLA": ("jit_resolved_label", text),
+    # What jit_compile compiled with on the case's backend: "XLA on", "torch.compile off", "XLA auto→on".
+    "jit_compile": ("jit_label", text),
     "samples/s median": ("samples_per_second.median", number()),
     "q1": ("samples_per_second.q1", number()),
     "q3": ("samples_per_second.q3", number()),
@@ -191,7 +246,7 @@ NATIVE_VS_KERAS = {
     "backend": ("backend", text),
     "global batch": ("global_batch", number()),
     "precision": ("precision", text),
-    "XLA": ("xla", text),
+    "jit_compile": ("jit_label", text),
     "Keras samples/s": ("keras", number()),
     "Keras q1": ("keras_q1", number()),
     "Keras q3": ("keras_q3", number()),
@@ -218,51 +273,59 @@ OVERHEAD = {
     "overhead vs CV": ("verdict", text),
 }
 
+# Per backend and method over its finished settings (bench.report.findings.cpu_method_table): each phase as
+# the range over the settings, because the settings (predict batch 1,024 vs 10,000, the first clone in a
+# process vs a later one) can differ by two orders of magnitude.
+CPU_METHODS = {
+    "backend": ("backend", text),
+    "method": ("method", text),
+    "settings": ("settings", number()),
+    "prepare s": ("prepare_s.range", value_range(3)),
+    "first call s": ("first_predict_s.range", value_range(3)),
+    "steady call s": ("steady_s.median.range", value_range(4)),
+    "total s": ("total_s.range", value_range(3)),
+}
 
-def train_table(run: RunData, table_id: str) -> str:
+
+def train_table(run: RunData, table_id: str) -> Table:
     frame = run.train
-    return render(frame, TRAIN_TABLE, table_id, {"flags": flags(frame, TRAIN_FLAGS)}, "cases")
+    return build(frame, TRAIN_TABLE, table_id, {"flags": flags(frame, TRAIN_FLAGS)}, "cases")
 
 
-def cpu_predict_table(run: RunData, table_id: str) -> str:
+def cpu_predict_table(run: RunData, table_id: str) -> Table:
     frame = run.cpu_predict
-    return render(frame, CPU_TABLE, table_id, {"flags": flags(frame, CPU_FLAGS)}, "cases")
+    return build(frame, CPU_TABLE, table_id, {"flags": flags(frame, CPU_FLAGS)}, "cases")
 
 
-def native_cases_table(run: RunData, table_id: str) -> str:
+def native_cases_table(run: RunData, table_id: str) -> Table:
     frame = run.native
-    return render(frame, NATIVE_CASES, table_id, {"flags": flags(frame, NATIVE_FLAGS)}, "cases")
+    return build(frame, NATIVE_CASES, table_id, {"flags": flags(frame, NATIVE_FLAGS)}, "cases")
 
 
-def native_vs_keras(table: pd.DataFrame, table_id: str) -> str:
+def native_vs_keras(table: pd.DataFrame, table_id: str) -> Table:
     columns = dict(NATIVE_VS_KERAS)
     if table[["keras_util", "native_util", "ceiling_util"]].isna().all().all():
         for header in UTIL_COLUMNS:  # no NVML in this run: three columns of dashes say nothing
             columns.pop(header)
-    return render(table, columns, table_id)
+    return build(table, columns, table_id)
 
 
-def overhead_table(table: pd.DataFrame, table_id: str) -> str:
-    return render(table, OVERHEAD, table_id)
+def overhead_table(table: pd.DataFrame, table_id: str) -> Table:
+    return build(table, OVERHEAD, table_id)
 
 
-def cpu_method_summary(table: pd.DataFrame, table_id: str) -> str:
-    columns = {
-        "backend": ("backend", text),
-        "method": ("method", text),
-        "settings": ("settings", number()),
-        "prepare s": ("prepare_s", number(3)),
-        "first call s": ("first_predict_s", number(3)),
-        "steady call s": ("steady_s.median", number(4)),
-        "total s": ("total_s", number(3)),
-    }
-    return render(table, columns, table_id)
+def cpu_method_summary(table: pd.DataFrame, table_id: str) -> Table:
+    return build(table, CPU_METHODS, table_id)
 
 
-def key_value(rows: list[tuple[str, Any]], table_id: str) -> str:
-    body = "".join(f"<tr><th scope=\"row\">{html.escape(k)}</th><td>{text(v) if not isinstance(v, bool) else str(v).lower()}</td></tr>"
-                   for k, v in rows)
-    return f'<div class="table-wrap"><table id="{table_id}" class="kv"><tbody>{body}</tbody></table></div>'
+def key_value(rows: list[tuple[str, Any]], table_id: str, cut: bool = False) -> Table:
+    """Two columns, name and value (``kv_table`` renders the name as a row header); ``cut``: long values
+    are shortened with the full value kept."""
+    def value(v: Any) -> Cell:
+        if isinstance(v, bool):
+            return Cell(str(v).lower())
+        return long_text(v) if cut else text(v)
+    return Table(table_id, ("name", "value"), tuple((Cell(str(k)), value(v)) for k, v in rows), "kv")
 
 
 def environment_rows(environment: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -279,20 +342,20 @@ def environment_rows(environment: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
-def gpu_table(environment: Mapping[str, Any], table_id: str) -> str | None:
+def gpu_table(environment: Mapping[str, Any], table_id: str) -> Table | None:
     gpus = environment.get("gpus") or []
     if not gpus:
         return None
     frame = pd.DataFrame(gpus)
     columns = {c: (c, number() if c in ("index", "memory_total_mib") else text) for c in frame.columns}
-    return render(frame, columns, table_id)
+    return build(frame, columns, table_id)
 
 
-def sources_table(runs: list[RunData], table_id: str = "sources-table") -> str:
+def sources_table(runs: list[RunData], table_id: str = "sources-table") -> Table:
     frame = pd.DataFrame([{
         "file": str(run.path), "run_id": run.run_id, "created_utc": run.document.get("created_utc"),
         "complete": str(run.document.get("complete")).lower(), "cases": len(run.document.get("cases", [])),
         "schema_version": run.document.get("schema_version"), "bytes": run.file_bytes, "sha256": run.file_sha256,
     } for run in runs])
     columns = {c: (c, number() if c in ("cases", "bytes", "schema_version") else text) for c in frame.columns}
-    return render(frame, columns, table_id)
+    return build(frame, columns, table_id)

@@ -1,0 +1,196 @@
+"""The data of each per-run section: one ``prepare(run, rid)`` function per section, registered in
+:mod:`bench.report.page`, drawn by ``templates/sections/<name>.html.j2``.
+
+Each returns a mapping the template reads as ``data``, or :class:`~bench.report.section.Missing` with the
+reason the run cannot fill the section (the page then says "Not measured in this run: <why>."). Nothing
+here writes HTML: charts come as SVG strings, tables as :class:`~bench.report.tables.Table`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from bench.report import charts, overhead, tables
+from bench.report.findings import (
+    Finding,
+    by_backend,
+    cpu_method_table,
+    cpu_predict_findings,
+    gpu_starvation,
+    train_findings,
+)
+from bench.report.load import RunData, backends, compilers, is_true
+from bench.report.section import Figure, Missing
+
+BACKEND_PACKAGES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _gpu_summary(environment: dict[str, Any]) -> str:
+    gpus = environment.get("gpus") or []
+    if not gpus:
+        nvml = environment.get("nvml")
+        return "no GPU seen by NVML" + (f" (NVML: {nvml})" if nvml and nvml != "ok" else "")
+    names: dict[str, int] = {}
+    for gpu in gpus:
+        names[gpu.get("name", "?")] = names.get(gpu.get("name", "?"), 0) + 1
+    return ", ".join(f"{count} × {name}" for name, count in names.items())
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def _span(created: Any, finished: Any) -> str | None:
+    try:
+        span = datetime.fromisoformat(str(finished).replace("Z", "+00:00")) - datetime.fromisoformat(
+            str(created).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _duration(span.total_seconds())
+
+
+def summary(run: RunData, rid: str) -> dict[str, Any]:
+    env, config, document = run.environment, run.config, run.document
+    packages = env.get("packages") or {}
+    shown_backends = []
+    for name in backends(run.train, run.native, run.cpu_predict) or ["tensorflow"]:
+        versions = [f"{p} {packages[p]}" for p in BACKEND_PACKAGES.get(name, (name,)) if packages.get(p)]
+        shown_backends.append({"name": name, "versions": ", ".join(versions)})
+    created, finished = document.get("created_utc"), document.get("finished_utc")
+    return {
+        "created": str(created or "?"), "finished": str(finished) if finished else None,
+        "duration": _span(created, finished) if finished else None,
+        "incomplete": document.get("complete") is False,
+        "gpus": _gpu_summary(env), "env": env, "keras": packages.get("keras") or "—", "backends": shown_backends,
+        "commit": str(env["git_commit"])[:12] if env.get("git_commit") else None,
+        "config": config, "config_sha": str(config.get("sha256") or env.get("config_sha256") or "")[:12],
+        "data": document.get("data") or {}, "path": str(run.path),
+    }
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def run_findings(run: RunData) -> list[Finding]:
+    return (train_findings(run.train) + overhead.native_findings(run.train, run.native)
+            + [overhead.monitor_overhead_finding(overhead.overhead_table(run.train, run.native))]
+            + cpu_predict_findings(run.cpu_predict))
+
+
+def findings(run: RunData, rid: str) -> dict[str, Any]:
+    """Each backend's findings under its name (numbers of different frameworks are never pooled); the
+    cross-backend comparison first, run-wide ones (the monitor's cost, suites that did not run) last."""
+    found = run_findings(run)
+    lead = [f for f in found if f.backend is None and f.key == "backends"]
+    tail = [f for f in found if f.backend is None and f.key != "backends"]
+    grouped = {b: [f for f in found if f.backend == b] for b in backends(run.train, run.native, run.cpu_predict)}
+    grouped = {b: group for b, group in grouped.items() if group}
+    return {"lead": lead, "groups": grouped, "tail": tail}
+
+
+# --------------------------------------------------------------------------- suites
+
+
+def train(run: RunData, rid: str) -> dict[str, Any] | Missing:
+    if run.train.empty:
+        return Missing("the train suite did not run")
+    jit = compilers(backends(run.train))
+    return {"figures": [
+        Figure(f"{rid}-chart-throughput", charts.throughput_vs_batch(run.train, f"{rid}-chart-throughput"),
+               "Median samples/s per case against global batch; bars span the IQR of the rounds. One line per "
+               f"precision × jit_compile ({jit}), one panel per backend × GPU count.", "no training case finished"),
+        Figure(f"{rid}-chart-scaling", charts.scaling(run.train, f"{rid}-chart-scaling"),
+               "Left: speedup T_N / T_1 at a fixed global batch, dashed = linear. Right: efficiency "
+               f"T_N / (N·T_1), dashed = ideal 100%. Points: median over precision × jit_compile ({jit}); "
+               "bars: min–max.", "scaling needs finished 1-GPU and N-GPU cases at the same global batch"),
+        Figure(f"{rid}-chart-speedups", charts.speedup_heatmap(run.train, f"{rid}-chart-speedups"),
+               f"Speedup per cell of the sweep: jit_compile on / off ({jit}), and each mixed policy / float32 "
+               "(blue = faster; grey n/a = that cell has no pair). Rows by GPU count, then global batch.",
+               f"speedups need finished pairs that differ only in jit_compile ({jit}) or in precision"),
+    ]}
+
+
+def native(run: RunData, rid: str) -> dict[str, Any] | Missing:
+    if run.native.empty:
+        return Missing('the native suite did not run (add "native" to suites in the config)')
+    table = overhead.native_table(run.train, run.native)
+    sentences = [f.text for f in overhead.native_findings(run.train, run.native)]
+    if table.empty:
+        return Missing("no native case finished", {"sentences": sentences})
+    figure = Figure(f"{rid}-chart-native", charts.native_vs_keras(table, f"{rid}-chart-native"),
+                    "Median samples/s against global batch, log-log. Solid: Keras fit (o = jit_compile on, x = off; "
+                    f"{compilers(backends(table))}); dashed: the same MLP in a hand-written loop of the backend's own "
+                    "ops, one dispatch per step; dotted: JAX epoch_scan, a whole round in one jax.jit — the device's "
+                    "practical ceiling.", "no native case finished")
+    return {"sentences": sentences, "figure": figure, "table": tables.native_vs_keras(table, f"{rid}-native-table")}
+
+
+def _nvml_reason(run: RunData) -> str:
+    reasons = run.train["gpu_metrics.reason"].dropna().unique().tolist() if not run.train.empty else []
+    nvml = run.environment.get("nvml")
+    if reasons:
+        return "; ".join(str(r) for r in reasons[:3])
+    if nvml and nvml != "ok":
+        return f"NVML: {nvml}"
+    return "no training case has NVML data"
+
+
+def nvml(run: RunData, rid: str) -> dict[str, Any] | Missing:
+    svg = charts.gpu_utilisation(run.train, f"{rid}-chart-nvml") if not run.train.empty else None
+    per_case = overhead.overhead_table(run.train, run.native)
+    if svg is None and per_case.empty:
+        return Missing(_nvml_reason(run))
+    return {
+        "starvation": [gpu_starvation(group, backend).text for backend, group in by_backend(run.train)],
+        "figure": Figure(f"{rid}-chart-nvml", svg, "NVML utilisation (mean over the timed rounds, | = p95) and peak "
+                         "memory of the busiest GPU, per training case. Orange: below 50%.",
+                         "no training case has NVML data"),
+        "monitor": overhead.monitor_overhead_finding(per_case),
+        "table": tables.overhead_table(per_case, f"{rid}-nvml-table"),
+    }
+
+
+def cpu_predict(run: RunData, rid: str) -> dict[str, Any] | Missing:
+    cpu = run.cpu_predict
+    if cpu.empty:
+        return Missing("the cpu_predict suite did not run")
+    method_table = cpu_method_table(cpu)
+    skipped = cpu[cpu["not_applicable"].map(is_true)]
+    same = cpu[cpu["train_device_is_predict_device"].map(is_true) & (cpu["status"] == "ok")]
+    return {
+        # Quiet notes: methods that do not exist on a backend, ok cases that could not prove a move.
+        "not_applicable": [(str(cid), str(reason)) for cid, reason in zip(skipped["case_id"], skipped["reason"],
+                                                                           strict=True)],
+        "same_device": {"count": len(same), "backends": ", ".join(dict.fromkeys(str(b) for b in same["backend"]))},
+        "figure": Figure(f"{rid}-chart-cpu-predict", charts.cpu_predict_times(cpu, f"{rid}-chart-cpu-predict"),
+                         "Seconds per method: prepare (recompile / clone / save+load) + first predict call (tracing) + "
+                         "one steady call (median, bars = IQR). Hatched: ran, but not on the CPU or wrong; red label: "
+                         "no numbers.", "no CPU-prediction case has timings"),
+        "methods": None if method_table.empty else tables.cpu_method_summary(method_table, f"{rid}-cpu-methods"),
+    }
+
+
+def cases(run: RunData, rid: str) -> dict[str, Any]:
+    parts = []
+    if not run.train.empty:
+        parts.append((f"Training cases ({len(run.train)})", tables.train_table(run, f"{rid}-train-cases")))
+    if not run.native.empty:
+        parts.append((f"Native-reference cases ({len(run.native)})", tables.native_cases_table(run, f"{rid}-native-cases")))
+    if not run.cpu_predict.empty:
+        parts.append((f"CPU-prediction cases ({len(run.cpu_predict)})", tables.cpu_predict_table(run, f"{rid}-cpu-cases")))
+    return {"tables": parts}
+
+
+def environment(run: RunData, rid: str) -> dict[str, Any]:
+    return {
+        "gpus": tables.gpu_table(run.environment, f"{rid}-gpus"),
+        "values": tables.key_value(tables.environment_rows(run.environment), f"{rid}-env", cut=True),
+        "config_json": json.dumps(run.config, indent=1),
+    }
