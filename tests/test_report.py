@@ -736,6 +736,58 @@ def test_several_runs_share_one_page(tmp_path):
         assert page.svg_count[f"r{index}"] == sum(v for k, v in CHARTS[name].items() if k.startswith("r1-"))
         assert page.warning_kinds(f"r{index}") == expected_warnings(document(name))
         assert document(name)["run_id"] in page.text("sources")
+    # Side by side: cases matched on their parameters without each run's own settings (a parameter with
+    # one value within every run); run 1 is the reference.
+    docs = [document(n) for n in names]
+    expected = []
+    for suite, metric in (("train", "samples_per_second"), ("native", "samples_per_second"), ("cpu_predict", "total_s")):
+        suite_cases = [[c for c in doc["cases"] if c["suite"] == suite] for doc in docs]
+        names_ = {k for cs in suite_cases for c in cs for k in c["params"]}
+        drop = {k for k in names_ if all(len({json.dumps(c["params"][k]) for c in cs}) <= 1 for cs in suite_cases if cs)}
+        keyed = [{tuple((k, json.dumps(v)) for k, v in c["params"].items() if k not in drop): c for c in cs}
+                 for cs in suite_cases]
+        for key, first in keyed[0].items():
+            if key in keyed[1]:
+                second = keyed[1][key]
+                ratio = None
+                if first["status"] == second["status"] == "ok":
+                    a, b = first["metrics"][metric], second["metrics"][metric]
+                    # A speed ratio: samples/s of run 2 over run 1, or run 1's seconds over run 2's.
+                    ratio = b["median"] / a["median"] if metric != "total_s" else a / b
+                expected.append((suite, first["status"], second["status"], ratio))
+    shown = page.table("side-by-side-table")
+    assert len(shown) == len(expected) >= 2 and page.svg_count["side-by-side"] == 1
+    assert [r["suite"] for r in shown] == [e[0] for e in expected]
+    for row, (_, first, second, ratio) in zip(shown, expected, strict=True):
+        assert (row["run 1 (tensorflow)"] == first) == (first != "ok")
+        assert (row["run 2 (tensorflow)"] == second) == (second != "ok")
+        assert row["speed, run 2 ÷ run 1"] == ("—" if ratio is None else f"{ratio:.3g}×")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_side_by_side_needs_two_runs(pages, name):
+    page = pages[name][1]
+    assert "side-by-side-table" not in page.tables and page.svg_count["side-by-side"] == 0
+    assert f"{NOT_MEASURED}: side by side needs two or more result files" in page.text("side-by-side").lower()
+
+
+def test_best_configuration_is_not_a_tie_when_the_rounds_are_apart(tmp_path):
+    # The reference run's top two (16384 mixed_bfloat16 and float32) are tied within their rounds' noise;
+    # slow the runner-up's rounds by 10 % (rounds and their stats alike) and the tie must go.
+    doc = document(REFERENCE)
+    ok = sorted((c for c in doc["cases"] if c["suite"] == "train" and c["status"] == "ok"),
+                key=lambda c: -c["metrics"]["samples_per_second"]["median"])
+    runner_up = ok[1]["metrics"]
+    runner_up["round_s"] = [r * 1.1 for r in runner_up["round_s"]]
+    for stat in ("median", "q1", "q3", "min", "max", "mean"):
+        runner_up["samples_per_second"][stat] /= 1.1
+    source = tmp_path / "run.json"
+    source.write_text(json.dumps(doc))
+    page = Page(build_report([source], tmp_path / "index.html", generated_utc=GENERATED).read_text())
+    finding = page.findings["jax/best"]
+    assert finding["values"]["case_id"] == ok[0]["case_id"] and finding["values"]["tied_with"] == []
+    assert "tied" not in finding["text"] and "do not overlap" in finding["text"]
+    assert page.findings["jax/best"]["text"].startswith("Best configuration on jax: 1 GPU, global batch 16384")
 
 
 def test_unfinished_case_log_is_shown_as_incomplete(tmp_path):
