@@ -33,7 +33,7 @@ from bench.report.findings import (
     scaling_table,
     xla_ratios,
 )
-from bench.report.load import compiler, compilers, is_false, is_true
+from bench.report.load import compiler, is_false, is_true
 
 STYLE = {
     "svg.fonttype": "none",
@@ -244,7 +244,7 @@ def speedup_heatmap(train: pd.DataFrame, chart_id: str = "speedups") -> str | No
     panels = []
     if not xla.empty:
         xla = xla.assign(row=[labels[k] for k in _row_keys(xla)])
-        title = f"{compilers(list(dict.fromkeys(xla['backend'])))} on / off"
+        title = f"{_jit_name(xla)} on / off"
         panels.append((title, xla.pivot_table(index="row", columns="precision", values="ratio", sort=False)))
     if not mixed.empty:
         name = _jit_name(mixed)

@@ -146,9 +146,9 @@ def compiler(backend: Any) -> str:
 
 def compilers(names: list[str]) -> str:
     """The compiler(s) behind jit_compile for these backends, for captions: "XLA", "torch.compile", or
-    "XLA (torch.compile on torch)" when both kinds are on the page."""
+    "XLA; torch.compile on torch" when both kinds are on the page."""
     kinds = list(dict.fromkeys(compiler(name) for name in names)) or ["XLA"]
-    return kinds[0] if len(kinds) == 1 else "XLA (torch.compile on torch)"
+    return kinds[0] if len(kinds) == 1 else "XLA; torch.compile on torch"
 
 
 def train_frame(document: dict[str, Any]) -> pd.DataFrame:
