@@ -48,7 +48,8 @@ VERDICTS = ("regression", "improvement", "no change", "new", "missing", "failed"
 
 # The metric that decides each suite's verdict, and the single-value metrics shown next to it. A suite
 # not listed is matched and its status compared, but no number is tested.
-PRIMARY_METRIC = {"train": "samples_per_second", "native": "samples_per_second", "cpu_predict": "steady_round_s"}
+PRIMARY_METRIC = {"train": "samples_per_second", "native": "samples_per_second", "cpu_predict": "steady_round_s",
+                  "converge": "seconds_to_target"}
 SECONDARY_METRICS = {"train": ("compile_s",), "cpu_predict": ("total_s",)}
 
 # Fingerprint fields a comparison refuses to cross without --force / --allow-diff. Anything else that
