@@ -209,6 +209,30 @@ def test_time_to_target_is_compared_per_seed_like_round_timings():
     assert check.fails(base, base) is None and p_worse(base, slower, False) < 0.01
 
 
+def _converge_run(seed, epochs_to_target, status="ok"):
+    from tests.factories import make_run
+
+    run = make_run(seed, {"name": "ci", "suites": ["train"], "train": {"global_batch": [256]}})
+    case = ConvergeCase("tensorflow", 1, 4096, "float32", "auto", "sqrt")
+    seeds = [_seed(i, epochs_to_target, epoch_s=2.0 + 0.02 * ((i + seed) % 5)) for i in range(5)]
+    record = dict(run["cases"][0], suite="converge", case_id=case.case_id, params=case.params(), status=status,
+                  metrics=dict(summarize_seeds(seeds), seeds=seeds, target_accuracy=0.97))
+    return dict(run, cases=[record])
+
+
+def test_compare_judges_converge_cases_on_their_seeds():
+    from bench.analyze.compare import compare_runs
+
+    (same,) = compare_runs(_converge_run(0, 3), _converge_run(1, 3))["rows"]
+    assert same["metric"] == "seconds_to_target" and same["verdict"] == "no change"
+    assert same["current"]["samples"] == _converge_run(1, 3)["cases"][0]["metrics"]["seconds_to_target"]
+    (slower,) = compare_runs(_converge_run(0, 3), _converge_run(1, 4))["rows"]
+    assert slower["verdict"] == "regression" and slower["fails_build"] and slower["ratio"] == pytest.approx(4 / 3,
+                                                                                                          rel=0.02)
+    (lost,) = compare_runs(_converge_run(0, 3), _converge_run(1, 3, status="not_converged"))["rows"]
+    assert lost["verdict"] == "failed" and lost["fails_build"]
+
+
 # --------------------------------------------------------------------------- real Keras, in process
 
 

@@ -156,7 +156,8 @@ def case_samples(case: Mapping[str, Any], where: str) -> list[float]:
         if isinstance(per_round, bool) or not isinstance(per_round, (int, float)) or not per_round > 0:
             raise ResultsError(f"{where}: case {case['case_id']}: metrics.samples_per_round is missing or not positive")
         return [float(per_round) / r for r in rounds]
-    return _positive_list(metrics.get("steady_round_s"), f"{where}: case {case['case_id']}: metrics.steady_round_s")
+    name = PRIMARY_METRIC[case["suite"]]  # steady_round_s (cpu_predict), seconds_to_target (converge)
+    return _positive_list(metrics.get(name), f"{where}: case {case['case_id']}: metrics.{name}")
 
 
 def _positive_list(values: Any, label: str) -> list[float]:
