@@ -1,17 +1,17 @@
 """Time to accuracy: how long the reference model takes to reach a test accuracy, over several seeds.
 
-Per seed: the reference MLP is built from the seed under the case's placement (``devices.place``, as in
-the train suite), compiled, warmed up, reset to its initial state, then trained by one ``fit`` on the
-in-memory arrays (one pass over the training images per epoch, shuffled). After every epoch the
-10 000 test images are evaluated; the seed stops at the first epoch whose test accuracy reaches the
-target (or at ``max_epochs``).
+Per case, under the case's placement (``devices.place``, as in the train suite): the reference MLP is
+compiled once and warmed up. Per seed: the model is put in the initial state of a fresh
+``build_model(seed)`` and trained by one ``fit`` on the in-memory arrays (one pass over the training
+images per epoch, shuffled). After every epoch the 10 000 test images are evaluated; the seed stops at
+the first epoch whose test accuracy reaches the target (or at ``max_epochs``).
 
 Timing, with the injected clock (``time.perf_counter`` by default):
 
-* **compile** is a warm-up on the case's own model — one full and one partial training batch (the
-  shapes the epochs will see) and one ``evaluate`` per split — after which every variable (weights,
-  optimizer slots and step, dropout RNG state) is restored to its initial value and the seed is applied
-  again, so the timed training is the one a fresh model would do; its duration is ``compile_s``;
+* **compile** is the warm-up of the case's model — one full and one partial training batch (the shapes
+  the epochs will see) and one ``evaluate`` per split — its duration is ``compile_s``; every variable it
+  touched (weights, optimizer slots and step, dropout RNG state) is then overwritten with the seed's
+  initial values and the seed applied again, so the timed training is the one a fresh model would do;
 * an **epoch** runs from ``on_epoch_begin`` until its loss (and the output bias) has been read back into
   Python, i.e. until the device finished — evaluation is timed apart (``eval_s``), and so is the
   ``fit`` call's own set-up before the first epoch (``fit_setup_s``).
@@ -43,8 +43,9 @@ from bench.measure.records import CaseClock, CaseSkipped, base_record, measure_i
 SEEDS_AUTO = {"gpu": 5, "cpu": 3}
 INPUT_PIPELINE = ("numpy arrays into fit(batch_size=global_batch, shuffle=True): one pass over the training "
                   "images per epoch, the last batch partial")
-COMPILE_METHOD = ("warm-up on the case's model (one full and one partial training batch, one evaluate per "
-                  "split), then every variable restored to its initial value and the seed re-applied")
+COMPILE_METHOD = ("warm-up of the case's compiled model, once per case (one full and one partial training "
+                  "batch, one evaluate per split); each seed then starts from a fresh build_model(seed)'s "
+                  "variables and the optimizer's initial state, with the seed re-applied")
 
 
 def _finite(value: Any) -> float | None:
@@ -151,7 +152,6 @@ def summarize_seeds(seeds: list[dict[str, Any]]) -> dict[str, Any]:
         "final_test_accuracy": summarize([s["final_test_accuracy"] for s in seeds
                                           if s["final_test_accuracy"] is not None]),
         "epoch_train_s": summarize(epoch_s),
-        "compile_s": float(np.median([s["compile_s"] for s in seeds])) if seeds else None,
     }
 
 
@@ -204,50 +204,74 @@ def warm_up(model: Any, x: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndar
         model.evaluate(xs[:m], ys[:m], batch_size=batch, verbose=0)
 
 
-def run_seed(case: ConvergeCase, settings: ConvergeSettings, data: Mnist, seed: int, learning_rate: float,
-             steps_per_execution: int, clock: Callable[[], float]) -> tuple[dict[str, Any], Any]:
-    """Train one seed to the target; returns its summary and the model (for the case's metadata)."""
-    import keras
+class CaseModel:
+    """One compiled model per case, warmed up once; each seed then starts it from that seed's initial state.
 
-    holdout = settings.holdout
-    x, y = (data.x_train[:-holdout], data.y_train[:-holdout]) if holdout else (data.x_train, data.y_train)
-    val = (data.x_train[-holdout:], data.y_train[-holdout:]) if holdout else None
-    batch = case.global_batch
+    A seed's initial state is exactly a fresh ``build_model(seed)``'s variables (weights and dropout RNG
+    state) plus the optimizer's initial slots and step, so every seed trains as a fresh model of that seed
+    would — without tracing and compiling the same functions again for every seed.
+    """
 
-    model = build_model(seed=seed)
-    compile_model(model, case.jit_compile, steps_per_execution)
-    model.optimizer.learning_rate = learning_rate
-    if inject(case.case_id) == "nan":
-        # Injected (bench.measure.faults): a NaN output bias makes the loss non-finite, i.e. a diverged seed.
-        bias = model.layers[-1].bias
-        bias.assign(np.full(bias.shape, np.nan, dtype="float32"))
-    initial = snapshot(model)
-    t0 = clock()
-    warm_up(model, x, y, [(data.x_test, data.y_test)] + ([val] if val else []), batch)
-    compile_s = clock() - t0
-    restore(model, initial)
-    keras.utils.set_random_seed(seed)
+    def __init__(self, case: ConvergeCase, settings: ConvergeSettings, data: Mnist, learning_rate: float,
+                 steps_per_execution: int, clock: Callable[[], float]):
+        holdout = settings.holdout
+        self.x, self.y = (data.x_train[:-holdout], data.y_train[:-holdout]) if holdout else (data.x_train,
+                                                                                            data.y_train)
+        self.val = (data.x_train[-holdout:], data.y_train[-holdout:]) if holdout else None
+        self.data, self.settings, self.case, self.clock = data, settings, case, clock
+        self.batch = case.global_batch
+        self.fault = inject(case.case_id)
+        self.model = build_model(seed=0)
+        compile_model(self.model, case.jit_compile, steps_per_execution)
+        self.model.optimizer.learning_rate = learning_rate
+        self._optimizer_initial = snapshot(self.model)[len(self.model.variables):]
+        t0 = clock()
+        warm_up(self.model, self.x, self.y, [(data.x_test, data.y_test)] + ([self.val] if self.val else []),
+                self.batch)
+        self.compile_s = clock() - t0
 
-    def evaluate() -> dict[str, float]:
-        test = model.evaluate(data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True)
-        scores = {"test_loss": test["loss"], "test_accuracy": test["accuracy"]}
-        if val is not None:
-            held = model.evaluate(val[0], val[1], batch_size=batch, verbose=0, return_dict=True)
-            scores.update(val_loss=held["loss"], val_accuracy=held["accuracy"])
-        return scores
+    def start(self, seed: int) -> None:
+        """Put the model in seed ``seed``'s initial state and seed the data order."""
+        import keras
 
-    def sync() -> None:
-        # The last update of the epoch has landed once a variable it wrote can be read back.
-        np.asarray(keras.ops.convert_to_numpy(model.layers[-1].bias))
+        fresh = build_model(seed=seed)
+        values = [np.array(v.numpy(), copy=True) for v in fresh.variables]
+        if [v.shape for v in values] != [tuple(v.shape) for v in self.model.variables]:
+            raise RuntimeError("a fresh model's variables do not line up with the compiled model's")
+        del fresh
+        if self.fault == "nan":
+            # Injected (bench.measure.faults): a NaN output bias makes the loss non-finite: a diverged seed.
+            index = next(i for i, v in enumerate(self.model.variables) if v is self.model.layers[-1].bias)
+            values[index] = np.full(values[index].shape, np.nan, dtype="float32")
+        restore(self.model, values + self._optimizer_initial)
+        keras.utils.set_random_seed(seed)
 
-    recorder = EpochRecorder(clock, evaluate, settings.target_accuracy, settings.stop_at_target, sync)
-    t_fit = clock()
-    model.fit(x, y, batch_size=batch, epochs=settings.max_epochs, shuffle=True, verbose=0,
-              callbacks=[_tracker(recorder)])
-    summary = seed_summary(seed, recorder.epochs, settings.target_accuracy, recorder.diverged)
-    summary["compile_s"] = compile_s
-    summary["fit_setup_s"] = (recorder.first_begin - t_fit) if recorder.first_begin is not None else None
-    return summary, model
+    def train(self, seed: int) -> dict[str, Any]:
+        """Train seed ``seed`` to the target (or ``max_epochs``) and return its summary."""
+        import keras
+
+        model, data, val, batch, clock = self.model, self.data, self.val, self.batch, self.clock
+        self.start(seed)
+
+        def evaluate() -> dict[str, float]:
+            test = model.evaluate(data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True)
+            scores = {"test_loss": test["loss"], "test_accuracy": test["accuracy"]}
+            if val is not None:
+                held = model.evaluate(val[0], val[1], batch_size=batch, verbose=0, return_dict=True)
+                scores.update(val_loss=held["loss"], val_accuracy=held["accuracy"])
+            return scores
+
+        def sync() -> None:
+            # The last update of the epoch has landed once a variable it wrote can be read back.
+            np.asarray(keras.ops.convert_to_numpy(model.layers[-1].bias))
+
+        recorder = EpochRecorder(clock, evaluate, self.settings.target_accuracy, self.settings.stop_at_target, sync)
+        t_fit = clock()
+        model.fit(self.x, self.y, batch_size=batch, epochs=self.settings.max_epochs, shuffle=True, verbose=0,
+                  callbacks=[_tracker(recorder)])
+        summary = seed_summary(seed, recorder.epochs, self.settings.target_accuracy, recorder.diverged)
+        summary["fit_setup_s"] = (recorder.first_begin - t_fit) if recorder.first_begin is not None else None
+        return summary
 
 
 def run_converge_case(case: ConvergeCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory,
@@ -282,11 +306,13 @@ def run_converge_case(case: ConvergeCase, config: BenchConfig, data: Mnist, inve
         seeds: list[dict[str, Any]] = []
         m["seeds"] = seeds  # filled as seeds finish, so a failure keeps the ones before it
         with precision_policy(case.precision), placement.scope:
+            trainer = CaseModel(case, settings, data, lr, config.measure.steps_per_execution, clock)
+            model = trainer.model
+            m.update(compile_s=trainer.compile_s, jit_compile_resolved=bool(model.jit_compile),
+                     optimizer=optimizer_name(model),
+                     learning_rate_resolved=float(np.asarray(model.optimizer.learning_rate)))
             for seed in range(config.measure.seed, config.measure.seed + n_seeds):
-                summary, model = run_seed(case, settings, data, seed, lr, config.measure.steps_per_execution, clock)
-                seeds.append(summary)
-                m.update(jit_compile_resolved=bool(model.jit_compile), optimizer=optimizer_name(model),
-                         learning_rate_resolved=float(np.asarray(model.optimizer.learning_rate)))
+                seeds.append(trainer.train(seed))
         m.update(summarize_seeds(seeds))
         cv = m["epoch_train_s"]["cv"]
         record["flags"]["unstable"] = bool(cv is not None and cv > config.measure.cv_threshold)
