@@ -26,6 +26,7 @@ def _epochs(accuracies, epoch_s):
 def _case(batch, epoch_s, curves, precision="float32", status="ok", lr="none", reference=None, target=0.97):
     seeds = [{"seed": i, "epochs": _epochs(acc, epoch_s)} for i, acc in enumerate(curves)]
     metrics = {"target_accuracy": target, "max_epochs": 30, "learning_rate": 1e-3, "seeds": seeds,
+               "reference_batch": 256,
                # Deliberately wrong summaries: the report must recompute from the epochs.
                "time_to_target_s": {"median": 999.0}, "epoch_train_s": {"median": 999.0}}
     if reference is not None:
@@ -79,6 +80,18 @@ def test_slower_overall_and_fewer_epochs_are_worded_the_other_way():
     small, large = case_table(run).to_dict("records")
     assert tradeoff(small, large) == ("batch 1024 trains 2.0× slower per epoch than 256 but needs 0.7× the "
                                       "epochs: 1.3× slower to 97 %")
+
+
+def test_a_scaled_rule_is_compared_with_the_reference_batch_of_another_rule():
+    # At the reference batch (256) every lr_scaling is the same run, so configs exclude the duplicates.
+    run = {"cases": [_case(256, 3.0, [REACH_2]), _case(4096, 1.0, [REACH_3], lr="sqrt"),
+                     _case(4096, 1.0, [REACH_5])]}
+    sentences = tradeoffs(case_table(run))
+    assert sentences == [
+        "lr none: batch 4096 trains 3.0× faster per epoch than 256 but needs 2.5× the epochs: 1.2× faster to 97 %.",
+        "lr sqrt: batch 4096 trains 3.0× faster per epoch than 256 but needs 1.5× the epochs: 2.0× faster to 97 %.",
+    ]
+    assert "lr sqrt" in time_to_target_chart(case_table(run))
 
 
 def test_reference_accuracy_is_shown_beside_ours():

@@ -68,6 +68,7 @@ def case_table(document: Mapping[str, Any]) -> pd.DataFrame:
             "case_id": case["case_id"], **case["params"], "status": case["status"],
             "simulated": bool((case.get("flags") or {}).get("simulated")),
             "target_accuracy": target, "learning_rate": m.get("learning_rate"),
+            "reference_batch": m.get("reference_batch"),
             "seeds": len(seeds), "converged": len(seconds),
             "epoch_s": _median([e["train_s"] for s in seeds for e in s.get("epochs") or []]),
             "epochs_to_target": _median(epochs_needed),
@@ -124,14 +125,34 @@ def _varying(table: pd.DataFrame) -> list[str]:
     return [key for key in _GROUP if table[key].astype(str).nunique() > 1]
 
 
+def _lines(table: pd.DataFrame) -> list[list[dict[str, Any]]]:
+    """Rows grouped by everything but the global batch, each sorted by batch.
+
+    At the reference batch every lr_scaling gives the same learning rate, so a line without its own row
+    there (a config excludes the duplicates) borrows that case from another rule of the same setting.
+    """
+    records = table.to_dict("records")
+    lines = []
+    for _, group in table.groupby(_GROUP, sort=False, dropna=False):
+        rows = group.to_dict("records")
+        batches = {r["global_batch"] for r in rows}
+        head = rows[0]
+        for r in records:
+            same = all(str(r[k]) == str(head[k]) for k in _GROUP if k != "lr_scaling")
+            if same and r["global_batch"] == r.get("reference_batch") and r["global_batch"] not in batches:
+                rows.append(dict(r, lr_scaling=head["lr_scaling"]))
+                batches.add(r["global_batch"])
+        lines.append(sorted(rows, key=lambda r: r["global_batch"]))
+    return lines
+
+
 def tradeoffs(table: pd.DataFrame) -> list[str]:
     """Per setting with two or more batches: the smallest batch that converged against each larger one."""
     if table.empty:
         return []
     keys = _varying(table)
     sentences = []
-    for _, group in table.groupby(_GROUP, sort=False, dropna=False):
-        rows = group.sort_values("global_batch").to_dict("records")
+    for rows in _lines(table):
         base = next((r for r in rows if r["status"] == "ok" and not _missing(r["seconds_to_target"])), None)
         if base is None:
             continue
@@ -163,16 +184,13 @@ def time_to_target_chart(table: pd.DataFrame, chart_id: str = "converge-time") -
     if ok.empty or ok["seconds_to_target"].isna().all():
         return None
     extra = [k for k in _varying(table) if k != "precision"]
-    lines = {}
-    for row in table.to_dict("records"):
-        lines.setdefault(_label(row, ["precision", *extra]), []).append(row)
+    lines = {_label(rows[0], ["precision", *extra]): rows for rows in _lines(table)}
     colors = _colors(list(lines))
     batches = sorted(int(b) for b in table["global_batch"].unique())
     with style(chart_id):
         fig = Figure(figsize=(6.4, 3.6))
         ax = fig.subplots()
         for label, rows in lines.items():
-            rows = sorted(rows, key=lambda r: r["global_batch"])
             done = [r for r in rows if r["status"] == "ok" and not _missing(r["seconds_to_target"])]
             if done:
                 x = [r["global_batch"] for r in done]
@@ -232,7 +250,8 @@ def accuracy_curves_chart(document: Mapping[str, Any], chart_id: str = "converge
         by_epoch.set_ylabel("test accuracy (10 000 images)")
         low = min(e["test_accuracy"] for c in cases for s in _seeds(c) for e in s.get("epochs") or []
                   if e.get("test_accuracy") is not None)
-        by_epoch.set_ylim(max(0.0, min(low, min(targets)) - 0.01), 1.0)
+        # The interesting part is near the target: early epochs far below it are cut off.
+        by_epoch.set_ylim(max(0.0, low - 0.01, min(targets) - 0.1), 1.0)
         by_epoch.set_title("Test accuracy per epoch (every seed)")
         by_time.set_title("… against training time")
         by_time.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
