@@ -76,6 +76,22 @@ def test_synthetic_is_fine_when_the_suite_is_not_run():
     assert isinstance(config.converge, ConvergeSettings)
 
 
+def test_shipped_configs():
+    from bench.config import load_config
+    from tests.conftest import REPO
+
+    gpu = load_config(REPO / "configs" / "converge.toml")
+    cases = converge_cases(gpu)
+    assert {c.global_batch for c in cases} == {256, 4096, 16384} and len(cases) == 10
+    assert {c.precision for c in cases} == {"float32", "mixed_bfloat16"} and {c.backend for c in cases} == {"jax"}
+    assert gpu.converge.seeds == "auto" and gpu.data.source == "mnist"
+    tutorial = load_config(REPO / "configs" / "tutorial.toml")
+    (case,) = converge_cases(tutorial)
+    assert case.global_batch == 64 * case.gpus and case.backend == "tensorflow"
+    s = tutorial.converge
+    assert (s.max_epochs, s.stop_at_target, s.holdout, s.reference_accuracy) == (5, False, 5000, 0.9685)
+
+
 def test_the_sweep_plans_one_worker_per_layout_with_the_case_replicas():
     config = _config(gpus=[1, 2], global_batch=[512])
     planned = plan_cases(config)
