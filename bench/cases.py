@@ -8,6 +8,7 @@ agree on ids by construction.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -153,6 +154,52 @@ def cpu_predict_cases(config: BenchConfig) -> list[CpuPredictCase]:
 
 
 
+@dataclass(frozen=True)
+class ConvergeCase:
+    """One cell of the time-to-accuracy sweep (every seed of it is one run of the case)."""
+
+    backend: str
+    gpus: int
+    global_batch: int
+    precision: str
+    jit_compile: JitCompile
+    lr_scaling: str  # "none", "linear" or "sqrt"
+
+    @property
+    def per_replica_batch(self) -> int:
+        return self.global_batch // self.gpus
+
+    @property
+    def case_id(self) -> str:
+        return (f"converge/{self.backend}/gpus={self.gpus}/batch={self.global_batch}/{self.precision}/"
+                f"jit={jit_label(self.jit_compile)}/lr={self.lr_scaling}")
+
+    def params(self) -> dict[str, Any]:
+        return {"backend": self.backend, "gpus": self.gpus, "global_batch": self.global_batch,
+                "precision": self.precision, "jit_compile": self.jit_compile, "lr_scaling": self.lr_scaling}
+
+    def learning_rate(self, base: float, reference_batch: int) -> float:
+        """Adam's learning rate for this batch: ``base`` at ``reference_batch``, scaled by the rule."""
+        ratio = self.global_batch / reference_batch
+        if self.lr_scaling == "linear":
+            return base * ratio
+        if self.lr_scaling == "sqrt":
+            return base * math.sqrt(ratio)
+        return base
+
+
+def converge_cases(config: BenchConfig) -> list[ConvergeCase]:
+    """The product of the ``[converge]`` axes in declaration order, without excluded cells."""
+    axes = config.converge
+    cases = []
+    for cell in itertools.product(axes.backend, axes.gpus, axes.global_batch, axes.precision, axes.jit_compile,
+                                  axes.lr_scaling):
+        case = ConvergeCase(*cell)
+        if not any(_matches(case.params(), rule) for rule in axes.exclude):
+            cases.append(case)
+    return cases
+
+
 def suite_cases(suite: str, config: BenchConfig) -> list[Any]:
     """The cases of one suite from the config's axes; each has ``case_id``, ``backend`` and ``params()``."""
     if suite == "train":
@@ -161,4 +208,6 @@ def suite_cases(suite: str, config: BenchConfig) -> list[Any]:
         return cpu_predict_cases(config)
     if suite == "native":
         return native_cases(config)
+    if suite == "converge":
+        return converge_cases(config)
     raise ValueError(f"unknown suite {suite!r}")

@@ -24,9 +24,10 @@ from bench.errors import UserError
 
 BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-SUITES = ("train", "cpu_predict", "native")
+SUITES = ("train", "cpu_predict", "native", "converge")
 DATA_SOURCES = ("auto", "mnist", "npz", "synthetic")
 CPU_PREDICT_METHODS = ("naive", "recompile", "strategy", "clone", "saved_model")
+LR_SCALINGS = ("none", "linear", "sqrt")
 
 JitCompile = bool | str  # True, False or "auto"
 
@@ -121,6 +122,37 @@ class CpuPredictSettings:
 
 
 @dataclass(frozen=True)
+class ConvergeSettings:
+    """Time to accuracy: train from a fixed seed until the test accuracy reaches a target, over several seeds."""
+
+    backend: tuple[str, ...] = _doc("Keras backends, each run in its own process.", default=("tensorflow",))
+    gpus: tuple[int, ...] = _doc("Replica counts, placed as the train suite places them.", default=(1,))
+    global_batch: tuple[int, ...] = _doc("Global batch sizes; per-replica batch = global_batch / gpus.",
+                                         default=(256,))
+    precision: tuple[str, ...] = _doc("Keras dtype policies.", default=("float32",))
+    jit_compile: tuple[JitCompile, ...] = _doc('model.compile(jit_compile=...): false, true or "auto".',
+                                               default=("auto",))
+    lr_scaling: tuple[str, ...] = _doc(
+        "Adam's learning rate against reference_batch: none (1e-3 at every batch), linear (x B/ref), sqrt (x sqrt(B/ref)).",
+        default=("none",),
+    )
+    exclude: tuple[Mapping[str, Any], ...] = _doc("Partial cases to leave out, as in [train].", default=())
+    reference_batch: int = _doc("The global batch at which every lr_scaling gives Adam's 1e-3.", default=256)
+    target_accuracy: float = _doc("Test accuracy (10 000 test images) a seed must reach to converge.", default=0.97)
+    max_epochs: int = _doc("A seed that has not reached the target after this many epochs did not converge.",
+                           default=30)
+    seeds: int | str = _doc('Seeded runs per case ([measure] seed, seed+1, ...); "auto": 5 on GPUs, 3 on CPUs.',
+                            default="auto")
+    stop_at_target: bool = _doc("Stop a seed at the first epoch that reaches the target (false: run max_epochs).",
+                                default=True)
+    holdout: int = _doc("The last N training images are held out (validation_split-style) and evaluated every "
+                        "epoch as validation; 0 = train on all 60 000.", default=0)
+    reference_accuracy: float | None = _doc("A published test accuracy shown beside this one (e.g. a tutorial's).",
+                                            default=None)
+    reference_label: str = _doc("Where reference_accuracy comes from.", default="")
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """One sweep definition."""
 
@@ -133,6 +165,7 @@ class BenchConfig:
     devices: DeviceSettings = DeviceSettings()
     nvml: NvmlSettings = NvmlSettings()
     cpu_predict: CpuPredictSettings = CpuPredictSettings()
+    converge: ConvergeSettings = ConvergeSettings()
     path: str = ""
     sha256: str = ""
 
@@ -173,6 +206,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     devices = _parse_simple(DeviceSettings, _table(raw, "devices", where), where, "devices")
     nvml = _parse_simple(NvmlSettings, _table(raw, "nvml", where), where, "nvml")
     cpu_predict = _parse_cpu_predict(_table(raw, "cpu_predict", where), where)
+    converge = _parse_converge(_table(raw, "converge", where), where)
 
     if data.source not in DATA_SOURCES:
         raise ConfigError(f"{where}: [data] source: unknown value {data.source!r}; choose from {', '.join(DATA_SOURCES)}")
@@ -194,6 +228,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
         devices=devices,
         nvml=nvml,
         cpu_predict=cpu_predict,
+        converge=converge,
         path=source,
         sha256=sha256,
     )
@@ -208,7 +243,24 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
                 )
         if not train_cases(config):
             raise ConfigError(f"{where}: [train] every case is excluded; loosen 'exclude'")
+    if "converge" in suites:
+        _check_converge(config, where)
     return config
+
+
+def _check_converge(config: BenchConfig, where: str) -> None:
+    from bench.cases import converge_cases
+
+    if config.data.source == "synthetic":
+        raise ConfigError(f"{where}: the converge suite refuses [data] source = 'synthetic' (accuracy on it means "
+                          "nothing); use 'auto', 'mnist' or a path to mnist.npz")
+    cases = converge_cases(config)
+    if not cases:
+        raise ConfigError(f"{where}: [converge] every case is excluded; loosen 'exclude'")
+    for case in cases:
+        if case.global_batch % case.gpus:
+            raise ConfigError(f"{where}: [converge] global_batch {case.global_batch} is not divisible by gpus = "
+                              f"{case.gpus}; use a multiple of every replica count or exclude the pair")
 
 
 def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
@@ -274,8 +326,55 @@ def _parse_cpu_predict(raw: Mapping[str, Any], where: str) -> CpuPredictSettings
     )
 
 
+def _parse_converge(raw: Mapping[str, Any], where: str) -> ConvergeSettings:
+    _check_keys(raw, {f.name for f in fields(ConvergeSettings)}, where, "converge")
+    d = ConvergeSettings()
+    simple = {"reference_batch", "target_accuracy", "max_epochs", "stop_at_target", "holdout", "reference_label"}
+    scalars = _parse_simple(ConvergeSettings, {k: v for k, v in raw.items() if k in simple}, where, "converge")
+    if not 0.0 < scalars.target_accuracy <= 1.0:
+        raise ConfigError(f"{where}: [converge] target_accuracy is a test accuracy in (0, 1], "
+                          f"got {scalars.target_accuracy}")
+    if scalars.holdout >= 60_000:
+        raise ConfigError(f"{where}: [converge] holdout {scalars.holdout} leaves no MNIST training images "
+                          "(there are 60 000)")
+    seeds = raw.get("seeds", d.seeds)
+    if seeds != "auto" and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise ConfigError(f'{where}: [converge] seeds must be a positive integer or "auto", got {seeds!r}')
+    reference = raw.get("reference_accuracy", d.reference_accuracy)
+    if reference is not None and (isinstance(reference, bool) or not isinstance(reference, (int, float))
+                                  or not 0.0 < reference <= 1.0):
+        raise ConfigError(f"{where}: [converge] reference_accuracy is a test accuracy in (0, 1], got {reference!r}")
+    exclude = raw.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(rule, Mapping) for rule in exclude):
+        raise ConfigError(f"{where}: [converge] exclude must be a list of tables, e.g. [{{global_batch = 256}}]")
+    for rule in exclude:
+        _check_keys(rule, {"backend", "gpus", "global_batch", "precision", "jit_compile", "lr_scaling"}, where,
+                    "converge.exclude")
+    return ConvergeSettings(
+        backend=_str_axis(raw.get("backend", list(d.backend)), "converge.backend", BACKENDS, where),
+        gpus=_int_axis(raw.get("gpus", list(d.gpus)), "converge.gpus", where),
+        global_batch=_int_axis(raw.get("global_batch", list(d.global_batch)), "converge.global_batch", where),
+        precision=_str_axis(raw.get("precision", list(d.precision)), "converge.precision", PRECISIONS, where),
+        jit_compile=_jit_axis(raw.get("jit_compile", list(d.jit_compile)), "converge.jit_compile", where),
+        lr_scaling=_str_axis(raw.get("lr_scaling", list(d.lr_scaling)), "converge.lr_scaling", LR_SCALINGS, where),
+        exclude=tuple(
+            {k: (_jit_value(v, "converge.exclude.jit_compile", where) if k == "jit_compile" else v)
+             for k, v in rule.items()}
+            for rule in exclude
+        ),
+        reference_batch=scalars.reference_batch,
+        target_accuracy=scalars.target_accuracy,
+        max_epochs=scalars.max_epochs,
+        seeds=seeds,
+        stop_at_target=scalars.stop_at_target,
+        holdout=scalars.holdout,
+        reference_accuracy=None if reference is None else float(reference),
+        reference_label=scalars.reference_label,
+    )
+
+
 # Scalars that may legitimately be zero.
-_NON_NEGATIVE = {"seed", "predict_samples"}
+_NON_NEGATIVE = {"seed", "predict_samples", "holdout"}
 
 
 def _parse_simple(cls: type, raw: Mapping[str, Any], where: str, section: str) -> Any:

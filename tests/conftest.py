@@ -31,3 +31,19 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd or REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def real_mnist():
+    """The resolved spec of real MNIST (Keras cache, else a bounded download), or a skip saying why not.
+
+    CI copies ../shared/data/mnist.npz into the Keras cache (.ci/run), as a CI dataset cache would.
+    """
+    from bench.config import DataSettings
+    from bench.measure import data
+
+    try:
+        return data.resolve(DataSettings(source="mnist", download_timeout_s=10), seed=0)
+    except data.DataError as exc:
+        pytest.skip(f"real MNIST is not in the Keras cache ({data.keras_cache_path()}) and cannot be "
+                    f"downloaded: {exc}")

@@ -125,3 +125,77 @@ def test_missing_and_wrong_suffix(tmp_path):
     other.write_text("1,2,3")
     with pytest.raises(data.DataError, match="is not an .npz"):
         data.validate_npz(other)
+
+
+# --------------------------------------------------------------------------- MNIST recognised by content
+
+
+def _canonical(monkeypatch, tmp_path):
+    """A tiny stand-in for the canonical arrays: its per-array sha256 and shapes become "MNIST's"."""
+    path = _write_npz(tmp_path / "canonical.npz", n_train=30, n_test=10)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    monkeypatch.setattr(data, "MNIST_ARRAY_SHA256", {
+        k: data.hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for k, v in arrays.items()})
+    monkeypatch.setattr(data, "MNIST_ARRAY_SHAPES", {k: v.shape for k, v in arrays.items()})
+    return arrays
+
+
+def _offline(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("offline")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", no_network)
+
+
+def test_a_copy_with_the_canonical_arrays_is_mnist_whatever_its_bytes(tmp_path, monkeypatch):
+    arrays = _canonical(monkeypatch, tmp_path)
+    copy = tmp_path / "copy.npz"
+    np.savez_compressed(copy, **arrays)  # other zip metadata and compression: other file bytes
+    assert data._sha256(copy) != data._sha256(tmp_path / "canonical.npz")
+
+    by_path = data.resolve(DataSettings(path=str(copy)), seed=0)
+    assert (by_path.source, by_path.identified_by, by_path.synthetic) == ("mnist", "array_sha256", False)
+    assert data.resolve(DataSettings(source="mnist", path=str(copy)), seed=0).source == "mnist"
+
+    cache = tmp_path / "home" / "datasets" / "mnist.npz"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(copy.read_bytes())
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    _offline(monkeypatch)  # recognised in the cache without a download
+    cached = data.resolve(DataSettings(), seed=0)
+    assert (cached.source, cached.path, cached.identified_by) == ("mnist", str(cache), "array_sha256")
+    assert "not Keras' download" in cached.note and cached.to_dict()["identified_by"] == "array_sha256"
+    assert data.DataSpec.from_dict(cached.to_dict()) == cached
+
+
+def test_right_shape_other_content_stays_npz(tmp_path, monkeypatch):
+    arrays = _canonical(monkeypatch, tmp_path)
+    other = dict(arrays, x_test=arrays["x_test"] ^ np.uint8(1))  # one bit flipped in every test pixel
+    path = tmp_path / "other.npz"
+    np.savez(path, **other)
+    spec = data.resolve(DataSettings(path=str(path)), seed=0)
+    assert spec.source == "npz" and spec.identified_by is None
+    with pytest.raises(data.DataError, match="is not MNIST") as err:
+        data.resolve(DataSettings(source="mnist", path=str(path)), seed=0)
+    assert "\n" not in str(err.value)
+    # Float pixels with the canonical values are not the canonical arrays either (the layout is Keras' uint8).
+    assert not data.is_canonical_mnist(dict(arrays, x_train=arrays["x_train"].astype(np.float32)))
+
+    cache = tmp_path / "home" / "datasets" / "mnist.npz"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(path.read_bytes())
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    _offline(monkeypatch)
+    assert data.resolve(DataSettings(), seed=0).source == "synthetic"  # not MNIST, and no download
+
+
+def test_real_mnist_matches_the_published_array_checksums(real_mnist, tmp_path):
+    arrays = data.validate_npz(data.Path(real_mnist.path))
+    assert data.is_canonical_mnist(arrays)
+    assert np.bincount(arrays["y_test"]).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    changed = dict(arrays, y_test=arrays["y_test"].copy())
+    changed["y_test"][0] = (changed["y_test"][0] + 1) % 10
+    path = tmp_path / "mnist.npz"
+    np.savez(path, **changed)
+    assert data.resolve(DataSettings(path=str(path)), seed=0).source == "npz"

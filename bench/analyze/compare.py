@@ -48,7 +48,8 @@ VERDICTS = ("regression", "improvement", "no change", "new", "missing", "failed"
 
 # The metric that decides each suite's verdict, and the single-value metrics shown next to it. A suite
 # not listed is matched and its status compared, but no number is tested.
-PRIMARY_METRIC = {"train": "samples_per_second", "native": "samples_per_second", "cpu_predict": "steady_round_s"}
+PRIMARY_METRIC = {"train": "samples_per_second", "native": "samples_per_second", "cpu_predict": "steady_round_s",
+                  "converge": "seconds_to_target"}
 SECONDARY_METRICS = {"train": ("compile_s",), "cpu_predict": ("total_s",)}
 
 # Fingerprint fields a comparison refuses to cross without --force / --allow-diff. Anything else that
@@ -155,7 +156,8 @@ def case_samples(case: Mapping[str, Any], where: str) -> list[float]:
         if isinstance(per_round, bool) or not isinstance(per_round, (int, float)) or not per_round > 0:
             raise ResultsError(f"{where}: case {case['case_id']}: metrics.samples_per_round is missing or not positive")
         return [float(per_round) / r for r in rounds]
-    return _positive_list(metrics.get("steady_round_s"), f"{where}: case {case['case_id']}: metrics.steady_round_s")
+    name = PRIMARY_METRIC[case["suite"]]  # steady_round_s (cpu_predict), seconds_to_target (converge)
+    return _positive_list(metrics.get(name), f"{where}: case {case['case_id']}: metrics.{name}")
 
 
 def _positive_list(values: Any, label: str) -> list[float]:

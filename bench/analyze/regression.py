@@ -83,6 +83,8 @@ METRICS: dict[str, Metric] = {
     "steady_round_s": Metric("steady_round_s", "s", False),
     "total_s": Metric("total_s", "s", False, per_round=False),
     "compile_s": Metric("compile_s", "s", False, per_round=False),
+    # converge: train seconds to the target test accuracy, one sample per converged seed.
+    "seconds_to_target": Metric("seconds_to_target", "s", False),
 }
 
 

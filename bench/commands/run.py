@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
         from bench.measure import data as data_mod
 
         spec = data_mod.resolve(config.data, config.measure.seed)
+        if spec.synthetic and "converge" in config.suites:
+            # Test accuracy on synthetic data means nothing; refused before any case runs.
+            raise data_mod.DataError(f"the converge suite needs real MNIST, but {spec.note}; put mnist.npz in the "
+                                     f"Keras cache ({data_mod.keras_cache_path()}) or set [data] path")
         data = spec.to_dict()
         header = _header(config, data, run_id)
         log = CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header)

@@ -5,6 +5,11 @@ Resolution order for ``source = "auto"``: an explicit ``.npz`` path, Keras' cach
 learnable synthetic set of the same shape. Which one was used travels with every result, because a
 throughput number on synthetic data is still a throughput number but an accuracy number is not.
 
+A file is MNIST (``source = "mnist"``) when its bytes are Keras' download, or when its four arrays are
+the canonical MNIST arrays whatever the file's bytes (a copy re-saved by another tool, a CI cache): the
+zip metadata of an ``.npz`` differs between writers while the arrays do not. Any other valid file is
+``npz``.
+
 Only numpy and the standard library here: the parent process resolves the source once (so a download
 happens once, with a timeout) and worker processes load the arrays from the resolved spec.
 """
@@ -30,6 +35,16 @@ from bench.errors import UserError
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 # keras.datasets.mnist.load_data() checks the same hash.
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+# sha256 of each canonical MNIST array's raw bytes (``np.ascontiguousarray(a).tobytes()``), Keras' layout:
+# uint8 pixels (N, 28, 28), uint8 labels (N,). Identical for every faithful copy of the data set.
+MNIST_ARRAY_SHA256 = {
+    "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+    "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+    "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+}
+MNIST_ARRAY_SHAPES = {"x_train": (60_000, 28, 28), "y_train": (60_000,), "x_test": (10_000, 28, 28),
+                      "y_test": (10_000,)}
 TRAIN_SAMPLES, TEST_SAMPLES, FEATURES, CLASSES = 60_000, 10_000, 784, 10
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -47,6 +62,9 @@ class DataSpec:
     sha256: str | None
     note: str
     seed: int
+    # How a file was recognised as MNIST: "keras_file_sha256" (Keras' own download) or "array_sha256"
+    # (the canonical arrays in another file); None for npz and synthetic data.
+    identified_by: str | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -59,7 +77,8 @@ class DataSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataSpec:
-        return cls(d["source"], d.get("path"), d.get("sha256"), d.get("note", ""), d.get("seed", 0))
+        return cls(d["source"], d.get("path"), d.get("sha256"), d.get("note", ""), d.get("seed", 0),
+                   d.get("identified_by"))
 
 
 @dataclass(frozen=True)
@@ -82,11 +101,26 @@ def resolve(settings: DataSettings, seed: int) -> DataSpec:
         return DataSpec("synthetic", None, None, "synthetic data requested by the config", seed)
     if settings.path:
         path = Path(settings.path).expanduser()
-        validate_npz(path)
-        return DataSpec("npz", str(path), _sha256(path), f"MNIST from {path}", seed)
+        arrays = validate_npz(path)
+        digest = _sha256(path)
+        if digest == MNIST_SHA256:
+            return DataSpec("mnist", str(path), digest, f"MNIST from {path}", seed, "keras_file_sha256")
+        if is_canonical_mnist(arrays):
+            return DataSpec("mnist", str(path), digest, f"MNIST from {path} (canonical MNIST arrays)", seed,
+                            "array_sha256")
+        if settings.source == "mnist":
+            raise DataError(f"{path} is not MNIST: its arrays differ from the canonical MNIST arrays; "
+                            "use [data] source = 'npz' to train on it anyway")
+        return DataSpec("npz", str(path), digest, f"MNIST-shaped data from {path}", seed)
     cache = keras_cache_path()
-    if cache.is_file() and _sha256(cache) == MNIST_SHA256:
-        return DataSpec("mnist", str(cache), MNIST_SHA256, "MNIST from the Keras cache", seed)
+    if cache.is_file():
+        digest = _sha256(cache)
+        if digest == MNIST_SHA256:
+            return DataSpec("mnist", str(cache), digest, "MNIST from the Keras cache", seed, "keras_file_sha256")
+        if _file_is_canonical_mnist(cache):
+            return DataSpec("mnist", str(cache), digest,
+                            "MNIST from the Keras cache (canonical MNIST arrays; the file is not Keras' download)",
+                            seed, "array_sha256")
     try:
         _download(cache, settings.download_timeout_s)
     except (OSError, urllib.error.URLError, ValueError) as exc:
@@ -94,7 +128,8 @@ def resolve(settings: DataSettings, seed: int) -> DataSpec:
         if settings.source == "mnist":
             raise DataError(f"{reason}; set [data] path to a local mnist.npz or use source = 'synthetic'") from None
         return DataSpec("synthetic", None, None, f"{reason}: using deterministic synthetic MNIST-shaped data", seed)
-    return DataSpec("mnist", str(cache), MNIST_SHA256, "MNIST downloaded into the Keras cache", seed)
+    return DataSpec("mnist", str(cache), MNIST_SHA256, "MNIST downloaded into the Keras cache", seed,
+                    "keras_file_sha256")
 
 
 def load(spec: DataSpec) -> Mnist:
@@ -140,6 +175,25 @@ def validate_npz(path: Path) -> dict[str, np.ndarray]:
         if y.size and (y.min() < 0 or y.max() >= CLASSES):
             raise DataError(f"{path}: y_{split} has labels outside 0-9")
     return arrays
+
+
+def is_canonical_mnist(arrays: dict[str, np.ndarray]) -> bool:
+    """True when all four arrays are, byte for byte, the canonical MNIST arrays (cheap checks first)."""
+    for key, digest in MNIST_ARRAY_SHA256.items():
+        array = arrays.get(key)
+        if array is None or array.dtype != np.uint8 or array.shape != MNIST_ARRAY_SHAPES[key]:
+            return False
+        if hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest() != digest:
+            return False
+    return True
+
+
+def _file_is_canonical_mnist(path: Path) -> bool:
+    # A damaged or foreign file in the cache is not MNIST; resolution goes on to the download.
+    try:
+        return is_canonical_mnist(validate_npz(path))
+    except DataError:
+        return False
 
 
 def _scale(x: np.ndarray) -> np.ndarray:

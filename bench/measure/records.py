@@ -88,16 +88,24 @@ def finish(record: dict[str, Any], clock: CaseClock, status: str = "ok", reason:
     return record
 
 
-def measure_into(record: dict[str, Any], clock: CaseClock, body: Callable[[], None]) -> dict[str, Any]:
+# Every status a case record can carry (docs/results.md says which suite uses which).
+STATUSES = ("ok", "skipped", "failed", "wrong", "not_on_cpu", "not_converged")
+
+
+def measure_into(record: dict[str, Any], clock: CaseClock,
+                 body: Callable[[], tuple[str, str] | None]) -> dict[str, Any]:
     """Run a case's body; a skip (``CaseSkipped``) or any framework error becomes the record's status.
 
     Every suite's case ends here, so a failing case is always a result with its exception's key line,
-    never a crashed worker.
+    never a crashed worker. A body that measured fine but whose outcome is not ``ok`` (converge:
+    ``not_converged``) returns ``(status, reason)``.
     """
     try:
-        body()
+        outcome = body()
     except CaseSkipped as exc:
         return finish(record, clock, "skipped", str(exc))
     except Exception as exc:  # noqa: BLE001 - any framework error is this case's result
         return finish(record, clock, "failed", error=exc)
+    if outcome is not None:
+        return finish(record, clock, *outcome)
     return finish(record, clock)

@@ -22,6 +22,10 @@ def case_headline(record: dict[str, Any]) -> str:
         if m.get("native_ratio") is not None:
             line += f"  x{m['native_ratio']:.2f} of native"
         return line
+    if record["suite"] == "converge":
+        t, e = m["time_to_target_s"], m["epochs_to_target"]
+        return (f"{t['median']:>8.2f}s to {m['target_accuracy']:g} (IQR {t['iqr']:.2f}s)  {e['median']:g} epochs  "
+                f"{m['seeds_converged']}/{m['seeds_run']} seeds  compile {m['compile_s']:.1f}s")
     if "total_s" in m:
         diff = m.get("max_abs_diff")
         return f"total {m['total_s']:.3f}s  max|diff| {'n/a' if diff is None else format(diff, '.2g')}"

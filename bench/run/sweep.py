@@ -54,7 +54,7 @@ class LayoutGroup:
 
 def plan_cases(config: BenchConfig) -> list[PlannedCase]:
     planned: list[PlannedCase] = []
-    for suite in ("train", "cpu_predict", "native"):
+    for suite in ("train", "cpu_predict", "native", "converge"):
         if suite in config.suites:
             planned += [PlannedCase(suite, c.case_id, c.backend, _replicas(suite, c), c.params())
                         for c in suite_cases(suite, config)]
@@ -63,7 +63,7 @@ def plan_cases(config: BenchConfig) -> list[PlannedCase]:
 
 def _replicas(suite: str, case: Any) -> int:
     """Devices the suite's worker must make visible for this case."""
-    if suite == "train":
+    if suite in ("train", "converge"):
         return case.gpus
     # cpu_predict: the training device (GPU, or a logical CPU standing in) plus CPU:0; native: one device.
     return 2 if suite == "cpu_predict" else 1

@@ -19,6 +19,7 @@ BENCHMARK_MODULES = {
     "train": "bench_train.py",
     "cpu_predict": "bench_cpu_predict.py",
     "native": "bench_native.py",
+    "converge": "bench_converge.py",
 }
 
 

@@ -29,7 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     plan = WorkerPlan.read(config.getoption("--bench-plan"))
     config._bench_plan = plan  # type: ignore[attr-defined]
     config._bench_config = config_from_dict(plan.config)  # type: ignore[attr-defined]
-    if plan.suite in ("train", "native"):
+    if plan.suite in ("train", "native", "converge"):
         config._bench_inventory = devices.configure(plan.backend, plan.replicas, plan.simulate)  # type: ignore[attr-defined]
     elif plan.suite == "cpu_predict":
         from bench.measure.cpu_predict import configure_worker
@@ -39,7 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     plan: WorkerPlan = metafunc.config._bench_plan  # type: ignore[attr-defined]
-    fixture = f"{plan.suite}_case"  # train_case, cpu_predict_case, native_case
+    fixture = f"{plan.suite}_case"  # train_case, cpu_predict_case, native_case, converge_case
     if fixture in metafunc.fixturenames:
         by_id = {c.case_id: c for c in suite_cases(plan.suite, metafunc.config._bench_config)}  # type: ignore[attr-defined]
         cases = [by_id[i] for i in plan.case_ids if i in by_id]
