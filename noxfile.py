@@ -49,7 +49,7 @@ def lint(session: nox.Session) -> None:
 
 
 # Compare and report read result files only: no TensorFlow in their environments.
-_READER_DEPS = ("numpy", "scipy>=1.10", "pandas>=2", "matplotlib>=3.7", "jinja2>=3.1")
+_READER_DEPS = ("numpy", "scipy>=1.10", "pandas>=2", "matplotlib>=3.7", "jinja2>=3.1", "pydantic>=2.7")
 
 
 @nox.session

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from types import ModuleType
 
 from bench import __version__
 from bench.errors import EXIT_USAGE, UserError
@@ -37,20 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, help_text in COMMANDS.items():
         module = _command_module(name)
-        if module is None:
-            continue
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         module.configure(command_parser)
         command_parser.set_defaults(_run=module.run)
     return parser
 
 
-def _command_module(name: str):
+def _command_module(name: str) -> ModuleType:
+    """A listed subcommand's module; its absence is a broken installation, never a command quietly gone."""
+    module_name = f"bench.commands.{name}"
     try:
-        return importlib.import_module(f"bench.commands.{name}")
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name == f"bench.commands.{name}":
-            return None  # command not built yet
+        if exc.name == module_name:
+            raise ModuleNotFoundError(
+                f"the '{name}' subcommand's module {module_name} is missing: keras-gpu-bench is installed "
+                "without part of its package (a packaging bug); reinstall it", name=module_name,
+            ) from None
         raise
 
 

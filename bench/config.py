@@ -8,7 +8,9 @@ framework is imported, not a traceback twenty minutes into a sweep.
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import math
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -37,7 +39,7 @@ class ConfigError(UserError):
 
 
 def _doc(text: str, **kwargs: Any) -> Any:
-    """A dataclass field carrying its help text (shown by ``python -m bench configs --help-fields``)."""
+    """A dataclass field carrying its help text: the reference of every config key (README "Configs")."""
     return field(metadata={"help": text}, **kwargs)
 
 
@@ -90,6 +92,10 @@ class DeviceSettings:
     simulate: bool = _doc(
         "Carve logical devices when a case asks for more GPUs than are visible (results flagged simulated).",
         default=False,
+    )
+    logical_gpu_memory_mib: int = _doc(
+        "Memory of each logical GPU carved out of GPU 0 when simulating on a GPU host (TensorFlow needs a limit).",
+        default=4096,
     )
 
 
@@ -174,6 +180,20 @@ class BenchConfig:
 
 
 # --------------------------------------------------------------------------- loading
+
+
+def shipped_config(name: str) -> Path | None:
+    """A sweep shipped with the tool (``quick.toml``), or None.
+
+    Installed, ``configs/`` is the package ``bench.configs`` (pyproject ``package-dir``), found through
+    importlib.resources; run from a source tree (``PYTHONPATH=.``) there is no such package and the
+    repository's ``configs/`` is used.
+    """
+    try:
+        path = Path(os.fspath(importlib.resources.files("bench.configs").joinpath(name)))
+    except (ModuleNotFoundError, TypeError):  # source tree; TypeError: installed somewhere that is not a folder
+        path = Path(__file__).resolve().parents[1] / "configs" / name
+    return path if path.is_file() else None
 
 
 def load_config(path: str | Path) -> BenchConfig:

@@ -15,3 +15,7 @@ class UserError(Exception):
     """Bad input from the user (config, data file, paths, result files)."""
 
     exit_code = EXIT_USAGE
+
+
+class ResultsError(UserError):
+    """A results file that cannot be read or written as asked."""

@@ -1,7 +1,8 @@
-"""Shared helpers: write tiny configs, run the real CLI in a subprocess."""
+"""Shared helpers: write tiny configs, run the real CLI in a subprocess; ``gpu`` tests skip without a GPU."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -11,6 +12,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def no_gpu_reason() -> str | None:
+    """Why no NVIDIA GPU is visible to this process, or None when one is (NVML, honouring CUDA_VISIBLE_DEVICES)."""
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if hidden is not None and hidden.strip() in ("", "-1"):
+        return f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU"
+    from bench.monitor.inventory import gpu_inventory
+
+    inventory = gpu_inventory()
+    return None if inventory["gpus"] else f"no NVIDIA GPU visible ({inventory['nvml']})"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` skip themselves, with the reason, where no GPU is visible."""
+    marked = [item for item in items if item.get_closest_marker("gpu")]
+    reason = no_gpu_reason() if marked else None
+    for item in marked if reason else []:
+        item.add_marker(pytest.mark.skip(reason=f"needs a GPU: {reason}"))
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""Builders of realistic run documents (shape of docs/results.md) for compare tests.
+"""Builders of realistic run documents for compare tests, through the same types the tool writes with.
+
+Case ids come from ``bench.cases``, records from ``bench.store.schema`` (a builder that produced a field
+the schema does not know, or a wrong type, fails here, not in the test that uses it).
 
 Noise model, per round: log-normal with ``cv`` (3 % by default, a noisy shared machine; a quiet GPU is
 under 1 %), plus *hiccups*, rounds made slower by something else running. Hiccups are either random
@@ -18,8 +21,10 @@ from typing import Any
 import numpy as np
 
 from bench.analyze.stats import summarize
-from bench.cases import train_cases
+from bench.cases import CpuPredictCase, cpu_predict_cases, train_cases
 from bench.config import parse_config
+from bench.monitor.gpu_summary import gpu_metrics_unavailable
+from bench.store.schema import RUN_KIND, SCHEMA_VERSION, RunDocument, case_record, run_id_stamp, utc_now
 
 GPU = "NVIDIA H100 80GB HBM3"
 PACKAGES = {"tensorflow": "2.21.0", "keras": "3.15.1", "numpy": "2.4.6", "jax": None, "jaxlib": None,
@@ -41,8 +46,7 @@ DEFAULT_STATUSES = {"naive": "not_on_cpu"}
 
 
 def cpu_predict_case_id(backend: str, precision: str, train_jit: Any, batch: int, method: str) -> str:
-    jit = "auto" if train_jit == "auto" else str(bool(train_jit)).lower()
-    return f"cpu_predict/{backend}/{precision}/train_jit={jit}/batch={batch}/{method}"
+    return CpuPredictCase(backend, precision, train_jit, batch, method).case_id
 
 
 def make_run(seed: int = 0, config: Mapping[str, Any] | None = None, *, rounds: int = 5, cv: float = 0.03,
@@ -58,8 +62,7 @@ def make_run(seed: int = 0, config: Mapping[str, Any] | None = None, *, rounds: 
     speed, hiccups = dict(speed or {}), dict(hiccups or {})
     statuses = {**DEFAULT_STATUSES, **(statuses or {})}
     created = datetime(2025, 11, 1, tzinfo=timezone.utc) + timedelta(hours=seed if run_index is None else run_index)
-    stamp = created.strftime("%Y%m%dT%H%M%SZ")
-    run_id = f"{stamp}-{cfg.name}-{hashlib.sha256(str(seed).encode()).hexdigest()[:6]}"
+    run_id = f"{run_id_stamp(created)}-{cfg.name}-{hashlib.sha256(str(seed).encode()).hexdigest()[:6]}"
     synthetic = data_source == "synthetic"
 
     def noise(case_id: str) -> np.ndarray:
@@ -79,7 +82,7 @@ def make_run(seed: int = 0, config: Mapping[str, Any] | None = None, *, rounds: 
                       "stand_in_device": False, "gpu_metrics_unreliable": False},
             "devices": {"strategy": "OneDeviceStrategy", "devices": ["/gpu:0"], "replicas": 1, "kind": "gpu",
                         "simulated": simulated},
-            "started_utc": created.strftime("%Y-%m-%dT%H:%M:%SZ"), "duration_s": 18.2, "metrics": {},
+            "started_utc": utc_now(created), "duration_s": 18.2, "metrics": {},
         }
 
     cases = []
@@ -99,51 +102,43 @@ def make_run(seed: int = 0, config: Mapping[str, Any] | None = None, *, rounds: 
                 "samples_per_second": summarize(sps), "step_time_s": summarize([r / steps for r in round_s]),
                 "final_loss": 0.044, "final_accuracy": 0.971,
                 "timing_check": {"harness_s": sum(round_s), "wall_s": sum(round_s) + 0.002, "rel_diff": 0.0002},
-                "gpu_metrics": {"status": "unavailable", "reason": "factory", "reliable": False},
+                "gpu_metrics": gpu_metrics_unavailable("factory"),
             }
         cases.append(record)
 
-    cp = cfg.cpu_predict
-    if "cpu_predict" in cfg.suites:
-        for precision in cp.precision:
-            for jit in cp.train_jit_compile:
-                for batch in cp.predict_batch:
-                    for method in cp.methods:
-                        case_id = cpu_predict_case_id("tensorflow", precision, jit, batch, method)
-                        status = statuses.get(case_id, statuses.get(method, "ok"))
-                        params = {"backend": "tensorflow", "precision": precision, "train_jit_compile": jit,
-                                  "predict_batch": batch, "method": method}
-                        record = base("cpu_predict", case_id, params, status)
-                        record["devices"] = {"strategy": None, "devices": ["/cpu:0"], "replicas": 1, "kind": "cpu",
-                                             "simulated": False}
-                        metrics: dict[str, Any] = {"train_device": "/job:localhost/replica:0/task:0/device:GPU:0",
-                                                   "train_device_stand_in": False}
-                        if status not in ("failed", "skipped"):
-                            steady = [round(float(x), 6) for x in 0.12 * noise(case_id)]
-                            prepare = 0.0 if method in ("naive", "strategy") else 0.6
-                            stats = summarize(steady)
-                            metrics.update({
-                                "prepare_s": prepare, "first_predict_s": 0.30, "steady_round_s": steady,
-                                "steady_s": stats, "total_s": prepare + 0.30 + stats["median"],
-                                "max_abs_diff": 0.21 if status == "wrong" else 0.003, "tolerance": 0.01,
-                                "predict_device": "/job:localhost/replica:0/task:0/device:"
-                                                  + ("GPU:0" if status == "not_on_cpu" else "CPU:0"),
-                                "variable_devices": ["/job:localhost/replica:0/task:0/device:CPU:0"],
-                                "peak_rss_mib": 1874.5,
-                            })
-                        record["metrics"] = metrics
-                        cases.append(record)
+    for pc in cpu_predict_cases(cfg) if "cpu_predict" in cfg.suites else []:
+        status = statuses.get(pc.case_id, statuses.get(pc.method, "ok"))
+        record = base("cpu_predict", pc.case_id, pc.params(), status)
+        record["devices"] = {"strategy": None, "devices": ["/cpu:0"], "replicas": 1, "kind": "cpu",
+                             "simulated": False}
+        metrics: dict[str, Any] = {"train_device": "/job:localhost/replica:0/task:0/device:GPU:0",
+                                   "train_device_stand_in": False}
+        if status not in ("failed", "skipped"):
+            steady = [round(float(x), 6) for x in 0.12 * noise(pc.case_id)]
+            prepare = 0.0 if pc.method in ("naive", "strategy") else 0.6
+            stats = summarize(steady)
+            metrics.update({
+                "prepare_s": prepare, "first_predict_s": 0.30, "steady_round_s": steady,
+                "steady_s": stats, "total_s": prepare + 0.30 + stats["median"],
+                "max_abs_diff": 0.21 if status == "wrong" else 0.003, "tolerance": 0.01,
+                "predict_device": "/job:localhost/replica:0/task:0/device:"
+                                  + ("GPU:0" if status == "not_on_cpu" else "CPU:0"),
+                "variable_devices": ["/job:localhost/replica:0/task:0/device:CPU:0"],
+                "peak_rss_mib": 1874.5,
+            })
+        record["metrics"] = metrics
+        cases.append(record)
 
     cases = [c for c in cases if c["case_id"] not in drop]
     package_versions = {**PACKAGES, **(packages or {})}
     gpus = [{"index": i, "name": gpu_name, "uuid": f"GPU-{i:08d}", "pci_bus_id": f"00000000:{i + 1:02X}:00.0",
              "memory_total_mib": 81559} for i in range(gpu_count)]
-    return {
-        "kind": "keras-gpu-bench/run",
-        "schema_version": 1,
+    document = RunDocument.model_validate({
+        "kind": RUN_KIND,
+        "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
-        "created_utc": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "finished_utc": (created + timedelta(minutes=9)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_utc": utc_now(created),
+        "finished_utc": utc_now(created + timedelta(minutes=9)),
         "complete": complete,
         "tool": {"name": "keras-gpu-bench", "version": "0.1.0"},
         "config": cfg.to_dict(),
@@ -158,8 +153,10 @@ def make_run(seed: int = 0, config: Mapping[str, Any] | None = None, *, rounds: 
         },
         "data": {"source": data_source, "synthetic": synthetic, "path": None, "sha256": None,
                  "train_samples": 60000, "test_samples": 10000, "note": "factory"},
-        "cases": cases,
-    }
+        "cases": [case_record(case) for case in cases],
+        "derived": {},
+    })
+    return document.to_dict()
 
 
 def write_run(folder: Path, document: Mapping[str, Any], name: str | None = None) -> Path:

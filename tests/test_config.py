@@ -8,7 +8,7 @@ import pytest
 
 from bench.cases import TrainCase, train_cases
 from bench.cli import main
-from bench.config import ConfigError, load_config, parse_config
+from bench.config import ConfigError, load_config, parse_config, shipped_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +29,17 @@ def test_shipped_configs_parse():
         config = load_config(path)
         assert config.sha256 and config.path == str(path)
         assert train_cases(config)
+
+
+def test_shipped_configs_are_found_without_the_source_tree_layout():
+    assert shipped_config("quick.toml") == REPO / "configs" / "quick.toml"  # source tree: the repo's configs/
+    assert shipped_config("no-such.toml") is None
+
+
+def test_logical_gpu_memory_is_a_devices_setting(write_config):
+    config = load_config(write_config("name = 't'\n[devices]\nsimulate = true\nlogical_gpu_memory_mib = 2048\n"))
+    assert config.devices.logical_gpu_memory_mib == 2048
+    assert parse_config({"name": "t"}).devices.logical_gpu_memory_mib == 4096
 
 
 def test_quick_config_varies_every_axis():
@@ -85,6 +96,7 @@ def test_config_round_trips_through_dict(write_config):
         ("name = 't'\n[data]\nsource = 'imagenet'\n", "unknown value 'imagenet'"),
         ("name = 't'\n[data]\nsource = 'npz'\n", "needs path"),
         ("name = 't'\n[devices]\nsimulate = 'yes'\n", "must be true or false"),
+        ("name = 't'\n[devices]\nlogical_gpu_memory_mib = 0\n", "[devices] logical_gpu_memory_mib must be positive"),
         ("name = 't'\n[train]\nexclude = [{gpus = 1}]\ngpus = [1]\n", "every case is excluded"),
         ("name = 't'\n[train]\nexclude = [{color = 'red'}]\n", "unknown key 'color'"),
         ("name = 't'\n[train]\ngpus = [1, 1]\n", "lists a value twice"),

@@ -197,11 +197,13 @@ def test_case_metrics_keep_the_per_seed_samples():
 
 def test_a_not_converged_outcome_becomes_the_record_status():
     clock = CaseClock()
-    record = base_record("converge", "converge/x", {}, "mnist", clock)
-    done = measure_into(record, clock, lambda: ("not_converged", "0 of 3 seeds reached test accuracy 0.97"))
+    case = ConvergeCase("tensorflow", 1, 1024, "float32", False, "none")
+    record = base_record("converge", case.case_id, case.params(), "mnist", clock)
+    done = measure_into(record, clock, lambda: ("not_converged", "0 of 3 seeds reached test accuracy 0.97")).to_dict()
     assert done["status"] == "not_converged" and done["reason"].startswith("0 of 3")
     assert done["flags"]["synthetic_data"] is False and done["duration_s"] is not None
-    ok = measure_into(base_record("converge", "converge/y", {}, "mnist", clock), clock, lambda: None)
+    ok = measure_into(base_record("converge", case.case_id, case.params(), "mnist", clock), clock,
+                      lambda: None).to_dict()
     assert ok["status"] == "ok" and ok["reason"] is None
 
 

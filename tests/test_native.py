@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from bench.analyze.derive import attach_native_ratios
-from bench.cases import NativeCase, native_cases
+from bench.analyze.stats import summarize
+from bench.cases import NativeCase, TrainCase, native_cases
 from bench.config import parse_config
 from bench.measure import devices
 from bench.measure import native as native_mod
@@ -29,6 +30,7 @@ from bench.measure.native import (
     tf_adam_update,
     torch_adam_update,
 )
+from bench.measure.records import CaseClock, base_record, finish
 from bench.store.results import load_run
 from tests.conftest import REPO, run_cli
 
@@ -88,19 +90,20 @@ def test_a_cell_excluded_for_every_gpu_count_has_no_native_case():
 # --------------------------------------------------------------------------- ratios
 
 
-def _case(suite, case_id, params, median, status="ok"):
-    metrics = {"samples_per_second": {"median": median}} if median is not None else {}
-    return {"suite": suite, "case_id": case_id, "params": params, "status": status, "metrics": metrics}
+def _case(suite, case, median, status="ok"):
+    """A record through the one exit measured cases take (records.finish), with only a throughput median."""
+    draft = base_record(suite, case.case_id, case.params(), "synthetic", CaseClock())
+    if median is not None:
+        draft["metrics"] = {"samples_per_second": {**summarize([median]), "median": median}}
+    return finish(draft, CaseClock(), status, None if status == "ok" else "boom")
 
 
 def _train(backend, gpus, batch, precision, median, status="ok", jit=True):
-    params = {"backend": backend, "gpus": gpus, "global_batch": batch, "precision": precision, "jit_compile": jit}
-    return _case("train", f"train/{backend}/gpus={gpus}/batch={batch}/{precision}/jit={jit}", params, median, status)
+    return _case("train", TrainCase(backend, gpus, batch, precision, jit), median, status)
 
 
 def _native(backend, batch, precision, variant, median, status="ok"):
-    case = NativeCase(backend, batch, precision, variant)
-    return _case("native", case.case_id, case.params(), median, status)
+    return _case("native", NativeCase(backend, batch, precision, variant), median, status)
 
 
 def test_attach_native_ratios_numbers():
@@ -118,9 +121,12 @@ def test_attach_native_ratios_numbers():
         _native("torch", 256, "float32", "step", 10_000.0, status="failed"),
         _native("jax", 256, "mixed_bfloat16", "step", 50_000.0),
     ]
-    cases[0]["metrics"]["native_ratio"] = 99.0  # stale value from an earlier finalisation
-    attach_native_ratios(cases)
-    jax_jit, jax_eager, tf, torch, two_gpus, other_batch, failed = (c["metrics"] for c in cases[:7])
+    stale = cases[0].metrics.model_copy(update={"native_ratio": 99.0})  # from an earlier finalisation
+    cases[0] = cases[0].model_copy(update={"metrics": stale})
+    given = [c.to_dict() for c in cases]
+    derived = attach_native_ratios(cases)
+    assert [c.to_dict() for c in cases] == given  # a derive step returns new records, never edits its input
+    jax_jit, jax_eager, tf, torch, two_gpus, other_batch, failed = (c.to_dict()["metrics"] for c in derived[:7])
     assert jax_jit["native_ratio"] == pytest.approx(0.75)
     assert jax_jit["native_case_id"] == "native/jax/batch=256/float32/step"
     assert jax_jit["native_ratio_ceiling"] == pytest.approx(0.5)
@@ -131,14 +137,17 @@ def test_attach_native_ratios_numbers():
     assert "native_ratio" not in torch and torch["native_ratio_ceiling"] == pytest.approx(0.15)
     for metrics in (two_gpus, other_batch, failed):
         assert not {"native_ratio", "native_case_id", "native_ratio_ceiling"} & set(metrics)
-    assert "native_ratio" not in cases[7]["metrics"]  # native cases themselves are untouched
+    assert derived[7:] == cases[7:] and all(a is b for a, b in zip(derived[7:], cases[7:], strict=True))
 
 
-def test_attach_native_ratios_tolerates_odd_records():
-    cases = [_train("jax", 1, 64, "float32", None), {"suite": "train", "case_id": "x", "params": {},
-                                                     "status": "failed", "metrics": None}]
-    attach_native_ratios(cases)
-    attach_native_ratios([])
+def test_attach_native_ratios_leaves_cases_without_numbers_as_they_are():
+    no_numbers = _train("jax", 1, 64, "float32", None)  # e.g. skipped before it measured anything
+    failed = _train("jax", 1, 64, "float32", None, status="failed")
+    native = _native("jax", 64, "float32", "step", 10_000.0)
+    assert attach_native_ratios([]) == []
+    derived = attach_native_ratios([no_numbers, failed, native])
+    assert all(a is b for a, b in zip(derived, [no_numbers, failed, native], strict=True))
+    assert "native_ratio" not in derived[0].to_dict()["metrics"]
 
 
 # --------------------------------------------------------------------------- the optimizer is Keras' Adam
@@ -235,7 +244,7 @@ def test_jax_case_in_process_is_a_complete_record(synthetic):
     config = _config(backend=["jax"])
     inventory = devices.configure("jax", 1, simulate=True)
     for case in native_cases(config):
-        record = run_native_case(case, config, synthetic, inventory, FakeBenchmark())
+        record = run_native_case(case, config, synthetic, inventory, FakeBenchmark()).to_dict()
         assert record["status"] == "ok", record["reason"]
         m = record["metrics"]
         assert m["variant"] == case.variant and m["device"] == inventory.logical[0]
@@ -252,21 +261,21 @@ def test_failures_and_skips_are_records(synthetic, monkeypatch):
     config = _config(backend=["jax"], precision=["mixed_float16"])
     inventory = devices.configure("jax", 1, simulate=True)
     case = native_cases(config)[0]
-    assert run_native_case(case, config, synthetic, inventory, FakeBenchmark())["status"] == "skipped"
+    assert run_native_case(case, config, synthetic, inventory, FakeBenchmark()).status == "skipped"
 
     no_gpu = DeviceInventory("jax", "cpu", 0, [], False, "no GPU visible to JAX")
     skipped = run_native_case(NativeCase("jax", 64, "float32", "step"), config, synthetic, no_gpu, FakeBenchmark())
-    assert skipped["status"] == "skipped" and "0 visible" in skipped["reason"]
+    assert skipped.status == "skipped" and "0 visible" in skipped.reason and skipped.devices is None
 
     monkeypatch.setenv("BENCH_FAULTS", "native/jax/*=nan")
     failed = run_native_case(NativeCase("jax", 64, "float32", "step"), config, synthetic, inventory,
                              FakeBenchmark())
-    assert failed["status"] == "failed" and failed["error"]["type"] == "NonFiniteLoss"
+    assert failed.status == "failed" and failed.error.type == "NonFiniteLoss"
     monkeypatch.delenv("BENCH_FAULTS")
 
     too_big = run_native_case(NativeCase("jax", 10**6, "float32", "step"), config, synthetic, inventory,
                               FakeBenchmark())
-    assert too_big["status"] == "skipped" and "larger than" in too_big["reason"]
+    assert too_big.status == "skipped" and "larger than" in too_big.reason
 
     def explode(*args):
         raise RuntimeError("CUDA_ERROR_ILLEGAL_ADDRESS\nmore lines")
@@ -274,8 +283,8 @@ def test_failures_and_skips_are_records(synthetic, monkeypatch):
     monkeypatch.setitem(native_mod._RUNNERS, "jax", explode)
     broken = run_native_case(NativeCase("jax", 64, "float32", "step"), config, synthetic, inventory,
                              FakeBenchmark())
-    assert broken["status"] == "failed" and broken["error"] == {"type": "RuntimeError",
-                                                                "message": "CUDA_ERROR_ILLEGAL_ADDRESS"}
+    assert broken.status == "failed" and broken.to_dict()["error"] == {"type": "RuntimeError",
+                                                                       "message": "CUDA_ERROR_ILLEGAL_ADDRESS"}
 
 
 def test_jax_and_torch_paths_never_import_tensorflow(tmp_path):
@@ -297,7 +306,7 @@ def test_jax_and_torch_paths_never_import_tensorflow(tmp_path):
             inventory = devices.configure(backend, 1, simulate=True)
             for case in native_cases(config):
                 record = run_native_case(case, config, data, inventory, FakeBenchmark())
-                assert record["status"] == "ok", record["reason"]
+                assert record.status == "ok", record.reason
         print("ok", "tensorflow" in sys.modules and sys.modules["tensorflow"] is not None)
     """))
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -361,9 +370,7 @@ def test_cli_runs_native_next_to_train_and_ratios_attach(tmp_path):
         assert case["devices"]["strategy"] == "none (native)" and case["flags"]["synthetic_data"]
     train = [c for c in cases if c["suite"] == "train"]
     assert len(train) == 3 and all(c["status"] == "ok" for c in train), [c["reason"] for c in train]
-    if not any("native_ratio" in c["metrics"] for c in train):
-        attach_native_ratios(cases)  # until bench/commands/run.py passes it to finalize_run(derive=)
-    for case in train:
+    for case in train:  # attached by the run's finalisation (bench/commands/run.py), not by this test
         m = case["metrics"]
         backend = case["params"]["backend"]
         assert m["native_case_id"] == f"native/{backend}/batch=128/float32/step"

@@ -525,3 +525,34 @@ def test_real_pynvml_on_a_gpu_less_host_degrades_to_unavailable():
     assert inventory["gpus"] == [] and inventory["nvml"] != "ok" and inventory["driver_version"] is None
     with pytest.raises(NvmlUnavailable):
         resolve_gpus([0])
+
+
+@pytest.mark.gpu
+def test_real_gpu_window_is_measured_and_matches_the_schema():
+    """On a GPU host: a 2.5 s window on GPU 0 is sampled, and NVML's real answers fit the record's schema."""
+    from bench.store.schema import GpuMetrics, undeclared_fields
+
+    with NvmlMonitor([0], NvmlSettings(min_window_s=2.0, min_samples=5)) as mon:
+        time.sleep(2.5)
+    result = mon.result()
+    assert result["status"] == "ok", result["reason"]
+    (device,) = result["devices"]
+    assert device["uuid"] == gpu_inventory()["gpus"][device["nvml_index"]]["uuid"]
+    assert device["samples_in_window"] >= 5 and device["utilization_pct"]["n"] == device["samples_in_window"]
+    assert 0.0 <= device["utilization_pct"]["mean"] <= 100.0
+    assert device["memory_used_peak_mib"] is None or device["memory_used_peak_mib"] > 0
+    assert result["window_s"] >= 2.5 and result["polls"] >= 10
+    assert list(undeclared_fields(GpuMetrics.model_validate(result))) == []
+
+
+def test_summaries_are_pure_functions_of_the_samples():
+    from bench.monitor.gpu_summary import aggregate, coverage, percent_stats
+
+    # k = 3 * 0.95 = 2.85: 30 + 0.85 * (40 - 30)
+    assert percent_stats([40.0, 10.0, 30.0, 20.0]) == {"mean": 25.0, "p50": 25.0, "p95": 38.5, "n": 4}
+    assert percent_stats([]) == {"mean": None, "p50": None, "p95": None, "n": 0}
+    # 4 samples 0.5 s apart cover 4 x 0.5 s of a 4 s window
+    assert coverage([0, 500_000, 1_000_000, 1_500_000], 4.0) == 0.5 and coverage([0], 4.0) is None
+    pooled = aggregate([[10.0, 30.0], [50.0], []])
+    assert pooled["utilization_pct_mean"] == 30.0 and pooled["utilization_pct_min_device_mean"] == 20.0
+    assert pooled["devices"] == 2

@@ -72,7 +72,7 @@ def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
     time.sleep(1.0)
     assert partial.stat().st_size == size
     assert not list(results.glob("*.json")), "no final document after a kill"
-    _, before = CaseLog(partial).read()
+    before = [case.to_dict() for case in CaseLog(partial).read()[1]]
     assert len(before) >= 2
 
     resumed = run_cli("run", "--resume", str(partial), "--quiet")
@@ -143,8 +143,12 @@ def test_interrupt_keeps_the_log_and_says_how_to_resume(tmp_path):
     partial = next(results.glob("*.partial.jsonl"))
     assert f"resume with: python -m bench run --resume {partial}" in err
     assert "Traceback" not in err
-    header, _ = CaseLog(partial).read()
-    assert header["run_id"] in partial.name
+    header, logged = CaseLog(partial).read()
+    assert header.run_id in partial.name
+    # What finished is also a document, marked incomplete, next to the log that --resume continues.
+    document = load_run(results / f"{header.run_id}.json")
+    assert document["complete"] is False and document["run_id"] == header.run_id
+    assert [c["case_id"] for c in document["cases"]] == [c.case_id for c in logged]
 
 
 def test_bad_data_path_is_one_line_and_exit_2(tmp_path):

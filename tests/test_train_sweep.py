@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.store.results import cases_frame, load_run
+from bench.store.schema import SCHEMA_VERSION
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -132,5 +133,5 @@ def test_mixed_precision_case_records_policy_effects(sweep_run):
 def test_results_file_is_plain_json_with_schema_version(sweep_run):
     _, path, _ = sweep_run
     raw = json.loads(path.read_text())
-    assert raw["schema_version"] == 1 and raw["kind"] == "keras-gpu-bench/run"
+    assert raw["schema_version"] == SCHEMA_VERSION == 2 and raw["kind"] == "keras-gpu-bench/run"
     assert raw["environment"]["config_sha256"] == raw["config"]["sha256"]

@@ -23,8 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from bench import __version__
@@ -40,10 +38,13 @@ from bench.analyze.regression import (
 )
 from bench.analyze.stats import summarize
 from bench.errors import EXIT_OK, EXIT_REGRESSION, UserError
-from bench.store.results import ResultsError
 
-COMPARISON_KIND = "keras-gpu-bench/comparison"
-COMPARISON_SCHEMA_VERSION = 1
+# The document's kind, version and loader live in bench.store (one definition); kept importable from here.
+from bench.store.comparisons import COMPARISON_KIND, COMPARISON_SCHEMA_VERSION
+from bench.store.comparisons import load_comparison as load_comparison
+from bench.store.results import ResultsError
+from bench.store.schema import utc_now
+
 VERDICTS = ("regression", "improvement", "no change", "new", "missing", "failed")
 
 # The metric that decides each suite's verdict, and the single-value metrics shown next to it. A suite
@@ -340,7 +341,7 @@ def compare_runs(baseline: Mapping[str, Any], current: Mapping[str, Any], settin
     return {
         "kind": COMPARISON_KIND,
         "schema_version": COMPARISON_SCHEMA_VERSION,
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_utc": utc_now(),
         "tool": {"name": "keras-gpu-bench", "version": __version__},
         "method": {
             "effect": "ratio of 20%-trimmed geometric means of the per-round samples (current / baseline)",
@@ -373,23 +374,6 @@ def _run_ref(run: Mapping[str, Any], ref: Mapping[str, Any] | None) -> dict[str,
 
 def exit_code(document: Mapping[str, Any]) -> int:
     return int(document["summary"]["exit_code"])
-
-
-def load_comparison(path: str | Path) -> dict[str, Any]:
-    """Read a comparison document (for the HTML report); one line for anything else."""
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"comparison file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: not a readable JSON comparison ({exc})") from None
-    if not isinstance(document, dict) or document.get("kind") != COMPARISON_KIND:
-        raise ResultsError(f"{path}: not a comparison document (no kind = {COMPARISON_KIND!r})")
-    if document.get("schema_version") != COMPARISON_SCHEMA_VERSION:
-        raise ResultsError(f"{path}: comparison schema_version {document.get('schema_version')!r} is not supported "
-                           f"(this tool reads {COMPARISON_SCHEMA_VERSION}); rerun python -m bench compare")
-    return document
 
 
 # --------------------------------------------------------------------------- rendering

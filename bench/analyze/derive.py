@@ -1,59 +1,62 @@
 """Cross-case results computed from finished cases when a run is finalised (no framework, no I/O).
 
-Each function reads case records and returns what it derives; raw samples are never changed.
+Each function reads case records and returns what it derives: new records (``model_copy``) or tables;
+the records it was given, and their raw samples, are never changed.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bench.analyze.stats import summarize
+from bench.store.schema import CaseRecord
 
 RATIO_FIELDS = ("native_ratio", "native_case_id", "native_ratio_ceiling", "native_ceiling_case_id")
 
 
-def attach_native_ratios(cases: list[dict[str, Any]]) -> None:
-    """Add Keras-vs-native ratios to one-GPU train cases, in place (no I/O; for ``finalize_run(derive=)``).
+def attach_native_ratios(cases: Sequence[CaseRecord]) -> list[CaseRecord]:
+    """The cases, one-GPU train cases replaced by copies carrying Keras-vs-native ratios.
 
     ``native_ratio`` = Keras median samples/s / the same backend's native ``step`` median at the same
     global batch and precision (below 1: Keras is slower by that factor). ``native_ratio_ceiling`` is the
     same against the JAX ``epoch_scan`` case at that batch and precision, for every backend: the ceiling
-    is the device's, not a framework's. Only ``ok`` cases on both sides; stale ratios are removed first.
+    is the device's, not a framework's. Only ``ok`` cases on both sides; ratios from an earlier
+    finalisation are dropped first, so a resumed run never keeps a stale one.
     """
     natives = {}
     for case in cases:
-        if case.get("suite") == "native" and case.get("status") == "ok":
-            p = case["params"]
-            natives[(p["backend"], p["global_batch"], p["precision"], p["variant"])] = case
-    for case in cases:
-        if case.get("suite") != "train":
-            continue
-        metrics = case.get("metrics")
-        if not isinstance(metrics, dict):
-            continue
-        for key in RATIO_FIELDS:
-            metrics.pop(key, None)
-        p = case["params"]
-        keras_median = _median(case)
-        if case.get("status") != "ok" or p.get("gpus") != 1 or keras_median is None:
-            continue
+        if case.suite == "native" and case.status == "ok":
+            p = case.params
+            natives[(p.backend, p.global_batch, p.precision, p.variant)] = case
+    return [_with_ratios(case, natives) if case.suite == "train" else case for case in cases]
+
+
+def _with_ratios(case: CaseRecord, natives: Mapping[tuple[Any, ...], CaseRecord]) -> CaseRecord:
+    found: dict[str, Any] = {}
+    p, keras_median = case.params, _median(case)
+    if case.status == "ok" and p.gpus == 1 and keras_median is not None:
         for ratio_key, id_key, native_key in (
-            ("native_ratio", "native_case_id", (p["backend"], p["global_batch"], p["precision"], "step")),
-            ("native_ratio_ceiling", "native_ceiling_case_id",
-             ("jax", p["global_batch"], p["precision"], "epoch_scan")),
+            ("native_ratio", "native_case_id", (p.backend, p.global_batch, p.precision, "step")),
+            ("native_ratio_ceiling", "native_ceiling_case_id", ("jax", p.global_batch, p.precision, "epoch_scan")),
         ):
             native = natives.get(native_key)
             native_median = _median(native) if native is not None else None
             if native_median:
-                metrics[ratio_key] = keras_median / native_median
-                metrics[id_key] = native["case_id"]
+                found[ratio_key] = keras_median / native_median
+                found[id_key] = native.case_id
+    kept = case.metrics.model_dump(exclude_unset=True, exclude=set(RATIO_FIELDS))
+    if not found and kept.keys() == case.metrics.model_fields_set:
+        return case  # nothing to add and nothing stale to drop
+    metrics = type(case.metrics).model_validate({**kept, **found})
+    return case.model_copy(update={"metrics": metrics})
 
 
-def _median(case: dict[str, Any]) -> float | None:
-    value = ((case.get("metrics") or {}).get("samples_per_second") or {}).get("median")
+def _median(case: CaseRecord) -> float | None:
+    summary = getattr(case.metrics, "samples_per_second", None)
+    value = summary.median if summary is not None else None
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench.analyze.compare import (
     FINGERPRINT_FIELDS,
@@ -20,9 +21,11 @@ from bench.analyze.compare import (
     render_table,
 )
 from bench.analyze.regression import DEFAULT_ALPHA, DEFAULT_THRESHOLD, METRICS
+from bench.commands import add_results_dir
 from bench.errors import UserError
 from bench.store.baselines import newest_run, resolve_baseline, resolve_run
-from bench.store.results import ResultsError, load_run, write_json_atomic
+from bench.store.comparisons import check_comparison
+from bench.store.results import load_run, write_json_atomic
 
 TESTED_METRICS = tuple(name for name, metric in METRICS.items() if metric.per_round)
 
@@ -32,8 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="baseline name (results/baselines/NAME.json) or path of a run document")
     parser.add_argument("current", metavar="CURRENT", nargs="?",
                         help="run document or run_id to check (default: the newest run in --results-dir)")
-    parser.add_argument("--results-dir", metavar="DIR", default="results",
-                        help="where runs and baselines/ live (default: results/)")
+    add_results_dir(parser, "where runs and baselines/ live")
     parser.add_argument("--threshold", metavar="[METRIC=]PCT", action="append", default=[],
                         help=f"minimum change that can count as a regression, in percent (default "
                              f"{DEFAULT_THRESHOLD * 100:g}%%); per metric, e.g. samples_per_second=5%%, or for all "
@@ -95,18 +97,15 @@ def run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     print(render_table(document))
     if args.json:
-        _write(args.json, document)
+        check_comparison(document, "the comparison document")  # written only as the schema says
+        _write(args.json, document, "--json")
     if args.github_benchmark:
-        _write(args.github_benchmark, github_benchmark_entries(document, "bigger"))
+        _write(args.github_benchmark, github_benchmark_entries(document, "bigger"), "--github-benchmark")
     if args.github_benchmark_smaller:
-        _write(args.github_benchmark_smaller, github_benchmark_entries(document, "smaller"))
+        _write(args.github_benchmark_smaller, github_benchmark_entries(document, "smaller"),
+               "--github-benchmark-smaller")
     return exit_code(document)
 
 
-def _write(path: str, document: object) -> None:
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ResultsError(f"cannot create {target.parent}: {exc.strerror or exc}") from None
-    write_json_atomic(target, document)  # type: ignore[arg-type]  # github-action-benchmark wants a top-level list
+def _write(path: str, document: dict[str, Any] | list[dict[str, Any]], option: str) -> None:
+    write_json_atomic(Path(path), document, option=option)

@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.commands import add_results_dir
 from bench.report.build import DEFAULT_OUTPUT, build_report
-from bench.report.load import DEFAULT_RESULTS_DIR
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "results", nargs="*", type=Path, metavar="RESULTS",
         help="run documents (results/<run_id>.json, or an unfinished .partial.jsonl); "
-             "default: the newest *.json in --results-dir",
+             "default: the newest run document in --results-dir",
     )
-    parser.add_argument(
-        "--results-dir", type=Path, default=DEFAULT_RESULTS_DIR, metavar="DIR",
-        help=f"where to look for the newest run when no RESULTS are given (default: {DEFAULT_RESULTS_DIR})",
-    )
+    add_results_dir(parser, "where to look for the newest run when no RESULTS are given")
     parser.add_argument(
         "--baseline-comparison", type=Path, metavar="JSON", default=None,
         help="a comparison document written by `python -m bench compare`, shown in its own section",

@@ -7,25 +7,24 @@ import os
 import secrets
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bench import __version__
-from bench.config import BenchConfig, ConfigError, config_from_dict, load_config
+from bench.commands import add_results_dir
+from bench.config import BenchConfig, ConfigError, config_from_dict, load_config, shipped_config
 from bench.errors import UserError
 from bench.report.terminal import format_progress, format_summary
 from bench.store.results import PARTIAL_SUFFIX, RUN_KIND, SCHEMA_VERSION, CaseLog, ResultsError, finalize_run
-
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from bench.store.schema import CaseRecord, RunHeader, run_id_stamp, utc_now
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="TOML",
                         help="sweep definition (default: configs/default.toml when a GPU is visible, "
                              "else configs/quick.toml)")
-    parser.add_argument("--results-dir", metavar="DIR", default="results",
-                        help="where the results file goes (default: results/)")
+    add_results_dir(parser, "where the results file goes")
     parser.add_argument("--resume", metavar="PARTIAL",
                         help=f"continue an interrupted run from its {PARTIAL_SUFFIX} log; runs only missing cases")
     parser.add_argument("--quiet", action="store_true", help="no per-case progress lines")
@@ -68,14 +67,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"WARNING: synthetic data — {data['note']}. Accuracy numbers are not MNIST's.", file=out)
     print(f"run {run_id}: {len(sweep.remaining)} of {sweep.total} cases to run "
           f"(config {config.path or config.name}); log {log.path}", file=out, flush=True)
+    order = [c.case_id for c in sweep.planned]
     try:
         sweep.run()
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {len(sweep.done)} of {sweep.total} cases are saved in {log.path}\n"
-              f"resume with: python -m bench run --resume {log.path}", file=sys.stderr)
+        # What finished is a document too (complete: false), so it can be reported and compared now; the
+        # log stays for --resume, which finalises the same file again when the run is complete.
+        partial = finalize_run(log, results_dir / f"{run_id}.json", utc_now(), complete=False, order=order,
+                               derive=lambda cases: _derive(config, cases))
+        print(f"\ninterrupted: {len(sweep.done)} of {sweep.total} cases are saved in {log.path} and in {partial} "
+              f"(complete: false)\nresume with: python -m bench run --resume {log.path}", file=sys.stderr)
         return 130
-    final = finalize_run(log, results_dir / f"{run_id}.json", _utc_now(),
-                         order=[c.case_id for c in sweep.planned], derive=lambda cases: _derive(config, cases))
+    final = finalize_run(log, results_dir / f"{run_id}.json", utc_now(), order=order,
+                         derive=lambda cases: _derive(config, cases))
     from bench.store.results import load_run
 
     print(format_summary(load_run(final)), file=out)
@@ -83,28 +87,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _derive(config: BenchConfig, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Cross-case results: Keras/native ratios on train cases, the CPU-prediction ranking table."""
+def _derive(config: BenchConfig, cases: list[CaseRecord]) -> tuple[list[CaseRecord], Mapping[str, Any]]:
+    """Cross-case results: new train records with Keras/native ratios, the CPU-prediction ranking table."""
+    from bench.analyze.derive import attach_native_ratios, ranking
+
     derived: dict[str, Any] = {}
     if "native" in config.suites:
-        from bench.analyze.derive import attach_native_ratios
-
-        attach_native_ratios(cases)
+        cases = attach_native_ratios(cases)
     if "cpu_predict" in config.suites:
-        from bench.analyze.derive import ranking
-
-        derived["cpu_predict_ranking"] = ranking(cases)
-    return derived
+        derived["cpu_predict_ranking"] = ranking(case.to_dict() for case in cases)
+    return cases, derived
 
 
 def _default_config_path() -> Path:
     from bench.environment.fingerprint import gpu_inventory
 
     name = "default.toml" if gpu_inventory().get("gpus") else "quick.toml"
-    for base in (Path("configs"), REPO_CONFIGS):
-        if (base / name).is_file():
-            return base / name
-    raise ConfigError(f"no --config given and configs/{name} not found; pass --config PATH")
+    local = Path("configs") / name  # a configs/ folder where the command runs wins over the shipped one
+    found = local if local.is_file() else shipped_config(name)
+    if found is None:
+        raise ConfigError(f"no --config given and configs/{name} not found; pass --config PATH")
+    return found
 
 
 def _writable_dir(path: Path) -> Path:
@@ -118,28 +121,23 @@ def _writable_dir(path: Path) -> Path:
 
 
 def _run_id(config: BenchConfig) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in config.name)
-    return f"{stamp}-{safe}-{secrets.token_hex(3)}"
+    return f"{run_id_stamp()}-{safe}-{secrets.token_hex(3)}"
 
 
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _header(config: BenchConfig, data: dict[str, Any], run_id: str) -> dict[str, Any]:
+def _header(config: BenchConfig, data: dict[str, Any], run_id: str) -> RunHeader:
     from bench.environment.fingerprint import fingerprint
 
-    return {
+    return RunHeader.model_validate({
         "kind": RUN_KIND,
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
-        "created_utc": _utc_now(),
+        "created_utc": utc_now(),
         "tool": {"name": "keras-gpu-bench", "version": __version__},
         "config": config.to_dict(),
         "environment": fingerprint(config.sha256, config.measure.seed),
         "data": data,
-    }
+    })
 
 
 def _resume(path: Path) -> tuple[CaseLog, BenchConfig, dict[str, Any], str, Path]:
@@ -150,7 +148,10 @@ def _resume(path: Path) -> tuple[CaseLog, BenchConfig, dict[str, Any], str, Path
     log = CaseLog(path)
     log.repair()
     header, _ = log.read()
-    if header.get("kind") != RUN_KIND or header.get("schema_version") != SCHEMA_VERSION:
-        raise ResultsError(f"{path}: not a run log of this tool version (schema_version {header.get('schema_version')!r})")
-    config = config_from_dict(header["config"])
-    return log, config, header["data"], header["run_id"], path.parent
+    # Appending this version's records to an older log would mix versions in one file.
+    if log.written_version() != SCHEMA_VERSION:
+        raise ResultsError(f"{path}: written by another version of this tool (schema_version "
+                           f"{log.written_version()!r}, this one writes {SCHEMA_VERSION}); it can be reported "
+                           "(python -m bench report), not resumed")
+    config = config_from_dict(header.config)
+    return log, config, header.data.to_dict(), header.run_id, path.parent

@@ -83,6 +83,7 @@ from bench.measure.placement import (
     short_device,
 )
 from bench.measure.records import CaseClock, base_record, finish, key_line
+from bench.store.schema import CaseRecord
 
 # TensorFlow's C++ runtime only writes placer lines at INFO level; bench.run.sweep merges this into the
 # worker's env for every backend (harmless on JAX and torch; see configure_worker for their own set-up).
@@ -361,7 +362,7 @@ def _recording_output_devices(model: Any, backend: str) -> Iterator[list[tuple[s
 
 
 def run_cpu_predict_case(case: CpuPredictCase, config: BenchConfig, data: Any, setup: CpuSetup, benchmark: Any,
-                         clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+                         clock: Callable[[], float] = time.perf_counter) -> CaseRecord:
     """Measure one case and return its record; a method that fails is a result, never an exception."""
     from bench.measure.model import precision_policy
 
@@ -397,8 +398,6 @@ def run_cpu_predict_case(case: CpuPredictCase, config: BenchConfig, data: Any, s
             status, reason, error = _measure(case, config, x, setup, trained, benchmark, clock, record)
     except Exception as exc:  # noqa: BLE001 - any framework error is this case's result
         return _finish(record, case_clock, "failed", error=exc, setup=setup)
-    finally:
-        metrics["peak_rss_mib"] = _peak_rss_mib()
     return _finish(record, case_clock, status, reason, error, setup)
 
 
@@ -416,18 +415,16 @@ def failure_line(exc: BaseException) -> str:
 
 
 def _finish(record: dict[str, Any], case_clock: CaseClock, status: str, reason: str | None = None,
-            error: BaseException | None = None, setup: CpuSetup | None = None) -> dict[str, Any]:
-    finish(record, case_clock, status, reason, error)
-    if error is not None:
-        line = failure_line(error)
-        record["error"]["message"] = line
-        if reason is None:
-            reason = f"{type(error).__name__}: {line}"
-            if (setup is not None and setup.backend == "torch" and setup.predict_device == "cpu:0"
-                    and "Only Tensors of floating point" in line):
-                reason += f" ({_TORCH_CPU0_HINT})"
-            record["reason"] = reason
-    return record
+            error: BaseException | None = None, setup: CpuSetup | None = None) -> CaseRecord:
+    """Close a case that got as far as training: the worker's peak memory, the innermost error line."""
+    record["metrics"]["peak_rss_mib"] = _peak_rss_mib()
+    line = failure_line(error) if error is not None else None
+    if error is not None and reason is None:
+        reason = f"{type(error).__name__}: {line}"
+        if (setup is not None and setup.backend == "torch" and setup.predict_device == "cpu:0"
+                and "Only Tensors of floating point" in line):
+            reason += f" ({_TORCH_CPU0_HINT})"
+    return finish(record, case_clock, status, reason, error, error_message=line)
 
 
 def _measure(case: CpuPredictCase, config: BenchConfig, x: Any, setup: CpuSetup, trained: Trained, benchmark: Any,

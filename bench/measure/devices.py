@@ -8,10 +8,10 @@ before the framework initialises, which is why the parent starts one process per
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.config import DeviceSettings
 from bench.measure.records import CaseSkipped
 
 
@@ -49,10 +49,14 @@ class Placement:
         }
 
 
-def configure(backend: str, replicas: int, simulate: bool) -> DeviceInventory:
-    """Fix the device layout for this process; call before anything else touches the framework."""
+def configure(backend: str, replicas: int, simulate: bool,
+              logical_gpu_memory_mib: int = DeviceSettings().logical_gpu_memory_mib) -> DeviceInventory:
+    """Fix the device layout for this process; call before anything else touches the framework.
+
+    ``logical_gpu_memory_mib`` is ``[devices] logical_gpu_memory_mib``: TensorFlow's logical GPUs need a limit.
+    """
     if backend == "tensorflow":
-        return _configure_tf(replicas, simulate)
+        return _configure_tf(replicas, simulate, logical_gpu_memory_mib)
     if backend == "jax":
         return _configure_jax(replicas, simulate)
     if backend == "torch":
@@ -113,7 +117,7 @@ def _distribution_scope(distribution: Any):
         keras.distribution.set_distribution(previous)
 
 
-def _configure_tf(replicas: int, simulate: bool) -> DeviceInventory:
+def _configure_tf(replicas: int, simulate: bool, logical_gpu_memory_mib: int) -> DeviceInventory:
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -124,9 +128,8 @@ def _configure_tf(replicas: int, simulate: bool) -> DeviceInventory:
     if gpus:
         if simulate and replicas > len(gpus):
             # Carve logical GPUs out of GPU 0; memory limits are mandatory for logical GPUs.
-            limit_mib = int(os.environ.get("BENCH_LOGICAL_GPU_MEMORY_MIB", "4096"))
             tf.config.set_logical_device_configuration(
-                gpus[0], [tf.config.LogicalDeviceConfiguration(memory_limit=limit_mib)] * replicas
+                gpus[0], [tf.config.LogicalDeviceConfiguration(memory_limit=logical_gpu_memory_mib)] * replicas
             )
             names = [f"/gpu:{i}" for i in range(replicas)]
             return DeviceInventory("tensorflow", "gpu", len(gpus), names, True,

@@ -64,6 +64,7 @@ from bench.measure.model import LEARNING_RATE
 from bench.measure.records import CaseClock, CaseSkipped, base_record, measure_into
 from bench.measure.train import NonFiniteLoss, calibrate
 from bench.monitor.select import UnavailableMonitor, monitor_for
+from bench.store.schema import CaseRecord
 
 SUPPORTED_PRECISIONS = ("float32", "mixed_bfloat16")
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
@@ -77,7 +78,7 @@ PARAM_NAMES = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
 def run_native_case(case: NativeCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory,
-                    benchmark: Any, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+                    benchmark: Any, clock: Callable[[], float] = time.perf_counter) -> CaseRecord:
     """Measure one native case and return its record; failures and skips are records, not exceptions."""
     case_clock = CaseClock()
     record = base_record("native", case.case_id, case.params(), data.spec.source, case_clock,

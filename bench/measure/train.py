@@ -26,6 +26,7 @@ from bench.measure.faults import inject
 from bench.measure.model import build_model, compile_model, optimizer_name, precision_policy
 from bench.measure.records import CaseClock, CaseSkipped, base_record, measure_into
 from bench.monitor.select import UnavailableMonitor, monitor_for
+from bench.store.schema import CaseRecord
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -197,7 +198,7 @@ def calibrate(run_epoch: Callable[[int], float], start_steps: int, min_round_s: 
 
 
 def run_train_case(case: TrainCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory,
-                   benchmark: Any, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+                   benchmark: Any, clock: Callable[[], float] = time.perf_counter) -> CaseRecord:
     """Measure one case and return its record; failures and skips are records, not exceptions."""
     case_clock = CaseClock()
     record = base_record("train", case.case_id, case.params(), data.spec.source, case_clock,

@@ -1,7 +1,8 @@
-"""NVML monitor: what the GPUs were doing during exactly the timed rounds of a case.
+"""NVML sampler: what the GPUs were doing during exactly the timed rounds of a case.
 
 Use it as a context manager around the timed region only; ``result()`` afterwards is the case's
-``metrics.gpu_metrics`` (docs/results.md)::
+``metrics.gpu_metrics`` (docs/results.md), summarised from what was read by the pure functions of
+:mod:`bench.monitor.gpu_summary`::
 
     with NvmlMonitor(gpu_refs, config.nvml) as monitor:
         run_timed_rounds()
@@ -15,16 +16,15 @@ that one GPU (listed in ``unsupported``), never the whole result and never as a 
 from __future__ import annotations
 
 import os
-import statistics
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 from bench.config import NvmlSettings
+from bench.monitor.gpu_summary import DeviceSamples, gpu_metrics, gpu_metrics_unavailable
 from bench.monitor.inventory import (
     MIB,
     GpuMappingError,
@@ -59,9 +59,6 @@ DRAIN_INTERVAL_S = 1.0
 # another clock (time since boot); a latest sample this far from the wall clock switches the window to
 # "samples newer than the last one seen at __enter__" so those drivers do not lose every sample.
 WALL_CLOCK_TOLERANCE_US = 3600 * 1_000_000
-# Buffer samples covering less of the window than this suggest the driver stopped sampling (it does
-# while a GPU is idle), which would overstate the mean.
-MIN_BUFFER_COVERAGE = 0.75
 
 # nvmlClocksEventReason* / nvmlClocksThrottleReason* bits, named as in pynvml.
 CLOCK_REASON_BITS = (
@@ -110,23 +107,6 @@ def decode_clock_reasons(mask: int) -> list[str]:
             rest &= ~bit
         bit <<= 1
     return names
-
-
-def gpu_metrics_unavailable(reason: str, window_s: float | None = None) -> dict[str, Any]:
-    """A ``gpu_metrics`` record for a case with no NVML data (also usable by a case that never ran)."""
-    return {
-        "status": "unavailable",
-        "reason": reason,
-        "method": None,
-        "window_s": window_s,
-        "reliable": None,
-        "unreliable_reason": None,
-        "samples_in_window": None,
-        "polls": 0,
-        "poll_interval_s": None,
-        "devices": [],
-        "aggregate": _aggregate([]),
-    }
 
 
 @dataclass
@@ -267,26 +247,8 @@ class NvmlMonitor:
         window_s = self._exit_s - self._enter_s
         if self._reason is not None:
             return gpu_metrics_unavailable(self._reason, window_s)
-        devices, series = [], []
-        for track in self._tracks:
-            record, values = self._device_result(track, window_s)
-            devices.append(record)
-            series.append(values)
-        methods = {d["method"] for d in devices if d["method"]}
-        reasons = self._unreliable_reasons(devices, window_s)
-        return {
-            "status": "ok",
-            "reason": None,
-            "method": methods.pop() if len(methods) == 1 else ("mixed" if methods else None),
-            "window_s": window_s,
-            "reliable": not reasons,
-            "unreliable_reason": "; ".join(reasons) or None,
-            "samples_in_window": min(d["samples_in_window"] for d in devices),
-            "polls": self._polls,
-            "poll_interval_s": self._poll_interval_s,
-            "devices": devices,
-            "aggregate": _aggregate(series),
-        }
+        return gpu_metrics([self._samples(track) for track in self._tracks], window_s, self._settings,
+                           self._polls, self._poll_interval_s, self._notes)
 
     # ------------------------------------------------------------------ set-up and tear-down
 
@@ -447,7 +409,20 @@ class NvmlMonitor:
                 buffer.values[timestamp] = float(getattr(sample.sampleValue, attribute))
                 buffer.last_seen_us = max(buffer.last_seen_us, timestamp)
 
-    # ------------------------------------------------------------------ summarising
+    # ------------------------------------------------------------------ handing over to the summary
+
+    def _samples(self, track: _Track) -> DeviceSamples:
+        util, util_method, timestamps = self._series(track, "utilization")
+        memory_util, memory_method, _ = self._series(track, "memory_util")
+        buffer = track.buffers.get("utilization")
+        return DeviceSamples(
+            ref=track.ref, utilization=util, utilization_method=util_method, buffer_timestamps_us=timestamps,
+            sample_clock=buffer.sample_clock if util_method == "samples_buffer" and buffer else None,
+            memory_util=memory_util, memory_util_method=memory_method,
+            polled={k: track.polled[k] for k in ("power_w", "sm_clock_mhz", "memory_used_mib", "temperature_c")},
+            reasons_seen=track.reasons_seen, reason_polls=track.reason_polls, unsupported=track.unsupported,
+            errors=track.errors,
+        )
 
     def _series(self, track: _Track, series: str) -> tuple[list[float], str | None, list[int]]:
         """Values for one percentage series: the buffer when it has any in the window, else the polls."""
@@ -458,96 +433,3 @@ class NvmlMonitor:
                 return [v for _, v in inside], "samples_buffer", [ts for ts, _ in inside]
         polled = track.polled[series]
         return list(polled), ("polling" if polled else None), []
-
-    def _device_result(self, track: _Track, window_s: float) -> tuple[dict[str, Any], list[float]]:
-        util, util_method, timestamps = self._series(track, "utilization")
-        memory_util, memory_method, _ = self._series(track, "memory_util")
-        polled = track.polled
-        buffer = track.buffers.get("utilization")
-        record = {
-            **{k: getattr(track.ref, k) for k in ("nvml_index", "uuid", "name", "pci_bus_id", "cuda_ordinal")},
-            "matched_by": track.ref.matched_by,
-            "ambiguous_order": track.ref.ambiguous,
-            "method": util_method,
-            "sample_clock": buffer.sample_clock if util_method == "samples_buffer" and buffer else None,
-            "samples_in_window": len(util),
-            "buffer_coverage": _coverage(timestamps, window_s),
-            "utilization_pct": _pct_stats(util),
-            "memory_util_method": memory_method,
-            "memory_util_pct": _pct_stats(memory_util),
-            "memory_used_peak_mib": max(polled["memory_used_mib"], default=None),
-            "power_mean_w": _mean(polled["power_w"]),
-            "sm_clock_mean_mhz": _mean(polled["sm_clock_mhz"]),
-            "temperature_max_c": max(polled["temperature_c"], default=None),
-            "throttle_reasons": sorted(track.reasons_seen),
-            "throttle_reason_fraction": {
-                name: count / track.reason_polls for name, count in sorted(track.reasons_seen.items())
-            },
-            "unsupported": sorted(track.unsupported),
-            "query_errors": {k: dict(v) for k, v in sorted(track.errors.items())},
-        }
-        return record, util
-
-    def _unreliable_reasons(self, devices: list[dict[str, Any]], window_s: float) -> list[str]:
-        # NVML's utilization.gpu is the share of a sample period (1/6 s to 1 s, by GPU) in which any kernel
-        # ran. A window of a second or two holds only a handful of periods, and a 0 % or 100 % period at
-        # either edge swings the mean by tens of points: such numbers describe noise, not the workload.
-        settings, reasons = self._settings, []
-        if window_s < settings.min_window_s:
-            reasons.append(f"window {window_s:.2f} s is shorter than min_window_s = {settings.min_window_s:g} s")
-        few = [d for d in devices if d["samples_in_window"] < settings.min_samples]
-        if few:
-            counts = ", ".join(f"GPU {d['nvml_index']}: {d['samples_in_window']}" for d in few)
-            reasons.append(f"fewer utilisation samples than min_samples = {settings.min_samples} ({counts})")
-        for d in devices:
-            if d["buffer_coverage"] is not None and d["buffer_coverage"] < MIN_BUFFER_COVERAGE:
-                reasons.append(
-                    f"GPU {d['nvml_index']}: buffer samples cover {d['buffer_coverage']:.0%} of the window "
-                    "(the driver skips idle periods, so the mean overstates utilisation)"
-                )
-        return reasons + self._notes
-
-
-def _coverage(timestamps: list[int], window_s: float) -> float | None:
-    """Share of the window spanned by buffer samples, each taken to cover one median sample period."""
-    if len(timestamps) < 2 or window_s <= 0:
-        return None
-    period_s = statistics.median(b - a for a, b in pairwise(timestamps)) / 1_000_000
-    return min(1.0, len(timestamps) * period_s / window_s)
-
-
-def _mean(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default, as bench.analyze.stats)."""
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def _pct_stats(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"mean": None, "p50": None, "p95": None, "n": 0}
-    ordered = sorted(values)
-    return {
-        "mean": statistics.fmean(values),
-        "p50": _percentile(ordered, 0.5),
-        "p95": _percentile(ordered, 0.95),
-        "n": len(values),
-    }
-
-
-def _aggregate(series: list[list[float]]) -> dict[str, Any]:
-    """Utilisation over the case's GPUs: all their samples pooled, plus the least busy GPU's mean."""
-    pooled = _pct_stats([v for values in series for v in values])
-    means = [statistics.fmean(values) for values in series if values]
-    return {
-        "utilization_pct_mean": pooled["mean"],
-        "utilization_pct_p50": pooled["p50"],
-        "utilization_pct_p95": pooled["p95"],
-        "utilization_pct_min_device_mean": min(means, default=None),
-        "devices": len(means),
-    }

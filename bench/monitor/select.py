@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.config import NvmlSettings
 from bench.monitor import nvml
+from bench.monitor.gpu_summary import gpu_metrics_unavailable
 
 
 class UnavailableMonitor:
@@ -25,7 +26,7 @@ class UnavailableMonitor:
         return None
 
     def result(self) -> dict[str, Any]:
-        return nvml.gpu_metrics_unavailable(self.reason)
+        return gpu_metrics_unavailable(self.reason)
 
 
 def monitor_for(placement: Any, settings: NvmlSettings) -> Any:

@@ -15,10 +15,8 @@ section's data; ``templates/sections/comparison.html.j2`` draws it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,11 +24,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from bench.errors import UserError
 from bench.report import charts, tables
 
-COMPARISON_KIND = "keras-gpu-bench/comparison"  # bench.analyze.compare.COMPARISON_KIND
-COMPARISON_SCHEMA_VERSION = 1
 VERDICT_COLORS = {"regression": "#b2182b", "improvement": "#1a7f37", "no change": "#8c8c8c"}
 # Table order: what needs attention first (the chart keeps the sweep order).
 VERDICT_ORDER = ("regression", "failed", "improvement", "new", "missing", "no change")
@@ -46,25 +41,6 @@ class ComparisonView:
     facts: tables.Table
     chart_svg: str | None = None
     table: tables.Table | None = None
-
-
-def load_comparison(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"comparison file not found: {path} (write one with `python -m bench compare ... --json FILE`)")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not a readable JSON comparison ({exc})") from None
-    if not isinstance(document, dict) or document.get("kind") != COMPARISON_KIND:
-        raise UserError(f"{path}: not a comparison document (no kind = {COMPARISON_KIND!r}); "
-                        "pass the file written by `python -m bench compare --json`")
-    if document.get("schema_version") != COMPARISON_SCHEMA_VERSION:
-        raise UserError(f"{path}: comparison schema_version {document.get('schema_version')!r} is not supported "
-                        f"(this report reads {COMPARISON_SCHEMA_VERSION}); rerun python -m bench compare")
-    if not isinstance(document.get("rows"), list):
-        raise UserError(f"{path}: comparison document has no 'rows' list")
-    return document
 
 
 def rows_frame(document: Mapping[str, Any]) -> pd.DataFrame:

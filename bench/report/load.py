@@ -1,8 +1,8 @@
 """Result files -> one :class:`RunData` per run: the document plus tidy per-suite DataFrames.
 
-Reads finished run documents (``results/<run_id>.json``) through ``bench.store.results.load_run`` and, so an
-interrupted sweep can be looked at before it is resumed, crash-safe case logs
-(``<run_id>.partial.jsonl``), which are shown as incomplete runs.
+Reads run documents (``results/<run_id>.json``) and, so an interrupted sweep can be looked at before it is
+resumed, crash-safe case logs (``<run_id>.partial.jsonl``, shown as incomplete runs), both through the
+store's one loader, ``bench.store.results.load_run``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import numpy as np
 import pandas as pd
 
 from bench.cases import jit_label
-from bench.errors import UserError
-from bench.store.results import PARTIAL_SUFFIX, CaseLog, cases_frame, check_run, load_run
-
-DEFAULT_RESULTS_DIR = Path("results")
+from bench.store.results import DEFAULT_RESULTS_DIR as DEFAULT_RESULTS_DIR
+from bench.store.results import cases_frame, load_run
 
 OVERHEAD_COLUMNS = (
     "monitor_overhead.overhead_pct", "monitor_overhead.off_samples_per_second.median",
@@ -87,36 +85,11 @@ class RunData:
         return float((self.config.get("measure") or {}).get("cv_threshold", 0.05))
 
 
-def default_results(results_dir: Path = DEFAULT_RESULTS_DIR) -> list[Path]:
-    """The newest run document in ``results_dir`` (by modification time), as a one-element list."""
-    candidates = [p for p in Path(results_dir).glob("*.json") if p.is_file()]
-    if not candidates:
-        raise UserError(
-            f"no result files in {results_dir}/ (*.json); run `python -m bench run` first or pass RESULTS paths"
-        )
-    return [max(candidates, key=lambda p: (p.stat().st_mtime, p.name))]
-
-
-def read_document(path: Path) -> dict[str, Any]:
-    """A run document from a ``.json`` file or from an unfinished ``.partial.jsonl`` case log."""
-    path = Path(path)
-    if path.name.endswith(PARTIAL_SUFFIX):
-        if not path.is_file():
-            raise UserError(f"results file not found: {path}")
-        header, cases = CaseLog(path).read()
-        document = dict(header)
-        document.setdefault("finished_utc", None)
-        document["complete"] = False
-        document["cases"] = cases
-        return check_run(document, str(path))
-    return load_run(path)
-
-
 def load_runs(paths: list[Path]) -> list[RunData]:
     runs = []
     for path in paths:
         path = Path(path)
-        document = read_document(path)
+        document = load_run(path)  # a .json document or a .partial.jsonl log (complete: false)
         raw = path.read_bytes()
         runs.append(RunData(
             path=path,

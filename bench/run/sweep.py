@@ -106,7 +106,7 @@ class Sweep:
         self.on_case = on_case or (lambda record, done, total: None)
         self.planned = plan_cases(config)
         _, finished = log.read()
-        self.done: set[str] = {c["case_id"] for c in finished}
+        self.done: set[str] = {c.case_id for c in finished}
         self.total = len(self.planned)
         self._proc: subprocess.Popen | None = None
 
@@ -188,20 +188,20 @@ class Sweep:
             return
         self.done.add(case_id)
         _, cases = self.log.read()
-        record = next((c for c in reversed(cases) if c["case_id"] == case_id), None)
+        record = next((c for c in reversed(cases) if c.case_id == case_id), None)
         if record is not None:
-            self.on_case(record, len(self.done), self.total)
+            self.on_case(record.to_dict(), len(self.done), self.total)
 
     def _record_parent_failure(self, case_id: str, reason: str, error_type: str) -> None:
         planned = next(c for c in self.planned if c.case_id == case_id)
         clock = CaseClock()
-        record = base_record(planned.suite, case_id, planned.params, self.data["source"], clock,
-                             flags={"simulated": self.config.devices.simulate})
-        finish(record, clock, "failed", reason)
-        record["error"] = {"type": error_type, "message": reason}
+        draft = base_record(planned.suite, case_id, planned.params, self.data["source"], clock,
+                            flags={"simulated": self.config.devices.simulate})
+        draft["error"] = {"type": error_type, "message": reason}
+        record = finish(draft, clock, "failed", reason)
         self.log.append(record)
         self.done.add(case_id)
-        self.on_case(record, len(self.done), self.total)
+        self.on_case(record.to_dict(), len(self.done), self.total)
 
     def _kill(self) -> None:
         proc = self._proc

@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.store.results import ResultsError, load_run, write_json_atomic
+from bench.store.results import RUN_KIND, ResultsError, load_run, run_created, write_json_atomic
 
 BASELINES_DIR = "baselines"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-# Run documents are named by run_id: YYYYMMDDTHHMMSSZ-<config name>-<6 hex>.json
-RUN_FILE_PATTERN = re.compile(r"^\d{8}T\d{6}Z-.+\.json$")
 
 
 def baselines_dir(results_dir: str | Path) -> Path:
@@ -63,13 +61,23 @@ def resolve_run(spec: str, results_dir: str | Path) -> Path:
 
 
 def newest_run(results_dir: str | Path) -> Path:
-    """The newest run document in the results folder (by the timestamp that starts its run_id)."""
+    """The newest run document in the results folder: by its ``created_utc``, among files of the run kind.
+
+    Only documents whose ``kind`` says they are runs count, whatever their names: a comparison written
+    next to them (``compare --json results/comparison.json``) or any other JSON is never picked, while a
+    run copied under another name still is. Partial logs are not runs; an interrupted sweep's document
+    (``complete: false``) is.
+    """
     folder = Path(results_dir)
-    runs = sorted(p for p in folder.glob("*.json") if RUN_FILE_PATTERN.match(p.name)) if folder.is_dir() else []
-    if not runs:
-        raise ResultsError(f"no run documents (<run_id>.json) in {folder}/; run python -m bench run first, "
-                           "or name the run to compare as CURRENT")
-    return runs[-1]
+    stamped = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        created = run_created(path)
+        if created is not None:
+            stamped.append((created, path.name, path))
+    if not stamped:
+        raise ResultsError(f"no result files in {folder}/: no run documents (kind {RUN_KIND!r}) there; run "
+                           "`python -m bench run` first, or name the run")
+    return max(stamped)[2]
 
 
 # --------------------------------------------------------------------------- promoting

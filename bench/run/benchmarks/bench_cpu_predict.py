@@ -15,5 +15,5 @@ from bench.measure.cpu_predict import run_cpu_predict_case
 def bench_cpu_predict(cpu_predict_case, benchmark, bench_config, cpu_setup, mnist, record_case):
     record = run_cpu_predict_case(cpu_predict_case, bench_config, mnist, cpu_setup, benchmark)
     record_case(record)
-    if record["status"] == "skipped":
-        pytest.skip(record["reason"])
+    if record.status == "skipped":
+        pytest.skip(record.reason)

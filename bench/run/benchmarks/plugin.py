@@ -17,6 +17,7 @@ from bench.cases import suite_cases
 from bench.config import config_from_dict
 from bench.run.worker import WorkerPlan
 from bench.store.results import CaseLog
+from bench.store.schema import CaseRecord
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,9 +29,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
     plan = WorkerPlan.read(config.getoption("--bench-plan"))
     config._bench_plan = plan  # type: ignore[attr-defined]
-    config._bench_config = config_from_dict(plan.config)  # type: ignore[attr-defined]
+    bench_config = config_from_dict(plan.config)
+    config._bench_config = bench_config  # type: ignore[attr-defined]
     if plan.suite in ("train", "native", "converge"):
-        config._bench_inventory = devices.configure(plan.backend, plan.replicas, plan.simulate)  # type: ignore[attr-defined]
+        config._bench_inventory = devices.configure(  # type: ignore[attr-defined]
+            plan.backend, plan.replicas, plan.simulate, bench_config.devices.logical_gpu_memory_mib)
     elif plan.suite == "cpu_predict":
         from bench.measure.cpu_predict import configure_worker
 
@@ -81,9 +84,9 @@ def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest):
     case_id = request.node.callspec.id if hasattr(request.node, "callspec") else request.node.name
     _progress(bench_plan, {"event": "start", "case_id": case_id})
 
-    def record(result: dict[str, Any]) -> None:
+    def record(result: CaseRecord) -> None:
         log.append(result)
-        _progress(bench_plan, {"event": "done", "case_id": result["case_id"], "status": result["status"]})
+        _progress(bench_plan, {"event": "done", "case_id": result.case_id, "status": result.status})
 
     return record
 

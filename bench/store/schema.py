@@ -1,0 +1,645 @@
+"""The one schema of a run document: typed, frozen models for everything a results file holds.
+
+Written by ``bench.measure.records.finish`` (a case), ``bench.commands.run`` (the header) and
+``bench.store.results.finalize_run`` (the document); read by ``bench.store.results.load_run``. The JSON
+Schema in ``docs/schema/`` is generated from these models (``python -m bench.store.publish``), and a test
+fails when the committed file differs from what they generate. Prose: ``docs/results.md``.
+
+Why pydantic (v2): frozen models (a record cannot be changed after the case, a derive step returns a new
+one with ``model_copy(update=...)``), validation on read and on write from the same type hints, and
+``model_json_schema()`` generates the JSON Schema from those same types. Hand-rolled frozen dataclasses
+would need a validator and a second, hand-kept JSON Schema that drifts from the code.
+
+Rules the models follow:
+
+- **Strict types.** ``"5"`` is not a number and ``1`` is not ``true`` (``strict=True``): a damaged or
+  hand-edited file is refused with the field's path instead of being coerced.
+- **Readers accept, writers declare.** Every model keeps unknown fields on read (``extra="allow"``), so a
+  file from a newer tool that added a metric still loads in an older one (the field is kept and shows in
+  ``cases_frame``). Writing refuses them (:func:`undeclared_fields`, checked by ``records.finish`` and the
+  case log): a typo in measuring code (``sampels_per_second``) is caught where it is made, and the code,
+  this module and ``docs/schema`` cannot drift apart.
+- **Metrics hold what was measured.** Every metrics field is optional (a failed case has none) and a field
+  the measuring code never set is left out of the file, not written as ``null``. The case envelope (status,
+  reason, flags, devices, ...) always has every field.
+
+Adding a metrics field is one line in the suite's model, e.g. in :class:`TrainMetrics`::
+
+    steps_per_execution: int | None = Field(None, description="Steps run per compiled call (model.compile).")
+
+then ``python -m bench.store.publish`` to regenerate ``docs/schema/`` (the schema test says so when it is
+stale) and a line in ``docs/results.md``. Fields every timed-rounds suite shares go in
+:class:`TimedRoundsMetrics`. Adding a suite: its params and metrics models (fields as above) and one line in
+:data:`SUITES`, e.g. ``"converge": SuiteModels(ConvergeParams, ConvergeMetrics)``; the record type
+``ConvergeCaseRecord`` and its place in :data:`AnyCaseRecord` follow from that line. A change that would
+make old files invalid (a rename, a new required field) bumps :data:`SCHEMA_VERSION` and adds an upgrade
+function to :mod:`bench.store.upgrade`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, NamedTuple, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+
+from bench.config import BACKENDS, CPU_PREDICT_METHODS, PRECISIONS
+
+RUN_KIND = "keras-gpu-bench/run"
+SCHEMA_VERSION = 2
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+UTC_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+RUN_ID_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def utc_now(when: datetime | None = None) -> str:
+    """ISO 8601 UTC to the second (``2026-11-26T01:22:41Z``), the format of every ``*_utc`` field."""
+    return (when or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime(UTC_FORMAT)
+
+
+def run_id_stamp(when: datetime | None = None) -> str:
+    """The compact UTC stamp that starts a run_id (``20261126T012241Z``), so file names sort by time."""
+    return (when or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime(RUN_ID_STAMP_FORMAT)
+
+
+class Model(BaseModel):
+    """Frozen, strict, unknown fields kept (see the module docstring)."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="allow")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, as stored: fields never set are left out (see :class:`Metrics`)."""
+        return self.model_dump(exclude_unset=True)
+
+
+class Metrics(Model):
+    """A suite's measurements: every field optional, absent unless the measuring code set it."""
+
+
+Utc = Annotated[str, Field(pattern=UTC_PATTERN)]
+Status = Literal["ok", "skipped", "failed"]
+CpuPredictStatus = Literal["ok", "skipped", "failed", "wrong", "not_on_cpu"]
+ConvergeStatus = Literal["ok", "not_converged", "skipped", "failed"]
+DataSource = Literal["mnist", "npz", "synthetic"]
+Backend = Literal[BACKENDS]
+Precision = Literal[PRECISIONS]
+JitCompile = bool | Literal["auto"]
+
+
+# --------------------------------------------------------------------------- shared blocks
+
+
+class Summary(Model):
+    """Statistics over raw samples (``bench.analyze.stats.summarize``); null numbers when ``n`` is 0."""
+
+    n: int = Field(description="Number of samples.")
+    median: float | None = Field(description="Median (linear interpolation between closest ranks).")
+    q1: float | None = Field(description="First quartile.")
+    q3: float | None = Field(description="Third quartile.")
+    iqr: float | None = Field(description="q3 - q1.")
+    min: float | None = Field(description="Smallest sample.")
+    max: float | None = Field(description="Largest sample.")
+    mean: float | None = Field(description="Arithmetic mean.")
+    stdev: float | None = Field(description="Sample standard deviation (0 for one sample).")
+    cv: float | None = Field(description="stdev / mean, the coefficient of variation (infinite when the mean is 0).")
+
+
+class TimingCheck(Model):
+    """pytest-benchmark's round sum against an independent monotonic clock around the same rounds."""
+
+    harness_s: float = Field(description="Sum of round_s (pytest-benchmark's timer).")
+    wall_s: float = Field(description="time.monotonic() around all timed rounds.")
+    rel_diff: float | None = Field(description="|wall_s - harness_s| / wall_s; null when wall_s is 0.")
+
+
+class CalibrationTrial(Model):
+    """One calibration epoch: how long ``steps`` steps took."""
+
+    steps: int = Field(description="Steps in the trial epoch.")
+    seconds: float = Field(description="Its duration, per-call set-up excluded.")
+
+
+class MonitorOverhead(Model):
+    """The NVML monitor's cost: as many unmonitored rounds, half before and half after the monitored ones."""
+
+    off_round_s: list[float] = Field(description="Durations of the unmonitored rounds.")
+    off_samples_per_second: Summary = Field(description="Their throughput statistics.")
+    overhead_pct: float = Field(description="100 * (off median - monitored median) / off median; positive = "
+                                            "monitored rounds slower.")
+
+
+# --------------------------------------------------------------------------- NVML (metrics.gpu_metrics)
+
+
+class PercentStats(Model):
+    """A percentage series over the window."""
+
+    mean: float | None = Field(description="Mean of the samples.")
+    p50: float | None = Field(description="Median (numpy's linear interpolation).")
+    p95: float | None = Field(description="95th percentile (numpy's linear interpolation).")
+    n: int = Field(description="Number of samples.")
+
+
+class QueryError(Model):
+    """An NVML error other than NotSupported, counted per query."""
+
+    message: str = Field(description="The first error's text.")
+    count: int = Field(description="How many polls it failed.")
+
+
+class GpuDeviceMetrics(Metrics):
+    """One GPU over the timed window (``bench.monitor.gpu_summary.device_summary``)."""
+
+    nvml_index: int | None = Field(None, description="NVML index of the physical GPU.")
+    uuid: str | None = Field(None, description="GPU (or MIG instance) UUID.")
+    name: str | None = Field(None, description="Product name as NVML reports it.")
+    pci_bus_id: str | None = Field(None, description="PCI bus id as NVML writes it.")
+    cuda_ordinal: int | None = Field(None, description="The framework's CUDA device number.")
+    matched_by: str | None = Field(None, description="How the CUDA device was matched to NVML: uuid, pci_bus_id, "
+                                                     "pci_order, identical_gpus or fastest_first_guess.")
+    ambiguous_order: bool | None = Field(None, description="True when that match is a guess (different models "
+                                                           "under CUDA_DEVICE_ORDER=FASTEST_FIRST).")
+    method: str | None = Field(None, description="Where utilisation came from: samples_buffer or polling.")
+    sample_clock: str | None = Field(None, description="Buffer timestamps' clock: wall (documented) or driver.")
+    samples_in_window: int | None = Field(None, description="Utilisation samples inside the window.")
+    buffer_coverage: float | None = Field(None, description="Sample count x median sample spacing / window.")
+    utilization_pct: PercentStats | None = Field(None, description="NVML utilization.gpu: share of each sample "
+                                                                   "period in which any kernel ran.")
+    memory_util_method: str | None = Field(None, description="Where memory_util_pct came from.")
+    memory_util_pct: PercentStats | None = Field(None, description="Memory controller busy share.")
+    memory_used_peak_mib: float | None = Field(None, description="Peak device memory used, MiB (polled).")
+    power_mean_w: float | None = Field(None, description="Mean board power, W (polled).")
+    sm_clock_mean_mhz: float | None = Field(None, description="Mean SM clock, MHz (polled).")
+    temperature_max_c: float | None = Field(None, description="Highest GPU temperature, °C (polled).")
+    throttle_reasons: list[str] | None = Field(None, description="Clock event reasons seen, by name.")
+    throttle_reason_fraction: dict[str, float] | None = Field(None, description="Share of polls showing each reason.")
+    unsupported: list[str] | None = Field(None, description="Queries this GPU does not support (their fields null).")
+    query_errors: dict[str, QueryError] | None = Field(None, description="Other NVML errors per query.")
+
+
+class GpuAggregate(Metrics):
+    """Utilisation over all GPUs of the case."""
+
+    utilization_pct_mean: float | None = Field(None, description="Mean of all GPUs' samples pooled.")
+    utilization_pct_p50: float | None = Field(None, description="Median of the pooled samples.")
+    utilization_pct_p95: float | None = Field(None, description="95th percentile of the pooled samples.")
+    utilization_pct_min_device_mean: float | None = Field(None, description="The least busy GPU's mean.")
+    devices: int | None = Field(None, description="GPUs with utilisation data.")
+
+
+class GpuMetrics(Metrics):
+    """NVML over exactly the timed rounds (``bench.monitor.nvml.NvmlMonitor``); see docs/results.md."""
+
+    status: Literal["ok", "unavailable"] = Field(description="unavailable: NVML disabled, missing, no GPU, or "
+                                                              "GPUs that cannot be mapped.")
+    reason: str | None = Field(None, description="Why unavailable (null when ok).")
+    method: str | None = Field(None, description="samples_buffer, polling, or mixed when GPUs differ.")
+    window_s: float | None = Field(None, description="Length of the monitored window.")
+    reliable: bool | None = Field(None, description="False for short windows, few samples or low buffer "
+                                                    "coverage; null when nothing was sampled.")
+    unreliable_reason: str | None = Field(None, description="Which of those, in words.")
+    samples_in_window: int | None = Field(None, description="Fewest utilisation samples of any GPU.")
+    polls: int | None = Field(None, description="Polling rounds taken.")
+    poll_interval_s: float | None = Field(None, description="Polling period used (capped at 0.1 s).")
+    devices: list[GpuDeviceMetrics] | None = Field(None, description="One entry per GPU of the case.")
+    aggregate: GpuAggregate | None = Field(None, description="Over the case's GPUs.")
+
+
+# --------------------------------------------------------------------------- per-suite params and metrics
+
+
+class TrainParams(Model):
+    """The axis values of a train case (``bench.cases.TrainCase.params``)."""
+
+    backend: Backend = Field(description="Keras backend.")
+    gpus: int = Field(description="Replicas (GPUs, or simulated devices).")
+    global_batch: int = Field(description="Samples per step over all replicas.")
+    precision: Precision = Field(description="Keras dtype policy.")
+    jit_compile: JitCompile = Field(description='model.compile(jit_compile=...): true, false or "auto".')
+
+
+class NativeParams(Model):
+    """The axis values of a native case (``bench.cases.NativeCase.params``)."""
+
+    backend: Backend = Field(description="Backend whose own ops the loop is written in.")
+    global_batch: int = Field(description="Samples per step.")
+    precision: Precision = Field(description="float32 or mixed_bfloat16 (mixed_float16 is skipped).")
+    variant: Literal["step", "epoch_scan"] = Field(description="step: one dispatch per step; epoch_scan (JAX): a "
+                                                               "round in one jax.jit through jax.lax.scan.")
+
+
+class CpuPredictParams(Model):
+    """The axis values of a cpu_predict case (``bench.cases.CpuPredictCase.params``)."""
+
+    backend: Backend = Field(description="Keras backend.")
+    precision: Precision = Field(description="Training dtype policy.")
+    train_jit_compile: JitCompile = Field(description="jit_compile used for training.")
+    predict_batch: int = Field(description="Batch size of predict on the CPU.")
+    method: Literal[CPU_PREDICT_METHODS] = Field(description="Way of predicting on the CPU (docs/results.md).")
+
+
+class ConvergeParams(Model):
+    """The axis values of a converge case (``bench.cases.ConvergeCase.params``)."""
+
+    backend: Backend = Field(description="Keras backend.")
+    gpus: int = Field(description="Replicas (GPUs, or simulated devices).")
+    global_batch: int = Field(description="Samples per step over all replicas.")
+    precision: Precision = Field(description="Keras dtype policy.")
+    jit_compile: JitCompile = Field(description='model.compile(jit_compile=...): true, false or "auto".')
+    lr_scaling: Literal["none", "linear", "sqrt"] = Field(description="Adam's rate against [converge] "
+                                                                      "reference_batch: x1, x B/ref, x sqrt(B/ref).")
+
+
+class TimedRoundsMetrics(Metrics):
+    """Fields of every suite timed in rounds (train, native): batch split, compile, calibration, rounds."""
+
+    per_replica_batch: int | None = Field(None, description="global_batch / replicas.")
+    global_batch: int | None = Field(None, description="Samples per step over all replicas.")
+    replicas: int | None = Field(None, description="Replicas the case ran on.")
+    compile_s: float | None = Field(None, description="The first call: tracing, compilation and warmup_steps steps.")
+    warmup_steps: int | None = Field(None, description="Steps run inside compile_s.")
+    calibration: list[CalibrationTrial] | None = Field(None, description="The calibration trials.")
+    steps_per_round: int | None = Field(None, description="Calibrated so a round lasts at least min_round_s.")
+    samples_per_round: int | None = Field(None, description="steps_per_round x global_batch.")
+    round_s: list[float] | None = Field(None, description="Raw per-round durations (pytest-benchmark's timer).")
+    samples_per_second: Summary | None = Field(None, description="Statistics of samples_per_round / round_s.")
+    step_time_s: Summary | None = Field(None, description="Statistics of round_s / steps_per_round.")
+    final_loss: float | None = Field(None, description="Loss of the last round (non-finite fails the case).")
+    timing_check: TimingCheck | None = Field(None, description="Harness timer against a monotonic clock.")
+    gpu_metrics: GpuMetrics | None = Field(None, description="NVML over exactly the timed rounds.")
+    optimizer: str | None = Field(None, description="The optimizer, e.g. Adam or LossScaleOptimizer(Adam).")
+    input_pipeline: str | None = Field(None, description="How batches were fed, in words.")
+    monitor_overhead: MonitorOverhead | None = Field(None, description="With [nvml] measure_overhead: the "
+                                                                       "monitor's measured cost.")
+
+
+class TrainMetrics(TimedRoundsMetrics):
+    """A Keras ``fit`` case (``bench.measure.train``); ratios added when the run is finalised."""
+
+    jit_compile_resolved: bool | None = Field(None, description="What model.jit_compile became (auto resolved).")
+    final_accuracy: float | None = Field(None, description="Accuracy of the last round (a sanity check).")
+    native_ratio: float | None = Field(None, description="Median samples/s / the same backend's native step "
+                                                         "case at this batch and precision (one-GPU cases).")
+    native_case_id: str | None = Field(None, description="The native case behind native_ratio.")
+    native_ratio_ceiling: float | None = Field(None, description="The same against JAX's epoch_scan case.")
+    native_ceiling_case_id: str | None = Field(None, description="The native case behind native_ratio_ceiling.")
+
+
+class NativeMetrics(TimedRoundsMetrics):
+    """A hand-written training loop in the backend's own ops (``bench.measure.native``)."""
+
+    variant: str | None = Field(None, description="step or epoch_scan, as in params.")
+    device: str | None = Field(None, description="The device it ran on.")
+    implementation: str | None = Field(None, description="What was timed, in words.")
+
+
+class CpuPredictTraining(Model):
+    """The training behind a cpu_predict case (shared by the cases of one model family)."""
+
+    family: str = Field(description="plain (naive, clone, saved_model), recompile or strategy.")
+    reused: bool = Field(description="True when an earlier case of the family trained the model.")
+    strategy: str | None = Field(description="The tf.distribute strategy trained under, if any.")
+    strategy_note: str | None = Field(None, description="Why another strategy than asked was used.")
+    seconds: float | None = Field(None, description="Training time.")
+    steps: int | None = Field(None, description="Training steps.")
+    final_loss: float | None = Field(None, description="Last training loss.")
+    jit_compile_resolved: bool | None = Field(None, description="What model.jit_compile became.")
+    variable_devices: list[str] | None = Field(None, description="Where the trained variables live.")
+
+
+class CpuPredictMetrics(Metrics):
+    """Predicting on the CPU after training on the GPU (``bench.measure.cpu_predict``)."""
+
+    train_device: str | None = Field(None, description="Where the model was trained.")
+    train_device_stand_in: bool | None = Field(None, description="True when a logical CPU stood in for the GPU.")
+    train_device_is_predict_device: bool | None = Field(None, description="True when training had to run on the "
+                                                                          "predict device itself (torch, no GPU).")
+    tolerance: float | None = Field(None, description="Allowed max |diff| against the training device.")
+    predict_samples: int | None = Field(None, description="Test images each predict call predicts.")
+    train: CpuPredictTraining | None = Field(None, description="The training behind the case.")
+    failed_in: str | None = Field(None, description="train, prepare or first_predict: where a failure happened.")
+    prepare_s: float | None = Field(None, description="recompile / clone / save+load (0 for naive, strategy).")
+    save_s: float | None = Field(None, description="saved_model: the save half of prepare_s.")
+    load_s: float | None = Field(None, description="saved_model: the load half of prepare_s.")
+    first_predict_s: float | None = Field(None, description="First predict under the CPU device (with tracing).")
+    failed_after_s: float | None = Field(None, description="Seconds spent before the method failed.")
+    steady_round_s: list[float] | None = Field(None, description="Raw steady-state predict durations.")
+    steady_s: Summary | None = Field(None, description="Their statistics.")
+    total_s: float | None = Field(None, description="prepare_s + first_predict_s + steady_s.median.")
+    max_abs_diff: float | None = Field(None, description="Against predictions made on the training device.")
+    argmax_agreement: float | None = Field(None, description="Share of equal class predictions.")
+    predict_jit_compile: bool | None = Field(None, description="How the predicting model was compiled.")
+    predict_dtype_policy: str | None = Field(None, description="The predicting model's dtype policy.")
+    predict_device: str | None = Field(None, description="Device(s) the compute ran on, comma-separated.")
+    predict_devices: list[str] | None = Field(None, description="Every device the compute ran on.")
+    placement_source: str | None = Field(None, description="What proved predict_device: MatMul, xla_cluster, "
+                                                           "output_arrays or output_tensors.")
+    placement_proof: list[str] | None = Field(None, description="A few of the lines or devices behind it.")
+    function_devices: list[str] | None = Field(None, description="Devices of the outer function calls (not proof).")
+    variable_devices: list[str] | None = Field(None, description="Devices of the predicting model's variables.")
+    variable_devices_before_predict: list[str] | None = Field(None, description="The same, before the CPU predict.")
+    peak_rss_mib: float | None = Field(None, description="Peak resident memory of the worker so far, MiB.")
+
+
+class ConvergeEpoch(Model):
+    """One epoch of one seed: training time (evaluation excluded) and the scores after it."""
+
+    epoch: int = Field(description="1-based.")
+    train_s: float = Field(description="on_epoch_begin until the epoch's last update was read back.")
+    cumulative_s: float = Field(description="Sum of train_s so far.")
+    eval_s: float | None = Field(None, description="Seconds of the evaluation after the epoch.")
+    train_loss: float | None = Field(None, description="The epoch's running mean (null if non-finite).")
+    train_accuracy: float | None = Field(None, description="The epoch's running mean.")
+    test_loss: float | None = Field(None, description="On the 10 000 test images.")
+    test_accuracy: float | None = Field(None, description="On the 10 000 test images.")
+    val_loss: float | None = Field(None, description="On the held-out training images, with a holdout.")
+    val_accuracy: float | None = Field(None, description="On the held-out training images, with a holdout.")
+
+
+class ConvergeSeed(Model):
+    """One seeded run of a converge case."""
+
+    seed: int = Field(description="[measure] seed + i.")
+    converged: bool = Field(description="Reached target_accuracy within max_epochs.")
+    diverged: bool = Field(False, description="The loss turned non-finite: the seed stopped, not converged.")
+    epochs_run: int = Field(description="Epochs trained.")
+    epochs_to_target: int | None = Field(None, description="First epoch at the target.")
+    seconds_to_target: float | None = Field(None, description="Train seconds up to that epoch (compile and "
+                                                              "evaluation excluded).")
+    wall_to_target_s: float | None = Field(None, description="Train + evaluation seconds up to that epoch.")
+    final_test_accuracy: float | None = Field(None, description="After the last epoch run.")
+    final_test_loss: float | None = Field(None, description="After the last epoch run.")
+    best_test_accuracy: float | None = Field(None, description="Best over the epochs run.")
+    fit_setup_s: float | None = Field(None, description="The timed fit call until its first epoch began.")
+    epochs: list[ConvergeEpoch] = Field(description="One per epoch, in order.")
+
+
+class ConvergeMetrics(Metrics):
+    """Time to a target test accuracy over seeded runs (``bench.measure.converge``)."""
+
+    per_replica_batch: int | None = Field(None, description="global_batch / replicas.")
+    global_batch: int | None = Field(None, description="Samples per step over all replicas.")
+    replicas: int | None = Field(None, description="Replicas the case ran on.")
+    learning_rate: float | None = Field(None, description="Adam's rate after lr_scaling.")
+    learning_rate_resolved: float | None = Field(None, description="What the optimizer read back.")
+    lr_scaling: str | None = Field(None, description="none, linear or sqrt, as in params.")
+    reference_batch: int | None = Field(None, description="The batch at which every rule gives 1e-3.")
+    target_accuracy: float | None = Field(None, description="Test accuracy a seed must reach.")
+    max_epochs: int | None = Field(None, description="Epochs after which a seed did not converge.")
+    stop_at_target: bool | None = Field(None, description="Stop a seed at the first epoch at the target.")
+    holdout: int | None = Field(None, description="Last N training images held out (0: none).")
+    train_samples: int | None = Field(None, description="Images trained on (60 000 - holdout).")
+    test_samples: int | None = Field(None, description="Test images evaluated each epoch.")
+    eval_batch: int | None = Field(None, description="Batch size of the evaluation.")
+    input_pipeline: str | None = Field(None, description="What was fed to fit, in words.")
+    compile_method: str | None = Field(None, description="How compile time was kept out of the epochs.")
+    compile_s: float | None = Field(None, description="The case's warm-up, once (every batch shape traced).")
+    jit_compile_resolved: bool | None = Field(None, description="What model.jit_compile became.")
+    optimizer: str | None = Field(None, description="Adam, or LossScaleOptimizer(Adam) under mixed_float16.")
+    seeds_planned: int | None = Field(None, description="[converge] seeds, resolved.")
+    seeds_run: int | None = Field(None, description="Seeds that ran.")
+    seeds_converged: int | None = Field(None, description="Seeds that reached the target.")
+    seeds: list[ConvergeSeed] | None = Field(None, description="One per seed, in order.")
+    seconds_to_target: list[float] | None = Field(None, description="Per converged seed, in seed order: the "
+                                                                    "samples compare tests.")
+    time_to_target_s: Summary | None = Field(None, description="Statistics over the converged seeds.")
+    epochs_to_target: Summary | None = Field(None, description="Statistics over the converged seeds.")
+    final_test_accuracy: Summary | None = Field(None, description="Statistics over every seed's last epoch.")
+    epoch_train_s: Summary | None = Field(None, description="Statistics over every epoch's train_s.")
+    reference_accuracy: float | None = Field(None, description="A published accuracy to show beside ours.")
+    reference_label: str | None = Field(None, description="Where reference_accuracy comes from.")
+
+
+class SuiteModels(NamedTuple):
+    """What a suite adds to the case envelope."""
+
+    params: type[Model]
+    metrics: type[Metrics]
+    status: Any = Status
+
+
+# The suites a run can hold; one line per suite (see the module docstring).
+SUITES: dict[str, SuiteModels] = {
+    "train": SuiteModels(TrainParams, TrainMetrics),
+    "native": SuiteModels(NativeParams, NativeMetrics),
+    "cpu_predict": SuiteModels(CpuPredictParams, CpuPredictMetrics, CpuPredictStatus),
+    "converge": SuiteModels(ConvergeParams, ConvergeMetrics, ConvergeStatus),
+}
+
+
+# --------------------------------------------------------------------------- the case record
+
+
+class Flags(Model):
+    """Doubtful data, flagged in the data (every flag is always written)."""
+
+    simulated: bool = Field(False, description="Devices carved out of one device: not real scaling.")
+    synthetic_data: bool = Field(False, description="Synthetic MNIST-shaped data: accuracy is meaningless.")
+    unstable: bool = Field(False, description="CV of the rounds above [measure] cv_threshold.")
+    stand_in_device: bool = Field(False, description="cpu_predict: a logical CPU stood in for the GPU.")
+    gpu_metrics_unreliable: bool = Field(False, description="gpu_metrics.reliable is false.")
+
+
+class Devices(Model):
+    """Where the case ran."""
+
+    strategy: str | None = Field(description="Distribution strategy (or 'none (native)'), null if none.")
+    devices: list[str] = Field(description="Device names the replicas ran on.")
+    replicas: int = Field(description="Replica count.")
+    kind: Literal["gpu", "cpu"] = Field(description="Kind of device the replicas ran on.")
+    simulated: bool = Field(description="Logical devices carved out of one device.")
+
+
+class CaseError(Model):
+    """The exception that ended a case."""
+
+    type: str = Field(description="Exception class name.")
+    message: str = Field(description="Its key line (bench.measure.records.key_line).")
+
+
+class CaseRecord(Model):
+    """One case of any suite: the envelope every suite shares (``bench.measure.records``)."""
+
+    suite: str = Field(description="The suite, one of SUITES.")
+    case_id: str = Field(description="Stable id built from the params, e.g. train/tensorflow/gpus=2/batch=256/"
+                                     "float32/jit=auto (bench.cases).")
+    params: Model = Field(description="The axis values of the case.")
+    status: str = Field(description="ok, skipped or failed; cpu_predict also wrong and not_on_cpu.")
+    reason: str | None = Field(description="One line for anything but a plain ok.")
+    error: CaseError | None = Field(description="The exception behind a failure, if any.")
+    data_source: DataSource = Field(description="Repeated in every case so no row can be read without it.")
+    flags: Flags = Field(description="Doubtful data, as flags.")
+    devices: Devices | None = Field(description="Where the case ran; null when it ended before placement.")
+    started_utc: Utc = Field(description="When the case started.")
+    duration_s: float = Field(description="Wall time of the whole case, set-up included.")
+    metrics: Metrics = Field(description="Suite-specific measurements.")
+
+
+def _record_model(suite: str, models: SuiteModels) -> type[CaseRecord]:
+    name = "".join(part.title() for part in suite.split("_")) + "CaseRecord"
+    return create_model(
+        name,
+        __base__=CaseRecord,
+        __doc__=f"A {suite} case: the shared envelope with {suite}'s params and metrics.",
+        suite=(Literal[suite], Field(description="The suite.")),
+        params=(models.params, Field(description=models.params.__doc__)),
+        status=(models.status, Field(description="Outcome of the case.")),
+        metrics=(models.metrics, Field(default_factory=models.metrics, description=models.metrics.__doc__)),
+    )
+
+
+CASE_RECORDS: dict[str, type[CaseRecord]] = {suite: _record_model(suite, m) for suite, m in SUITES.items()}
+AnyCaseRecord = Annotated[Union[tuple(CASE_RECORDS.values())], Field(discriminator="suite")]  # noqa: UP007
+_CASE_ADAPTER: TypeAdapter[CaseRecord] = TypeAdapter(AnyCaseRecord)
+
+
+# --------------------------------------------------------------------------- the run document
+
+
+class Tool(Model):
+    """The program that wrote the file."""
+
+    name: str = Field(description="Always keras-gpu-bench.")
+    version: str = Field(description="bench.__version__.")
+
+
+class GpuInfo(Model):
+    """A GPU as NVML lists it (``bench.monitor.inventory.gpu_inventory``)."""
+
+    index: int = Field(description="NVML index.")
+    name: str = Field(description="Product name.")
+    uuid: str = Field(description="GPU UUID.")
+    pci_bus_id: str = Field(description="PCI bus id.")
+    memory_total_mib: int | None = Field(description="Device memory, MiB (null if NVML cannot say).")
+
+
+class Environment(Model):
+    """The machine fingerprint (``bench.environment.fingerprint``), gathered without importing a framework."""
+
+    python: str = Field(description="Python version.")
+    platform: str = Field(description="platform.platform().")
+    machine: str = Field(description="CPU architecture.")
+    cpu: str = Field(description="CPU model name.")
+    cpu_count: int | None = Field(description="os.cpu_count().")
+    hostname: str = Field(description="Host name.")
+    packages: dict[str, str | None] = Field(description="Versions of the packages that matter (null: absent).")
+    gpus: list[GpuInfo] = Field(description="GPUs from NVML; empty without one.")
+    driver_version: str | None = Field(description="NVIDIA driver (null without NVML).")
+    cuda_driver_version: str | None = Field(description="CUDA version the driver supports.")
+    nvml: str | None = Field(description='"ok" or why NVML is unavailable.')
+    env_vars: dict[str, str] = Field(description="Every TF_*, XLA_*, KERAS_*, CUDA_*, NVIDIA_*, OMP_*, OPENBLAS_*, "
+                                                 "MKL_*, JAX_* variable.")
+    git_commit: str | None = Field(description="Commit of the tool's source tree (or BENCH_GIT_COMMIT).")
+    git_dirty: bool | None = Field(description="Uncommitted changes to tracked files (null: unknown).")
+    config_sha256: str = Field(description="sha256 of the config TOML.")
+    seed: int | None = Field(description="[measure] seed.")
+
+
+class DataInfo(Model):
+    """The training data, resolved once by the parent (``bench.measure.data.DataSpec``)."""
+
+    source: DataSource = Field(description="mnist, npz or synthetic.")
+    synthetic: bool = Field(description="True for synthetic data.")
+    path: str | None = Field(description="The .npz read, if any.")
+    sha256: str | None = Field(description="Its sha256.")
+    train_samples: int = Field(description="Training images.")
+    test_samples: int = Field(description="Test images.")
+    note: str = Field(description="How the source was chosen, in words.")
+    seed: int | None = Field(None, description="Seed of the synthetic data.")
+    identified_by: str | None = Field(None, description="How MNIST was recognised: keras_file_sha256 (Keras' "
+                                                        "download) or array_sha256 (the four arrays' content).")
+
+
+class RankingRow(Model):
+    """One CPU-prediction method of one backend, ranked by median total_s (``bench.analyze.derive.ranking``)."""
+
+    backend: str | None = Field(description="Backend (null in runs from before backends).")
+    method: str = Field(description="The method.")
+    settings: int = Field(description="Cases of this method (precision x jit x batch).")
+    ok: int = Field(description="Of them, finished ok.")
+    statuses: dict[str, int] = Field(description="Count per status.")
+    total_s_median: float | None = Field(description="Median total_s over the ok settings.")
+    total_s_min: float | None = Field(description="Smallest total_s.")
+    total_s_max: float | None = Field(description="Largest total_s.")
+    steady_s_median: float | None = Field(description="Median of the steady-round medians.")
+    steady_iqr_s: float | None = Field(description="Median steady-round IQR.")
+    rank: int | None = Field(description="1 = fastest within the backend; null when never ok.")
+
+
+class Derived(Model):
+    """Tables computed from the cases when the run is finalised (``bench.analyze.derive``)."""
+
+    cpu_predict_ranking: list[RankingRow] | None = Field(None, description="CPU-prediction methods ranked.")
+
+
+class RunHeader(Model):
+    """What a run knows before its first case: the first line of the case log, the top of the document."""
+
+    kind: Literal["keras-gpu-bench/run"] = Field(description="Always keras-gpu-bench/run.")
+    schema_version: Literal[2] = Field(description="This schema's version; older files are upgraded on read.")
+    run_id: str = Field(description="YYYYMMDDTHHMMSSZ-<config name>-<6 hex>.")
+    created_utc: Utc = Field(description="When the run started.")
+    tool: Tool = Field(description="The program that wrote the file.")
+    config: dict[str, Any] = Field(description="The parsed config, every field (bench.config.BenchConfig.to_dict), "
+                                               "with path and sha256 of the TOML; documented in bench/config.py.")
+    environment: Environment = Field(description="Machine fingerprint.")
+    data: DataInfo = Field(description="The data source.")
+
+
+class RunDocument(RunHeader):
+    """One run: ``results/<run_id>.json`` (a baseline is one too)."""
+
+    finished_utc: Utc | None = Field(description="When the document was written (null for an unfinished log).")
+    complete: bool = Field(description="False when the sweep was interrupted: the finished cases are all here, "
+                                       "the partial log is kept for --resume.")
+    cases: list[AnyCaseRecord] = Field(description="Case records, in sweep order.")
+    derived: Derived = Field(default_factory=Derived, description="Tables computed from the cases.")
+
+
+# --------------------------------------------------------------------------- building and checking
+
+
+def case_record(data: Mapping[str, Any]) -> CaseRecord:
+    """A case record of its suite from plain data (raises ``pydantic.ValidationError``)."""
+    return _CASE_ADAPTER.validate_python(data)
+
+
+def undeclared_fields(model: BaseModel, path: str = "") -> Iterator[str]:
+    """Dotted paths of fields no model declares (kept on read, refused on write)."""
+    for name in model.model_extra or {}:
+        yield f"{path}{name}"
+    for name in type(model).model_fields:
+        yield from _undeclared_in(getattr(model, name), f"{path}{name}")
+
+
+def _undeclared_in(value: Any, path: str) -> Iterator[str]:
+    if isinstance(value, BaseModel):
+        yield from undeclared_fields(value, f"{path}.")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _undeclared_in(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _undeclared_in(item, f"{path}.{key}")
+
+
+def validation_message(error: Exception, limit: int = 3) -> str:
+    """A pydantic ``ValidationError`` as one line: ``cases.3.duration_s: Input should be a valid number (got 'x')``."""
+    errors = getattr(error, "errors", None)
+    if errors is None:
+        return str(error).splitlines()[0]
+    found = errors(include_url=False)
+    parts = []
+    for item in found[:limit]:
+        where = ".".join(str(p) for i, p in enumerate(item["loc"]) if not _is_union_tag(item["loc"], i)) or "document"
+        got = repr(item.get("input"))
+        got = got if len(got) <= 40 else got[:37] + "..."
+        parts.append(f"{where}: {item['msg']}" + ("" if item["type"] == "missing" else f" (got {got})"))
+    more = f" (and {len(found) - limit} more)" if len(found) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _is_union_tag(loc: tuple[Any, ...], i: int) -> bool:
+    # pydantic puts the chosen union member (the suite, e.g. "train") into the location, after the list index.
+    return loc[i] in CASE_RECORDS and (i == 0 or isinstance(loc[i - 1], int))
