@@ -338,6 +338,16 @@ def test_a_real_mnist_run_reaches_the_target_with_per_epoch_accuracy(real_mnist,
     assert report.curves_chart.startswith("<svg") and report.time_chart.startswith("<svg")
     assert report.table.loc[0, "converged"] == m["seeds_converged"]
 
+    # The HTML report shows the section: both charts and the case's row.
+    page = tmp_path / "report.html"
+    proc = run_cli("report", proc.stdout.strip().splitlines()[-1], "-o", str(page))
+    assert proc.returncode == 0, proc.stderr
+    html = page.read_text()
+    section_html = html[html.index('id="r1-converge"'):]
+    section_html = section_html[:section_html.index("</section>")]
+    assert 'id="r1-chart-converge-time"' in section_html and 'id="r1-chart-converge-curves"' in section_html
+    assert case["case_id"] in section_html and f"{m['seeds_converged']} / 2" in section_html
+
 
 def test_synthetic_data_is_refused_before_the_sweep(write_config, tmp_path):
     explicit = write_config(CI_RUN.replace('source = "mnist"', 'source = "synthetic"'), "explicit.toml")

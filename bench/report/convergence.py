@@ -17,7 +17,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench.report import tables
 from bench.report.charts import _colors, style, to_svg
+from bench.report.load import RunData
+from bench.report.section import Figure as ChartView
+from bench.report.section import Missing
 
 SUITE = "converge"
 # The axes a trade-off holds fixed while the global batch changes.
@@ -286,3 +290,55 @@ def section(document: Mapping[str, Any]) -> ConvergenceSection | None:
         not_trained=[{"case_id": c["case_id"], "status": c["status"], "reason": c.get("reason")}
                      for c in cases if c["status"] not in ("ok", "not_converged")],
     )
+
+
+# --------------------------------------------------------------------------- the report section
+
+_TABLE_COLUMNS = {
+    "case": ("case_id", None),
+    "status": ("status", None),
+    "global batch": ("global_batch", None),
+    "precision": ("precision", None),
+    "lr scaling": ("lr_scaling", None),
+    "learning rate": ("learning_rate", None),
+    "converged / seeds": ("converged_of", None),
+    "s to target (median)": ("seconds_to_target", None),
+    "s to target (q1–q3)": ("seconds_iqr", None),
+    "epochs to target": ("epochs_to_target", None),
+    "s per epoch": ("epoch_s", None),
+    "final test accuracy": ("final_accuracy", None),
+}
+
+
+def report_section(run: RunData, rid: str) -> dict[str, Any] | Missing:
+    """The run's time-to-accuracy section (see :mod:`bench.report.page` for how sections are registered)."""
+    view = section(run.document)
+    if view is None:
+        return Missing('the converge suite did not run (add "converge" to suites; it needs real MNIST)')
+    frame = view.table.copy()
+    if not frame.empty:
+        frame["converged_of"] = [f"{c} / {s}" for c, s in zip(frame["converged"], frame["seeds"], strict=True)]
+        frame["seconds_iqr"] = list(zip(frame["seconds_q1"], frame["seconds_q3"], strict=True))
+    formats = {"case_id": tables.text, "status": tables.status, "global_batch": tables.number(),
+               "precision": tables.text, "lr_scaling": tables.text, "learning_rate": tables.sci,
+               "converged_of": tables.text, "seconds_to_target": tables.number(2),
+               "seconds_iqr": tables.value_range(2), "epochs_to_target": tables.number(1),
+               "epoch_s": tables.number(2), "final_accuracy": tables.number(4)}
+    columns = {header: (source, formats[source]) for header, (source, _) in _TABLE_COLUMNS.items()}
+    target = float(frame["target_accuracy"].iloc[0]) if not frame.empty else None
+    return {
+        "sentences": view.sentences,
+        "figures": [
+            ChartView(f"{rid}-chart-converge-time",
+                      time_to_target_chart(view.table, f"{rid}-chart-converge-time") if not view.table.empty else None,
+                   f"Median training seconds to {_percent(target) if target else 'the target'} test accuracy "
+                   "against global batch (both axes log), one line per precision; bars span the seeds' quartiles. "
+                   "Compile and evaluation time are excluded.", "no case reached the target"),
+            ChartView(f"{rid}-chart-converge-curves", accuracy_curves_chart(run.document, f"{rid}-chart-converge-curves"),
+                   "Test accuracy (10 000 test images) after every epoch of every seed, against the epoch and "
+                   "against cumulative training seconds.", "no epoch finished"),
+        ],
+        "table": tables.build(frame, columns, f"{rid}-converge-table") if not frame.empty else None,
+        "reference": view.reference,
+        "not_trained": view.not_trained,
+    }

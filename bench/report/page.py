@@ -48,7 +48,7 @@ from typing import Any
 import jinja2
 
 from bench import __version__
-from bench.report import run_sections, side_by_side, tables
+from bench.report import convergence, run_sections, side_by_side, tables
 from bench.report.checks import ReportWarning, run_warnings
 from bench.report.comparison import ComparisonView
 from bench.report.findings import NOT_MEASURED
@@ -99,6 +99,8 @@ RUN_SECTIONS: tuple[Section, ...] = (
     Section("train", "train.html.j2", run_sections.train, "Training throughput", "Training"),
     Section("native", "native.html.j2", run_sections.native, "Framework overhead: Keras vs a native loop",
             "Keras vs native"),
+    Section("converge", "converge.html.j2", convergence.report_section, "Time to accuracy (real MNIST)",
+            "Time to accuracy"),
     Section("nvml", "nvml.html.j2", run_sections.nvml, "GPU utilisation and memory (NVML)", "NVML"),
     Section("cpu-predict", "cpu_predict.html.j2", run_sections.cpu_predict, "CPU prediction after GPU training",
             "CPU prediction"),
