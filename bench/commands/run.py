@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
-from bench.config import BenchConfig, ConfigError, config_from_dict, load_config
+from bench.config import BenchConfig, ConfigError, config_from_dict
+from bench.config_overrides import load_config_with_overrides
 from bench.errors import UserError
 from bench.report.terminal import format_progress, format_summary
 from bench.store.results import PARTIAL_SUFFIX, RUN_KIND, SCHEMA_VERSION, CaseLog, ResultsError, finalize_run
@@ -29,37 +30,75 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="PARTIAL",
                         help=f"continue an interrupted run from its {PARTIAL_SUFFIX} log; runs only missing cases")
     parser.add_argument("--quiet", action="store_true", help="no per-case progress lines")
+    parser.add_argument("--list", action="store_true",
+                        help="print the ids of the cases this run would run (after -k and --set) and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="plan the cases and estimate how long they take; run nothing")
+    parser.add_argument("-k", dest="select", metavar="EXPR",
+                        help='run only cases whose id matches, pytest style: words (substrings of case ids) '
+                             'joined by and/or/not, e.g. -k "gpus=2 and not jit=true"')
+    parser.add_argument("--set", dest="overrides", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                        help="override one config value for this run, parsed as TOML and validated like the "
+                             "file, e.g. --set measure.rounds=10 --set train.global_batch=[256] (repeatable)")
+
+
+class SetupRefused(UserError):
+    """The config asks for real GPUs, NVML has them, and the backend sees none: every case would be skipped."""
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.run.sweep import Sweep, plan_cases
+
     if args.resume:
-        log, config, data, run_id, results_dir = _resume(Path(args.resume))
+        if args.overrides or args.select:
+            raise UserError("--resume continues a run exactly as it was planned (its config, --set overrides and "
+                            "-k selection are in the log); drop --set/-k, or start a new run with them")
+        log, config, data, run_id, results_dir, selection = _resume(Path(args.resume))
+        planned = _select(plan_cases(config), selection.get("k"))
     else:
-        config = load_config(_default_config_path() if args.config is None else args.config)
+        path = _default_config_path() if args.config is None else Path(args.config)
+        config = load_config_with_overrides(path, args.overrides)
+        every = plan_cases(config)
+        planned = _select(every, args.select)
+        selection = {"overrides": list(args.overrides), "k": args.select, "planned_cases": len(every),
+                     "selected_cases": len(planned)}
+    if args.list:
+        for case in planned:
+            print(case.case_id)
+        print(f"{len(planned)} case(s) from {config.path or config.name}", file=sys.stderr)
+        return 0
+    if args.dry_run:
+        return _dry_run(planned, config, Path(args.resume).parent if args.resume else Path(args.results_dir),
+                        log.read()[1] if args.resume else [])
+    if not args.resume:
         from bench.environment.fingerprint import check_cuda_visible_devices
 
         note = check_cuda_visible_devices()
         if note:
             print(f"note: {note}", file=sys.stderr)
+        frameworks = _check_setup(config, planned)
         results_dir = _writable_dir(Path(args.results_dir))
         run_id = _run_id(config)
         from bench.measure import data as data_mod
 
         spec = data_mod.resolve(config.data, config.measure.seed)
         data = spec.to_dict()
-        header = _header(config, data, run_id)
+        header = _header(config, data, run_id, frameworks, selection)
         log = CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header)
-
-    from bench.run.sweep import Sweep
 
     started = time.monotonic()
     out = sys.stdout
+    done_before = 0  # cases an interrupted run already finished: they took none of this run's time
 
     def on_case(record: dict[str, Any], done: int, total: int) -> None:
         if not args.quiet:
-            print(format_progress(record, done, total, time.monotonic() - started), file=out, flush=True)
+            # Count only this invocation's cases, so the ETA divides this run's time by this run's cases.
+            print(format_progress(record, done - done_before, total - done_before, time.monotonic() - started),
+                  file=out, flush=True)
 
-    sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case)
+    sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case,
+                  case_ids={c.case_id for c in planned})
+    done_before = len(sweep.done & {c.case_id for c in sweep.planned})
     if data["source"] == "synthetic":
         print(f"WARNING: synthetic data — {data['note']}. Accuracy numbers are not MNIST's.", file=out)
     print(f"run {run_id}: {len(sweep.remaining)} of {sweep.total} cases to run "
@@ -93,6 +132,56 @@ def _derive(config: BenchConfig, cases: list[dict[str, Any]]) -> dict[str, Any]:
     return derived
 
 
+def _select(planned: list[Any], expression: str | None) -> list[Any]:
+    if expression is None:
+        return planned
+    from bench.run.select import select_cases
+
+    return select_cases(planned, expression)
+
+
+def _dry_run(planned: list[Any], config: BenchConfig, results_dir: Path, finished: list[dict[str, Any]]) -> int:
+    from bench.environment.fingerprint import gpu_inventory
+    from bench.run.estimate import estimate, format_estimate, previous_durations
+
+    done = {c["case_id"] for c in finished}
+    todo = [c for c in planned if c.case_id not in done]
+    visible = len(gpu_inventory().get("gpus") or [])
+    previous, previous_run = previous_durations(results_dir, config)
+    print(format_estimate(estimate(todo, config, visible, previous, previous_run), config, visible))
+    if done:
+        print(f"({len(done)} case(s) already finished in the log are not counted)")
+    return 0
+
+
+def _check_setup(config: BenchConfig, planned: list[Any]) -> dict[str, Any]:
+    """Probe the run's backends once (their facts go into the results file); refuse an all-skipped GPU sweep.
+
+    A config that asks for real GPUs (``[devices] simulate = false``) on a machine where NVML sees GPUs
+    but the backend sees none would record every case as skipped: stop before the sweep with the
+    doctor's verdict instead (exit 2), and write nothing.
+    """
+    from bench.environment.doctor import judge
+    from bench.environment.fingerprint import gpu_inventory
+    from bench.environment.frameworks import collect
+
+    backends = list(dict.fromkeys(c.backend for c in planned))
+    inventory = gpu_inventory()
+    frameworks = collect(backends)
+    verdict = judge(config, frameworks, inventory, os.environ, backends)
+    frameworks["verdict"] = verdict.to_dict()
+    where = config.path or config.name
+    if verdict.gpus_unseen:
+        raise SetupRefused(f"{verdict.gpus_unseen[0].line}; {where} asks for real GPUs ([devices] simulate = false) "
+                           f"so every case would be skipped, and nothing was run (python -m bench doctor --config "
+                           f"{where} explains; --set devices.simulate=true runs on simulated devices instead)")
+    for finding in verdict.findings:
+        if finding.level in ("problem", "warning"):
+            print(f"note: {finding.line}", file=sys.stderr)
+    print(f"setup: {verdict.line} (frameworks probed in {frameworks['probe']['wall_s']:.1f} s)", flush=True)
+    return frameworks
+
+
 def _default_config_path() -> Path:
     from bench.environment.fingerprint import gpu_inventory
 
@@ -123,9 +212,12 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _header(config: BenchConfig, data: dict[str, Any], run_id: str) -> dict[str, Any]:
+def _header(config: BenchConfig, data: dict[str, Any], run_id: str, frameworks: dict[str, Any],
+            selection: dict[str, Any]) -> dict[str, Any]:
     from bench.environment.fingerprint import fingerprint
 
+    environment = fingerprint(config.sha256, config.measure.seed)
+    environment["frameworks"] = frameworks
     return {
         "kind": RUN_KIND,
         "schema_version": SCHEMA_VERSION,
@@ -133,12 +225,13 @@ def _header(config: BenchConfig, data: dict[str, Any], run_id: str) -> dict[str,
         "created_utc": _utc_now(),
         "tool": {"name": "keras-gpu-bench", "version": __version__},
         "config": config.to_dict(),
-        "environment": fingerprint(config.sha256, config.measure.seed),
+        "selection": selection,
+        "environment": environment,
         "data": data,
     }
 
 
-def _resume(path: Path) -> tuple[CaseLog, BenchConfig, dict[str, Any], str, Path]:
+def _resume(path: Path) -> tuple[CaseLog, BenchConfig, dict[str, Any], str, Path, dict[str, Any]]:
     if not path.name.endswith(PARTIAL_SUFFIX):
         raise UserError(f"--resume takes a {PARTIAL_SUFFIX} log from an interrupted run, got {path}")
     if not path.is_file():
@@ -149,4 +242,5 @@ def _resume(path: Path) -> tuple[CaseLog, BenchConfig, dict[str, Any], str, Path
     if header.get("kind") != RUN_KIND or header.get("schema_version") != SCHEMA_VERSION:
         raise ResultsError(f"{path}: not a run log of this tool version (schema_version {header.get('schema_version')!r})")
     config = config_from_dict(header["config"])
-    return log, config, header["data"], header["run_id"], path.parent
+    # Logs written before -k existed have no selection: they planned every case.
+    return log, config, header["data"], header["run_id"], path.parent, header.get("selection") or {}
