@@ -231,7 +231,8 @@ def test_doctor_exits_1_with_the_verdict_line(gpu_host, capsys):
 
 
 def test_bench_run_of_a_gpu_config_refuses_and_writes_nothing(gpu_host, write_config, tmp_path, capsys):
-    config = write_config('name = "gpu"\nsuites = ["train"]\n[train]\ngpus = [1]\n[devices]\nsimulate = false\n')
+    config = write_config('name = "gpu"\nsuites = ["train"]\n[train]\ngpus = [1]\n[devices]\nsimulate = false\n'
+                          '[data]\nsource = "auto"\ndownload_timeout_s = 0.01\n')
     results = tmp_path / "results"
     code = cli.main(["run", "--config", str(config), "--results-dir", str(results)])
     err = capsys.readouterr().err.strip().splitlines()

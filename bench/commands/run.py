@@ -76,13 +76,19 @@ def run(args: argparse.Namespace) -> int:
         note = check_cuda_visible_devices()
         if note:
             print(f"note: {note}", file=sys.stderr)
-        frameworks = _check_setup(config, planned)
         results_dir = _writable_dir(Path(args.results_dir))
         run_id = _run_id(config)
+        # Before the data (which may be downloaded): a refused run should cost nothing more.
+        frameworks, findings = _check_setup(config, planned)
         from bench.measure import data as data_mod
 
         spec = data_mod.resolve(config.data, config.measure.seed)
         data = spec.to_dict()
+        # Printed only now, so a bad data file is still the one line a user mistake gets.
+        for line in findings:
+            print(f"note: {line}", file=sys.stderr)
+        print(f"setup: {frameworks['verdict']['line']} (frameworks probed in {frameworks['probe']['wall_s']:.1f} s)",
+              flush=True)
         header = _header(config, data, run_id, frameworks, selection)
         log = CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header)
 
@@ -154,12 +160,12 @@ def _dry_run(planned: list[Any], config: BenchConfig, results_dir: Path, finishe
     return 0
 
 
-def _check_setup(config: BenchConfig, planned: list[Any]) -> dict[str, Any]:
+def _check_setup(config: BenchConfig, planned: list[Any]) -> tuple[dict[str, Any], list[str]]:
     """Probe the run's backends once (their facts go into the results file); refuse an all-skipped GPU sweep.
 
     A config that asks for real GPUs (``[devices] simulate = false``) on a machine where NVML sees GPUs
     but the backend sees none would record every case as skipped: stop before the sweep with the
-    doctor's verdict instead (exit 2), and write nothing.
+    doctor's verdict instead (exit 2), and write nothing. Returns the facts and the lines worth a note.
     """
     from bench.environment.doctor import judge
     from bench.environment.fingerprint import gpu_inventory
@@ -175,11 +181,7 @@ def _check_setup(config: BenchConfig, planned: list[Any]) -> dict[str, Any]:
         raise SetupRefused(f"{verdict.gpus_unseen[0].line}; {where} asks for real GPUs ([devices] simulate = false) "
                            f"so every case would be skipped, and nothing was run (python -m bench doctor --config "
                            f"{where} explains; --set devices.simulate=true runs on simulated devices instead)")
-    for finding in verdict.findings:
-        if finding.level in ("problem", "warning"):
-            print(f"note: {finding.line}", file=sys.stderr)
-    print(f"setup: {verdict.line} (frameworks probed in {frameworks['probe']['wall_s']:.1f} s)", flush=True)
-    return frameworks
+    return frameworks, [f.line for f in verdict.findings if f.level in ("problem", "warning")]
 
 
 def _default_config_path() -> Path:

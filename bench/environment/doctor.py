@@ -196,7 +196,8 @@ def _seen_findings(backend: str, facts: Mapping[str, Any], inventory: Mapping[st
     if wanted > len(seen):
         if backend == "torch":
             pass  # Keras has no multi-device data parallelism on torch; those cases skip with that reason
-        elif simulate:
+        elif simulate and backend == "tensorflow":
+            # Only TensorFlow can carve logical GPUs (bench.measure.devices); JAX's GPUs are what they are.
             findings.append(Finding("note", f"cases asking for up to {wanted} GPUs get logical GPUs carved out of "
                                             f"GPU 0 ({label} sees {len(seen)}; results flagged simulated)"))
         else:
