@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,52 +47,74 @@ class SetupRefused(UserError):
     """The config asks for real GPUs, NVML has them, and the backend sees none: every case would be skipped."""
 
 
+@dataclass
+class _Plan:
+    config: BenchConfig
+    planned: list[Any]  # bench.run.sweep.PlannedCase, after -k
+    selection: dict[str, Any]
+    resumed: tuple[CaseLog, dict[str, Any], str, Path] | None = None  # log, data, run_id, results_dir
+
+
 def run(args: argparse.Namespace) -> int:
-    from bench.run.sweep import Sweep, plan_cases
+    plan = _plan(args)
+    if args.list:
+        for case in plan.planned:
+            print(case.case_id)
+        print(f"{len(plan.planned)} case(s) from {plan.config.path or plan.config.name}", file=sys.stderr)
+        return 0
+    if args.dry_run:
+        resumed = plan.resumed
+        return _dry_run(plan.planned, plan.config, resumed[3] if resumed else Path(args.results_dir),
+                        resumed[0].read()[1] if resumed else [])
+    log, data, run_id, results_dir = plan.resumed or _start(args, plan)
+    return _sweep(args, plan, log, data, run_id, results_dir)
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    from bench.run.sweep import plan_cases
 
     if args.resume:
-        if args.overrides or args.select:
+        if args.overrides or args.select is not None:
             raise UserError("--resume continues a run exactly as it was planned (its config, --set overrides and "
                             "-k selection are in the log); drop --set/-k, or start a new run with them")
         log, config, data, run_id, results_dir, selection = _resume(Path(args.resume))
-        planned = _select(plan_cases(config), selection.get("k"))
-    else:
-        path = _default_config_path() if args.config is None else Path(args.config)
-        config = load_config_with_overrides(path, args.overrides)
-        every = plan_cases(config)
-        planned = _select(every, args.select)
-        selection = {"overrides": list(args.overrides), "k": args.select, "planned_cases": len(every),
-                     "selected_cases": len(planned)}
-    if args.list:
-        for case in planned:
-            print(case.case_id)
-        print(f"{len(planned)} case(s) from {config.path or config.name}", file=sys.stderr)
-        return 0
-    if args.dry_run:
-        return _dry_run(planned, config, Path(args.resume).parent if args.resume else Path(args.results_dir),
-                        log.read()[1] if args.resume else [])
-    if not args.resume:
-        from bench.environment.fingerprint import check_cuda_visible_devices
+        return _Plan(config, _select(plan_cases(config), selection.get("k")), selection,
+                     (log, data, run_id, results_dir))
+    path = _default_config_path() if args.config is None else Path(args.config)
+    config = load_config_with_overrides(path, args.overrides)
+    every = plan_cases(config)
+    planned = _select(every, args.select)
+    return _Plan(config, planned, {"overrides": list(args.overrides), "k": args.select,
+                                   "planned_cases": len(every), "selected_cases": len(planned)})
 
-        note = check_cuda_visible_devices()
-        if note:
-            print(f"note: {note}", file=sys.stderr)
-        results_dir = _writable_dir(Path(args.results_dir))
-        run_id = _run_id(config)
-        # Before the data (which may be downloaded): a refused run should cost nothing more.
-        frameworks, findings = _check_setup(config, planned)
-        from bench.measure import data as data_mod
 
-        spec = data_mod.resolve(config.data, config.measure.seed)
-        data = spec.to_dict()
-        # Printed only now, so a bad data file is still the one line a user mistake gets.
-        for line in findings:
-            print(f"note: {line}", file=sys.stderr)
-        print(f"setup: {frameworks['verdict']['line']} (frameworks probed in {frameworks['probe']['wall_s']:.1f} s)",
-              flush=True)
-        header = _header(config, data, run_id, frameworks, selection)
-        log = CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header)
+def _start(args: argparse.Namespace, plan: _Plan) -> tuple[CaseLog, dict[str, Any], str, Path]:
+    """A new run: check the setup, resolve the data, write the log's header."""
+    from bench.environment.fingerprint import check_cuda_visible_devices
+    from bench.measure import data as data_mod
 
+    note = check_cuda_visible_devices()
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    results_dir = _writable_dir(Path(args.results_dir))
+    run_id = _run_id(plan.config)
+    # Before the data (which may be downloaded): a refused run should cost nothing more.
+    frameworks, findings = _check_setup(plan.config, plan.planned)
+    data = data_mod.resolve(plan.config.data, plan.config.measure.seed).to_dict()
+    # Printed only now, so a bad data file is still the one line a user mistake gets.
+    for line in findings:
+        print(f"note: {line}", file=sys.stderr)
+    print(f"setup: {frameworks['verdict']['line']} (frameworks probed in {frameworks['probe']['wall_s']:.1f} s)",
+          flush=True)
+    header = _header(plan.config, data, run_id, frameworks, plan.selection)
+    return CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header), data, run_id, results_dir
+
+
+def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, Any], run_id: str,
+           results_dir: Path) -> int:
+    from bench.run.sweep import Sweep
+
+    config = plan.config
     started = time.monotonic()
     out = sys.stdout
     done_before = 0  # cases an interrupted run already finished: they took none of this run's time
@@ -103,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                   file=out, flush=True)
 
     sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case,
-                  case_ids={c.case_id for c in planned})
+                  case_ids={c.case_id for c in plan.planned})
     done_before = len(sweep.done & {c.case_id for c in sweep.planned})
     if data["source"] == "synthetic":
         print(f"WARNING: synthetic data — {data['note']}. Accuracy numbers are not MNIST's.", file=out)
