@@ -6,6 +6,10 @@ the HTML report of the run it just wrote.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import nox
 
 nox.options.sessions = ["tests", "lint"]
@@ -21,13 +25,72 @@ def _option(args: list[str], name: str, default: str) -> str:
     return default
 
 
+def _nvidia_driver() -> str | None:
+    """The NVIDIA driver version when a GPU is visible (NVML through nvidia-ml-py, else nvidia-smi), else None."""
+    try:
+        import pynvml  # only where nox itself runs with nvidia-ml-py installed
+
+        pynvml.nvmlInit()
+        try:
+            if pynvml.nvmlDeviceGetCount() > 0:
+                version = pynvml.nvmlSystemGetDriverVersion()
+                return version.decode() if isinstance(version, bytes) else str(version)
+            return None
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no library, no driver, no GPU: ask nvidia-smi
+        pass
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    versions = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    return versions[0] if out.returncode == 0 and versions else None
+
+
+def _install_bench(session: nox.Session) -> None:
+    """The project with GPU builds of its frameworks when an NVIDIA GPU is visible, the CPU packages otherwise.
+
+    Drivers >= 580 support CUDA 13 and get the ``gpu-cuda13`` extra (JAX's and PyTorch's CUDA 13 wheels),
+    older ones ``gpu`` (CUDA 12); TensorFlow's ``and-cuda`` wheels are CUDA 12 in both. ``BENCH_INSTALL=cpu``,
+    ``gpu`` or ``gpu-cuda13`` overrides the choice.
+    """
+    choice = os.environ.get("BENCH_INSTALL", "auto")
+    if choice == "auto":
+        driver = _nvidia_driver()
+        if driver is None:
+            choice = "cpu"
+        else:
+            major = driver.split(".")[0]
+            choice = "gpu-cuda13" if major.isdigit() and int(major) >= 580 else "gpu"
+        session.log(f"NVIDIA driver: {driver or 'none'} -> installing {'the CPU packages' if choice == 'cpu' else '.[' + choice + ']'}"
+                    " (BENCH_INSTALL=cpu|gpu|gpu-cuda13 overrides)")
+    if choice == "cpu":
+        session.install("-e", ".")
+    elif choice in ("gpu", "gpu-cuda13"):
+        session.install("-e", f".[{choice}]")
+    else:
+        session.error(f"BENCH_INSTALL={choice!r}: choose auto, cpu, gpu or gpu-cuda13")
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run a benchmark sweep (default config: configs/default.toml with a GPU, else configs/quick.toml), write results/<run>.json, then build report/index.html. Arguments after -- go to `python -m bench run`."""
-    session.install("-e", ".")
+    """Run a benchmark sweep (default config: configs/default.toml with a GPU, else configs/quick.toml), write results/<run>.json, then build report/index.html. Installs GPU builds when an NVIDIA GPU is visible. Arguments after -- go to `python -m bench run`."""
+    _install_bench(session)
     session.run("python", "-m", "bench", "run", *session.posargs)
     results_dir = _option(session.posargs, "--results-dir", "results")
     session.run("python", "-m", "bench", "report", "--results-dir", results_dir)
+
+
+@nox.session
+def doctor(session: nox.Session) -> None:
+    """Check the GPU setup `nox -s bench` installs: GPUs, each framework's CUDA/cuDNN and the GPUs it sees, a verdict (fails when the GPU sweep cannot run). Arguments after -- go to `python -m bench doctor`."""
+    _install_bench(session)
+    session.run("python", "-m", "bench", "doctor", *session.posargs)
 
 
 @nox.session

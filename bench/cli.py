@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": "Compare a run with a baseline; exit 1 on a significant regression.",
     "promote": "Copy a run to results/baselines/<name>.json for later comparisons.",
     "report": "Build the self-contained HTML report from result files.",
+    "doctor": "Check this machine's GPU setup (NVML, TensorFlow, JAX, torch, CUDA, Keras); exit 1 if the GPU sweep cannot run.",
 }
 
 

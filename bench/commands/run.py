@@ -8,12 +8,14 @@ import secrets
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import __version__
 from bench.commands import add_results_dir
-from bench.config import BenchConfig, ConfigError, config_from_dict, load_config, shipped_config
+from bench.config import BenchConfig, ConfigError, config_from_dict, shipped_config
+from bench.config_overrides import load_config_with_overrides
 from bench.errors import UserError
 from bench.report.terminal import format_progress, format_summary
 from bench.store.results import PARTIAL_SUFFIX, RUN_KIND, SCHEMA_VERSION, CaseLog, ResultsError, finalize_run
@@ -28,41 +30,108 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="PARTIAL",
                         help=f"continue an interrupted run from its {PARTIAL_SUFFIX} log; runs only missing cases")
     parser.add_argument("--quiet", action="store_true", help="no per-case progress lines")
+    parser.add_argument("--list", action="store_true",
+                        help="print the ids of the cases this run would run (after -k and --set) and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="plan the cases and estimate how long they take; run nothing")
+    parser.add_argument("-k", dest="select", metavar="EXPR",
+                        help='run only cases whose id matches, pytest style: words (substrings of case ids) '
+                             'joined by and/or/not, e.g. -k "gpus=2 and not jit=true"')
+    parser.add_argument("--set", dest="overrides", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                        help="override one config value for this run, parsed as TOML and validated like the "
+                             "file, e.g. --set measure.rounds=10 --set train.global_batch=[256] (repeatable)")
+
+
+class SetupRefused(UserError):
+    """The config asks for real GPUs, NVML has them, and the backend sees none: every case would be skipped."""
+
+
+@dataclass
+class _Plan:
+    config: BenchConfig
+    planned: list[Any]  # bench.run.sweep.PlannedCase, after -k
+    selection: dict[str, Any]
+    resumed: tuple[CaseLog, dict[str, Any], str, Path] | None = None  # log, data, run_id, results_dir
 
 
 def run(args: argparse.Namespace) -> int:
+    plan = _plan(args)
+    if args.list:
+        for case in plan.planned:
+            print(case.case_id)
+        print(f"{len(plan.planned)} case(s) from {plan.config.path or plan.config.name}", file=sys.stderr)
+        return 0
+    if args.dry_run:
+        resumed = plan.resumed
+        return _dry_run(plan.planned, plan.config, resumed[3] if resumed else Path(args.results_dir),
+                        resumed[0].read()[1] if resumed else [])
+    log, data, run_id, results_dir = plan.resumed or _start(args, plan)
+    return _sweep(args, plan, log, data, run_id, results_dir)
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    from bench.run.sweep import plan_cases
+
     if args.resume:
-        log, config, data, run_id, results_dir = _resume(Path(args.resume))
-    else:
-        config = load_config(_default_config_path() if args.config is None else args.config)
-        from bench.environment.fingerprint import check_cuda_visible_devices
+        if args.overrides or args.select is not None:
+            raise UserError("--resume continues a run exactly as it was planned (its config, --set overrides and "
+                            "-k selection are in the log); drop --set/-k, or start a new run with them")
+        log, config, data, run_id, results_dir, selection = _resume(Path(args.resume))
+        return _Plan(config, _select(plan_cases(config), selection.get("k")), selection,
+                     (log, data, run_id, results_dir))
+    path = _default_config_path() if args.config is None else Path(args.config)
+    config = load_config_with_overrides(path, args.overrides)
+    every = plan_cases(config)
+    planned = _select(every, args.select)
+    return _Plan(config, planned, {"overrides": list(args.overrides), "k": args.select,
+                                   "planned_cases": len(every), "selected_cases": len(planned)})
 
-        note = check_cuda_visible_devices()
-        if note:
-            print(f"note: {note}", file=sys.stderr)
-        results_dir = _writable_dir(Path(args.results_dir))
-        run_id = _run_id(config)
-        from bench.measure import data as data_mod
 
-        spec = data_mod.resolve(config.data, config.measure.seed)
-        if spec.synthetic and "converge" in config.suites:
-            # Test accuracy on synthetic data means nothing; refused before any case runs.
-            raise data_mod.DataError(f"the converge suite needs real MNIST, but {spec.note}; put mnist.npz in the "
-                                     f"Keras cache ({data_mod.keras_cache_path()}) or set [data] path")
-        data = spec.to_dict()
-        header = _header(config, data, run_id)
-        log = CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header)
+def _start(args: argparse.Namespace, plan: _Plan) -> tuple[CaseLog, dict[str, Any], str, Path]:
+    """A new run: check the setup, resolve the data, write the log's header."""
+    from bench.environment.fingerprint import check_cuda_visible_devices
+    from bench.measure import data as data_mod
 
+    note = check_cuda_visible_devices()
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    results_dir = _writable_dir(Path(args.results_dir))
+    run_id = _run_id(plan.config)
+    # Before the data (which may be downloaded): a refused run should cost nothing more.
+    frameworks, findings = _check_setup(plan.config, plan.planned)
+    spec = data_mod.resolve(plan.config.data, plan.config.measure.seed)
+    if spec.synthetic and "converge" in plan.config.suites:
+        # Test accuracy on synthetic data means nothing; refused before any case runs.
+        raise data_mod.DataError(f"the converge suite needs real MNIST, but {spec.note}; put mnist.npz in the "
+                                 f"Keras cache ({data_mod.keras_cache_path()}) or set [data] path")
+    data = spec.to_dict()
+    # Printed only now, so a bad data file is still the one line a user mistake gets.
+    for line in findings:
+        print(f"note: {line}", file=sys.stderr)
+    print(f"setup: {frameworks['verdict']['line']} (frameworks probed in {frameworks['probe']['wall_s']:.1f} s)",
+          flush=True)
+    header = _header(plan.config, data, run_id, frameworks, plan.selection)
+    return CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header), data, run_id, results_dir
+
+
+def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, Any], run_id: str,
+           results_dir: Path) -> int:
     from bench.run.sweep import Sweep
 
+    config = plan.config
     started = time.monotonic()
     out = sys.stdout
+    done_before = 0  # cases an interrupted run already finished: they took none of this run's time
 
     def on_case(record: dict[str, Any], done: int, total: int) -> None:
         if not args.quiet:
-            print(format_progress(record, done, total, time.monotonic() - started), file=out, flush=True)
+            # Count only this invocation's cases, so the ETA divides this run's time by this run's cases.
+            print(format_progress(record, done - done_before, total - done_before, time.monotonic() - started),
+                  file=out, flush=True)
 
-    sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case)
+    sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case,
+                  case_ids={c.case_id for c in plan.planned})
+    done_before = len(sweep.done & {c.case_id for c in sweep.planned})
     if data["source"] == "synthetic":
         print(f"WARNING: synthetic data — {data['note']}. Accuracy numbers are not MNIST's.", file=out)
     print(f"run {run_id}: {len(sweep.remaining)} of {sweep.total} cases to run "
@@ -99,6 +168,52 @@ def _derive(config: BenchConfig, cases: list[CaseRecord]) -> tuple[list[CaseReco
     return cases, derived
 
 
+def _select(planned: list[Any], expression: str | None) -> list[Any]:
+    if expression is None:
+        return planned
+    from bench.run.select import select_cases
+
+    return select_cases(planned, expression)
+
+
+def _dry_run(planned: list[Any], config: BenchConfig, results_dir: Path, finished: list[dict[str, Any]]) -> int:
+    from bench.environment.fingerprint import gpu_inventory
+    from bench.run.estimate import estimate, format_estimate, previous_durations
+
+    done = {c["case_id"] for c in finished}
+    todo = [c for c in planned if c.case_id not in done]
+    visible = len(gpu_inventory().get("gpus") or [])
+    previous, previous_run = previous_durations(results_dir, config)
+    print(format_estimate(estimate(todo, config, visible, previous, previous_run), config, visible))
+    if done:
+        print(f"({len(done)} case(s) already finished in the log are not counted)")
+    return 0
+
+
+def _check_setup(config: BenchConfig, planned: list[Any]) -> tuple[dict[str, Any], list[str]]:
+    """Probe the run's backends once (their facts go into the results file); refuse an all-skipped GPU sweep.
+
+    A config that asks for real GPUs (``[devices] simulate = false``) on a machine where NVML sees GPUs
+    but the backend sees none would record every case as skipped: stop before the sweep with the
+    doctor's verdict instead (exit 2), and write nothing. Returns the facts and the lines worth a note.
+    """
+    from bench.environment.doctor import judge
+    from bench.environment.fingerprint import gpu_inventory
+    from bench.environment.frameworks import collect
+
+    backends = list(dict.fromkeys(c.backend for c in planned))
+    inventory = gpu_inventory()
+    frameworks = collect(backends)
+    verdict = judge(config, frameworks, inventory, os.environ, backends)
+    frameworks["verdict"] = verdict.to_dict()
+    where = config.path or config.name
+    if verdict.gpus_unseen:
+        raise SetupRefused(f"{verdict.gpus_unseen[0].line}; {where} asks for real GPUs ([devices] simulate = false) "
+                           f"so every case would be skipped, and nothing was run (python -m bench doctor --config "
+                           f"{where} explains; --set devices.simulate=true runs on simulated devices instead)")
+    return frameworks, [f.line for f in verdict.findings if f.level in ("problem", "warning")]
+
+
 def _default_config_path() -> Path:
     from bench.environment.fingerprint import gpu_inventory
 
@@ -125,9 +240,12 @@ def _run_id(config: BenchConfig) -> str:
     return f"{run_id_stamp()}-{safe}-{secrets.token_hex(3)}"
 
 
-def _header(config: BenchConfig, data: dict[str, Any], run_id: str) -> RunHeader:
+def _header(config: BenchConfig, data: dict[str, Any], run_id: str, frameworks: dict[str, Any],
+            selection: dict[str, Any]) -> RunHeader:
     from bench.environment.fingerprint import fingerprint
 
+    environment = fingerprint(config.sha256, config.measure.seed)
+    environment["frameworks"] = frameworks
     return RunHeader.model_validate({
         "kind": RUN_KIND,
         "schema_version": SCHEMA_VERSION,
@@ -135,12 +253,13 @@ def _header(config: BenchConfig, data: dict[str, Any], run_id: str) -> RunHeader
         "created_utc": utc_now(),
         "tool": {"name": "keras-gpu-bench", "version": __version__},
         "config": config.to_dict(),
-        "environment": fingerprint(config.sha256, config.measure.seed),
+        "selection": selection,
+        "environment": environment,
         "data": data,
     })
 
 
-def _resume(path: Path) -> tuple[CaseLog, BenchConfig, dict[str, Any], str, Path]:
+def _resume(path: Path) -> tuple[CaseLog, BenchConfig, dict[str, Any], str, Path, dict[str, Any]]:
     if not path.name.endswith(PARTIAL_SUFFIX):
         raise UserError(f"--resume takes a {PARTIAL_SUFFIX} log from an interrupted run, got {path}")
     if not path.is_file():
@@ -154,4 +273,5 @@ def _resume(path: Path) -> tuple[CaseLog, BenchConfig, dict[str, Any], str, Path
                            f"{log.written_version()!r}, this one writes {SCHEMA_VERSION}); it can be reported "
                            "(python -m bench report), not resumed")
     config = config_from_dict(header.config)
-    return log, config, header.data.to_dict(), header.run_id, path.parent
+    # Logs written before -k existed have no selection: they planned every case.
+    return log, config, header.data.to_dict(), header.run_id, path.parent, dict(header.selection or {})

@@ -16,7 +16,21 @@ from typing import Any
 
 PACKAGES = ("tensorflow", "keras", "numpy", "jax", "jaxlib", "torch", "tf_keras", "pandas", "pytest-benchmark",
             "nvidia-ml-py", "scipy")
-ENV_PREFIXES = ("TF_", "XLA_", "KERAS_", "CUDA_", "NVIDIA_", "OMP_", "OPENBLAS_", "MKL_", "JAX_")
+ENV_PREFIXES = ("TF_", "XLA_", "KERAS_", "CUDA_", "NVIDIA_", "OMP_", "OPENBLAS_", "MKL_", "JAX_", "NCCL_", "TORCH_",
+                "PYTORCH_")
+ENV_NAMES = ("LD_LIBRARY_PATH",)  # can shadow the CUDA libraries a framework brought (JAX's install notes)
+# TF_ is also Terraform's prefix; its variables say nothing about a run and TF_TOKEN_* are credentials.
+FOREIGN_PREFIXES = ("TF_CLI_", "TF_VAR_", "TF_LOG", "TF_TOKEN_", "TF_REGISTRY_", "TF_IN_AUTOMATION", "TF_INPUT",
+                    "TF_DATA_DIR", "TF_WORKSPACE", "TF_PLUGIN_CACHE_DIR")
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "API_KEY")
+
+
+def relevant_env_vars(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables that can change a result, never another tool's or anything that looks like a secret."""
+    env = dict(os.environ if env is None else env)
+    return {k: v for k, v in sorted(env.items())
+            if (k.startswith(ENV_PREFIXES) or k in ENV_NAMES) and not k.startswith(FOREIGN_PREFIXES)
+            and not any(word in k.upper() for word in SECRET_WORDS)}
 
 
 def package_versions() -> dict[str, str | None]:
@@ -85,7 +99,7 @@ def fingerprint(config_sha256: str = "", seed: int | None = None) -> dict[str, A
         "driver_version": gpus.get("driver_version"),
         "cuda_driver_version": gpus.get("cuda_driver_version"),
         "nvml": gpus.get("nvml"),
-        "env_vars": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)},
+        "env_vars": relevant_env_vars(),
         "git_commit": commit,
         "git_dirty": dirty,
         "config_sha256": config_sha256,

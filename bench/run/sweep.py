@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,13 +98,15 @@ class Sweep:
     """Runs the planned cases of one run into its case log."""
 
     def __init__(self, config: BenchConfig, data: dict[str, Any], log: CaseLog, logs_dir: Path,
-                 on_case: Callable[[dict[str, Any], int, int], None] | None = None):
+                 on_case: Callable[[dict[str, Any], int, int], None] | None = None,
+                 case_ids: Collection[str] | None = None):
         self.config = config
         self.data = data
         self.log = log
         self.logs_dir = logs_dir
         self.on_case = on_case or (lambda record, done, total: None)
-        self.planned = plan_cases(config)
+        # case_ids: the cases `-k` selected (bench.run.select); None runs every planned case.
+        self.planned = [c for c in plan_cases(config) if case_ids is None or c.case_id in case_ids]
         _, finished = log.read()
         self.done: set[str] = {c.case_id for c in finished}
         self.total = len(self.planned)

@@ -514,6 +514,103 @@ class GpuInfo(Model):
     memory_total_mib: int | None = Field(description="Device memory, MiB (null if NVML cannot say).")
 
 
+class ProbeInfo(Model):
+    """How the framework probes ran (``bench.environment.frameworks.collect``)."""
+
+    timeout_s: float = Field(description="Deadline of each probe process.")
+    wall_s: float = Field(description="All probes together (they run concurrently).")
+    probed: list[str] = Field(description="Frameworks probed.")
+
+
+class NvmlGpuFacts(Model):
+    """One GPU as NVML describes it, for the doctor."""
+
+    nvml_index: int = Field(description="NVML's index.")
+    uuid: str | None = Field(None, description="GPU-... UUID.")
+    name: str | None = Field(None, description="Model name.")
+    compute_capability: str | None = Field(None, description='e.g. "9.0".')
+    memory_total_mib: int | None = Field(None, description="Memory, MiB.")
+    fp16_tensor_cores: bool | None = Field(None, description="Compute capability >= 7.0.")
+    bf16_tensor_cores: bool | None = Field(None, description="Compute capability >= 8.0.")
+
+
+class FrameworkGpu(Model):
+    """One GPU as a framework reports it, matched to NVML."""
+
+    ordinal: int | None = Field(None, description="The framework's device number.")
+    name: str | None = Field(None, description="As the framework names it.")
+    compute_capability: str | None = Field(None, description="As the framework reports it.")
+    uuid: str | None = Field(None, description="torch gives one.")
+    pci_bus_id: str | None = Field(None, description="TensorFlow gives one.")
+    nvml_index: int | None = Field(None, description="The NVML GPU it is.")
+    nvml_uuid: str | None = Field(None, description="That GPU's UUID.")
+    matched_by: str | None = Field(None, description="uuid, pci_bus_id, pci_order, identical_gpus, "
+                                                     "fastest_first_guess or unmatched.")
+    ambiguous: bool | None = Field(None, description="True when the match is a guess.")
+    monitor_nvml_index: int | None = Field(None, description="The GPU the NVML monitor would read for this ordinal.")
+    match_error: str | None = Field(None, description="Why it could not be matched.")
+
+
+class KerasFacts(Model):
+    """Keras under one framework, and what jit_compile='auto' became there."""
+
+    version: str | None = Field(None, description="Keras version.")
+    backend: str | None = Field(None, description="The backend it ran on.")
+    jit_compile_auto: bool | None = Field(None, description="For the reference model as the suite builds it.")
+    jit_compile_auto_without_strategy: bool | None = Field(None, description="The same outside any strategy.")
+    error: str | None = Field(None, description="Why it could not be read.")
+
+
+class FrameworkFacts(Model):
+    """What one framework saw (``bench.environment.probe``, run in a child process)."""
+
+    status: Literal["ok", "not_installed", "not_probed", "failed", "timeout"] = Field(description="The probe's outcome.")
+    version: str | None = Field(None, description="Installed version.")
+    reason: str | None = Field(None, description="One line for anything but ok.")
+    probe_s: float | None = Field(None, description="Seconds the probe process took.")
+    build: dict[str, Any] | None = Field(None, description="What it was built with: cuda, cudnn, cuda_build, ...")
+    runtime: dict[str, Any] | None = Field(None, description="JAX: the CUDA runtime and cuDNN it loaded.")
+    gpu_packages: dict[str, str | None] | None = Field(None, description="pip packages carrying its CUDA libraries.")
+    gpus: list[FrameworkGpu] | None = Field(None, description="The GPUs it sees.")
+    gpu_error: str | None = Field(None, description="Why it sees no GPU, in its own words.")
+    keras: KerasFacts | None = Field(None, description="Keras on this backend.")
+    errors: list[str] | None = Field(None, description="Facts the probe could not read.")
+
+
+class DoctorFinding(Model):
+    level: Literal["problem", "warning", "note"] = Field(description="How much it matters.")
+    text: str = Field(description="What was found.")
+    fix: str | None = Field(None, description="What to do about it.")
+
+
+class Verdict(Model):
+    """The doctor's judgement (``bench.environment.doctor.judge``)."""
+
+    runnable: bool = Field(description="Whether the config can run as intended here.")
+    line: str = Field(description="One line: the problem and its fix, or why it runs.")
+    findings: list[DoctorFinding] = Field(description="Everything found.")
+
+
+class Frameworks(Model):
+    """``environment.frameworks``: probed once per run for the backends its cases use."""
+
+    probe: ProbeInfo = Field(description="How the probes ran.")
+    gpus: list[NvmlGpuFacts] = Field(description="Per NVML GPU: capability, memory, tensor cores.")
+    tensorflow: FrameworkFacts | None = Field(None, description="TensorFlow's facts.")
+    jax: FrameworkFacts | None = Field(None, description="JAX's facts.")
+    torch: FrameworkFacts | None = Field(None, description="torch's facts.")
+    verdict: Verdict | None = Field(None, description="The doctor's verdict for this run.")
+
+
+class Selection(Model):
+    """How a run's cases were chosen (``bench run --set`` / ``-k``)."""
+
+    overrides: list[str] = Field(description="The --set arguments as given.")
+    k: str | None = Field(description="The -k expression, or null.")
+    planned_cases: int = Field(description="Cases the config plans.")
+    selected_cases: int = Field(description="Cases -k kept.")
+
+
 class Environment(Model):
     """The machine fingerprint (``bench.environment.fingerprint``), gathered without importing a framework."""
 
@@ -534,6 +631,8 @@ class Environment(Model):
     git_dirty: bool | None = Field(description="Uncommitted changes to tracked files (null: unknown).")
     config_sha256: str = Field(description="sha256 of the config TOML.")
     seed: int | None = Field(description="[measure] seed.")
+    frameworks: Frameworks | None = Field(None, description="What each framework saw (absent before schema 2 "
+                                                             "files that predate the doctor).")
 
 
 class DataInfo(Model):
@@ -583,6 +682,8 @@ class RunHeader(Model):
     tool: Tool = Field(description="The program that wrote the file.")
     config: dict[str, Any] = Field(description="The parsed config, every field (bench.config.BenchConfig.to_dict), "
                                                "with path and sha256 of the TOML; documented in bench/config.py.")
+    selection: Selection | None = Field(None, description="How the cases were chosen (--set, -k); absent in files "
+                                                          "written before they existed.")
     environment: Environment = Field(description="Machine fingerprint.")
     data: DataInfo = Field(description="The data source.")
 
