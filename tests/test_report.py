@@ -903,3 +903,34 @@ def test_python_m_bench_report_imports_no_framework(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "b.html").stat().st_size > 10_000
+
+
+def test_environment_section_shows_what_each_framework_saw(tmp_path):
+    """The doctor's facts recorded by `bench run` (environment.frameworks, selection) are on the page."""
+    document = json.loads((FIXTURES / "cpu_only.json").read_text())
+    document["selection"] = {"overrides": ["measure.rounds=3"], "k": "gpus=1", "planned_cases": 9,
+                             "selected_cases": 4}
+    facts = {"status": "ok", "version": "2.21.0", "reason": None, "probe_s": 5.0,
+             "build": {"cuda": "12.5.1", "cudnn": "9", "cuda_build": True}, "runtime": None, "gpu_packages": {},
+             "gpus": [], "gpu_error": "Could not find cuda drivers on your machine, GPU will not be used.",
+             "keras": {"version": "3.15.1", "backend": "tensorflow", "jit_compile_auto": False,
+                       "jit_compile_auto_without_strategy": False}, "errors": []}
+    document["environment"]["frameworks"] = {
+        "probe": {"timeout_s": 180.0, "wall_s": 5.0, "probed": ["tensorflow"]},
+        "gpus": [{"nvml_index": 0, "uuid": "GPU-1", "name": "NVIDIA H200", "compute_capability": "9.0",
+                  "memory_total_mib": 143771, "fp16_tensor_cores": True, "bf16_tensor_cores": True}],
+        "tensorflow": facts, "jax": {"status": "not_installed", "version": None, "reason": "not installed"},
+        "verdict": {"runnable": False, "line": "NVML sees 1 GPUs but TensorFlow sees none: install tensorflow[and-cuda]",
+                    "findings": [{"level": "problem", "text": "NVML sees 1 GPUs but TensorFlow sees none",
+                                  "fix": "install tensorflow[and-cuda]"}]}}
+    source = tmp_path / "run.json"
+    source.write_text(json.dumps(document))
+    page = build_report([source], output=tmp_path / "r.html").read_text()
+    env = page[page.index('id="r1-environment"'):]
+    env = env[:env.index("</section>")]
+    assert "TensorFlow 2.21.0: built for CUDA 12.5.1, cuDNN 9; sees no GPU (Could not find cuda drivers" in env
+    assert 'jit_compile=&#34;auto&#34; → no XLA' in env and "JAX: not installed" in env
+    assert "compute capability 9.0, 143771 MiB, tensor cores: fp16, bf16" in env
+    assert "not ready" in env and "install tensorflow[and-cuda]" in env
+    assert "--set measure.rounds=3" in env and "-k &#39;gpus=1&#39;: 4 of 9 cases" in env
+    assert "frameworks" not in [row.split("<")[0] for row in env.split('<th scope="row">')[1:]]  # not a JSON blob

@@ -9,6 +9,7 @@ here writes HTML: charts come as SVG strings, tables as :class:`~bench.report.ta
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -188,8 +189,68 @@ def cases(run: RunData, rid: str) -> dict[str, Any]:
     return {"tables": parts}
 
 
+FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+def framework_lines(frameworks: Mapping[str, Any]) -> list[str]:
+    """One line per probed framework: version, what it was built with, how many GPUs it saw (or why none)."""
+    lines = []
+    for key, label in FRAMEWORK_NAMES.items():
+        facts = frameworks.get(key)
+        if not facts:
+            continue
+        status = facts.get("status")
+        if status == "not_installed":
+            lines.append(f"{label}: not installed")
+            continue
+        if status != "ok":
+            lines.append(f"{label} {facts.get('version') or ''}: {status} ({facts.get('reason') or 'no reason given'})")
+            continue
+        build = facts.get("build") or {}
+        built = (f"built for CUDA {build['cuda']}" + (f", cuDNN {build['cudnn']}" if build.get("cudnn") else "")
+                 if build.get("cuda") else "CPU-only build")
+        gpus = facts.get("gpus") or []
+        seen = f"sees {len(gpus)} GPU(s)" if gpus else f"sees no GPU ({facts.get('gpu_error') or 'no reason given'})"
+        keras = facts.get("keras") or {}
+        auto = keras.get("jit_compile_auto")
+        auto_text = "" if auto is None else f"; jit_compile=\"auto\" → {'XLA' if auto else 'no XLA'}"
+        lines.append(f"{label} {facts.get('version')}: {built}; {seen}{auto_text}")
+    return lines
+
+
+def _capability_rows(frameworks: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for gpu in frameworks.get("gpus") or []:
+        cores = [kind for kind, present in (("fp16", gpu.get("fp16_tensor_cores")),
+                                            ("bf16", gpu.get("bf16_tensor_cores"))) if present]
+        rows.append((f"GPU {gpu.get('nvml_index')} {gpu.get('name') or ''}".strip(),
+                     f"compute capability {gpu.get('compute_capability') or 'unknown'}, "
+                     f"{gpu.get('memory_total_mib') or '?'} MiB, tensor cores: {', '.join(cores) or 'none'}"))
+    return rows
+
+
+def setup(run: RunData) -> dict[str, Any] | None:
+    """The doctor's facts recorded with the run (``environment.frameworks``, ``selection``), or None."""
+    frameworks = run.environment.get("frameworks")
+    selection = run.document.get("selection") or {}
+    if not frameworks and not selection:
+        return None
+    verdict = (frameworks or {}).get("verdict") or {}
+    chosen = []
+    if selection.get("overrides"):
+        chosen.append("--set " + " --set ".join(selection["overrides"]))
+    if selection.get("k"):
+        chosen.append(f"-k {selection['k']!r}: {selection.get('selected_cases')} of {selection.get('planned_cases')} "
+                      "cases")
+    return {"frameworks": framework_lines(frameworks or {}), "capabilities": _capability_rows(frameworks or {}),
+            "verdict": verdict.get("line"), "runnable": verdict.get("runnable"),
+            "warnings": [f["text"] for f in verdict.get("findings") or [] if f.get("level") == "warning"],
+            "selection": chosen}
+
+
 def environment(run: RunData, rid: str) -> dict[str, Any]:
     return {
+        "setup": setup(run),
         "gpus": tables.gpu_table(run.environment, f"{rid}-gpus"),
         "values": tables.key_value(tables.environment_rows(run.environment), f"{rid}-env", cut=True),
         "config_json": json.dumps(run.config, indent=1),

@@ -333,8 +333,8 @@ def environment_rows(environment: Mapping[str, Any]) -> list[tuple[str, Any]]:
     for key, value in environment.items():
         if key in ("packages", "env_vars") and isinstance(value, Mapping):
             rows += [(f"{key}.{k}", v) for k, v in value.items()]
-        elif key == "gpus":
-            continue
+        elif key in ("gpus", "frameworks"):
+            continue  # their own tables (gpu_table, the setup block)
         elif isinstance(value, (Mapping, list)):
             rows.append((key, json.dumps(value)))
         else:
