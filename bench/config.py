@@ -121,6 +121,26 @@ class CpuPredictSettings:
 
 
 @dataclass(frozen=True)
+class ControlSettings:
+    """A fixed control workload timed next to every case, so comparisons can divide out machine speed."""
+
+    enabled: bool = _doc("Time the control (bench.measure.control) before and after every case.", default=True)
+    rounds: int = _doc("Control rounds before and after each case (2 x rounds samples per case).", default=3)
+    min_round_s: float = _doc("Each control round is calibrated, once per worker, to last at least this long.",
+                              default=0.1)
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    """Fault injection for testing the regression gate; a run with any of these set can never be promoted."""
+
+    slowdown: float = _doc(
+        "Slow every training step of the matching cases by this fraction (0.1 = 10 %) with a sleep sized "
+        "from the measured step time; 0 = off. Recorded per case (flags.injected_slowdown).", default=0.0)
+    slowdown_cases: str = _doc("fnmatch pattern of the case ids to slow down.", default="train/*")
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """One sweep definition."""
 
@@ -133,6 +153,8 @@ class BenchConfig:
     devices: DeviceSettings = DeviceSettings()
     nvml: NvmlSettings = NvmlSettings()
     cpu_predict: CpuPredictSettings = CpuPredictSettings()
+    control: ControlSettings = ControlSettings()
+    faults: FaultSettings = FaultSettings()
     path: str = ""
     sha256: str = ""
 
@@ -173,6 +195,10 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     devices = _parse_simple(DeviceSettings, _table(raw, "devices", where), where, "devices")
     nvml = _parse_simple(NvmlSettings, _table(raw, "nvml", where), where, "nvml")
     cpu_predict = _parse_cpu_predict(_table(raw, "cpu_predict", where), where)
+    control = _parse_simple(ControlSettings, _table(raw, "control", where), where, "control")
+    faults = _parse_simple(FaultSettings, _table(raw, "faults", where), where, "faults")
+    if not faults.slowdown < 10:
+        raise ConfigError(f"{where}: [faults] slowdown is a fraction of the step time (0.1 = 10 %), got {faults.slowdown}")
 
     if data.source not in DATA_SOURCES:
         raise ConfigError(f"{where}: [data] source: unknown value {data.source!r}; choose from {', '.join(DATA_SOURCES)}")
@@ -194,6 +220,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
         devices=devices,
         nvml=nvml,
         cpu_predict=cpu_predict,
+        control=control,
+        faults=faults,
         path=source,
         sha256=sha256,
     )
@@ -275,7 +303,7 @@ def _parse_cpu_predict(raw: Mapping[str, Any], where: str) -> CpuPredictSettings
 
 
 # Scalars that may legitimately be zero.
-_NON_NEGATIVE = {"seed", "predict_samples"}
+_NON_NEGATIVE = {"seed", "predict_samples", "slowdown"}
 
 
 def _parse_simple(cls: type, raw: Mapping[str, Any], where: str, section: str) -> Any:
@@ -299,7 +327,7 @@ def _parse_simple(cls: type, raw: Mapping[str, Any], where: str, section: str) -
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{where}: {label} must be a number, got {value!r}")
-            if value <= 0:
+            if value < 0 or (value == 0 and f.name not in _NON_NEGATIVE):
                 raise ConfigError(f"{where}: {label} must be positive, got {value}")
             value = float(value)
         elif f.name == "path" or isinstance(default, str):
