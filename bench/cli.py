@@ -19,6 +19,8 @@ COMMANDS = {
     "compare": "Compare a run with a baseline; exit 1 on a significant regression.",
     "promote": "Copy a run to results/baselines/<name>.json for later comparisons.",
     "report": "Build the self-contained HTML report from result files.",
+    "ab": "Run two environments or commits case by case, alternately, and compare them (exit 1 on a regression).",
+    "export": "Write a run or comparison for CI tools (github-action-benchmark, Markdown step summary).",
 }
 
 
