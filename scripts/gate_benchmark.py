@@ -183,8 +183,8 @@ def tables(results: list[dict[str, Any]]) -> str:
         slow_cases = sum(r["methods"][name]["cases"] for r in slow)
         lines.append(f"| {name} | {_rate(fa_pairs, len(aa))} | {_rate(fa_cases, aa_cases)} | "
                      f"{_rate(det_pairs, len(slow))} | {_rate(det_cases, slow_cases)} |")
-    split = ["", "By load (A/A pairs with a false alarm / slowdown pairs fully detected), current run loaded or not:", "",
-             "| method | A/A, quiet | A/A, +load | slowdown, quiet | slowdown, +load |", "| --- | ---: | ---: | ---: | ---: |"]
+    split = ["", "By whether the judged run had the added busy process (A/A: pairs with a false alarm; slowdown: pairs with every case flagged); other agents loaded the box throughout:", "",
+             "| method | A/A, no added load | A/A, + busy process | slowdown, no added load | slowdown, + busy process |", "| --- | ---: | ---: | ---: | ---: |"]
     for name in METHODS:
         cells = []
         for group, everything in ((aa, False), (slow, True)):
@@ -225,6 +225,33 @@ def spread(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def adjacent_pairs(runs: list[dict[str, Any]]) -> str:
+    """What pairing buys here: each slow run against the normal run right before it, per case."""
+    import numpy as np
+
+    from bench.analyze.compare import case_samples
+    from bench.analyze.regression import run_value
+
+    def value(doc: dict[str, Any], case_id: str) -> float | None:
+        c = next((x for x in doc["cases"] if x["case_id"] == case_id and x["status"] == "ok"), None)
+        return run_value(case_samples(c, "run")) if c else None
+
+    lines = ["| case | slow / previous normal run: mean change | sd of the pair log ratios | pairs | pairs needed for a "
+             "one-sided t-test to see 10 % (alpha 0.05, power 0.9) |", "| --- | ---: | ---: | ---: | ---: |"]
+    for case in runs[0]["doc"]["cases"]:
+        diffs = []
+        for before, after in zip(runs, runs[1:], strict=False):
+            if before["kind"] == "normal" and after["kind"] == "slow":
+                a, b = value(before["doc"], case["case_id"]), value(after["doc"], case["case_id"])
+                if a and b:
+                    diffs.append(np.log(b / a))
+        d = np.asarray(diffs)
+        sd = float(d.std(ddof=1)) if len(d) > 1 else float("nan")
+        needed = ((1.645 + 1.282) * sd / np.log(1 / 0.9)) ** 2 if sd == sd else float("nan")
+        lines.append(f"| `{case['case_id']}` | {np.exp(d.mean()) - 1:+.1%} | {sd:.1%} | {len(d)} | {needed:.0f} |")
+    return "\n".join(lines)
+
+
 def analyze(out: Path, entries: list[dict[str, Any]], window: int | None) -> str:
     from bench.analyze.regression import DEFAULT_HISTORY_WINDOW, MIN_HISTORY_RUNS
 
@@ -246,6 +273,8 @@ def analyze(out: Path, entries: list[dict[str, Any]], window: int | None) -> str
         tables(results),
         "",
         spread(runs),
+        "",
+        adjacent_pairs(runs),
         "",
     ])
     (out / "summary.md").write_text(text, encoding="utf-8")

@@ -130,6 +130,10 @@ def _judge_history(row: dict[str, Any], metric: Metric, settings: CompareSetting
     row["history"] = result.as_dict()
     if result.p_worse is None:
         row["notes"].append("not tested: the history's runs have no spread")
+    elif abs(result.bound_ratio - 1) > 2 * settings.threshold(metric.name):
+        # Say what the gate can see here, so a quiet verdict on a noisy runner is not read as "no regression".
+        row["notes"].append(f"between-run sd {result.sd_log:.1%}: this history cannot flag changes smaller than "
+                            f"{abs(result.bound_ratio - 1):.0%}")
     check = HistoryCheck(settings.threshold(metric.name), settings.alpha, metric.bigger_is_better)
     label = f"{metric.name}{' / control' if row['normalized'] else ''}"
     regressed = check.fails(values, current)

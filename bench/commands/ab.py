@@ -16,7 +16,7 @@ from typing import Any
 from bench.analyze.ab import compare_pairs
 from bench.analyze.compare import CompareSettings, exit_code
 from bench.analyze.regression import DEFAULT_ALPHA
-from bench.commands.compare import _write, _write_text, parse_thresholds
+from bench.commands.compare import parse_thresholds, write_document, write_text
 from bench.config import load_config
 from bench.errors import UserError
 from bench.report.compare_table import environment_lines, render_table
@@ -92,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     print(render_table(document, only_changed=args.only_changed))
     if args.json:
-        _write(args.json, document)
+        write_document(args.json, document)
     if args.markdown:
-        _write_text(args.markdown, markdown_summary(document))
+        write_text(args.markdown, markdown_summary(document))
     return exit_code(document)
 
 

@@ -138,9 +138,9 @@ def run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     print(render_table(document, only_changed=args.only_changed))
     if args.json:
-        _write(args.json, document)
+        write_document(args.json, document)
     if args.markdown:
-        _write_text(args.markdown, markdown_summary(document))
+        write_text(args.markdown, markdown_summary(document))
     if args.github_benchmark or args.github_benchmark_smaller:
         paths = {"bigger": Path(args.github_benchmark) if args.github_benchmark else None,
                  "smaller": Path(args.github_benchmark_smaller) if args.github_benchmark_smaller else None}
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     return exit_code(document)
 
 
-def _write(path: str, document: object) -> None:
+def write_document(path: str, document: object) -> None:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ def _write(path: str, document: object) -> None:
     write_json_atomic(target, document)  # type: ignore[arg-type]
 
 
-def _write_text(path: str, text: str) -> None:
+def write_text(path: str, text: str) -> None:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

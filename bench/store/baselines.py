@@ -73,7 +73,7 @@ class Baseline:
 
     paths: tuple[Path, ...]
     name: str | None  # a baseline name under results/baselines/, else None
-    location: Path  # the folder, the file, or the first of several files
+    location: Path  # the folder, the file, the folder of several files (else the first of them)
     history: bool  # a folder, or several files: judged with the between-run test
 
 
@@ -85,7 +85,8 @@ def resolve_baselines(specs: Sequence[str], results_dir: str | Path) -> Baseline
     """A baseline given as a name, a folder of runs, a run file, or several run files / run_ids."""
     if len(specs) > 1:
         paths = tuple(resolve_run(spec, results_dir) for spec in specs)
-        return Baseline(paths, None, paths[0], True)
+        parents = {p.resolve().parent for p in paths}
+        return Baseline(paths, None, parents.pop() if len(parents) == 1 else paths[0], True)
     spec = specs[0]
     path = Path(spec)
     if path.is_dir():
