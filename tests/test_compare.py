@@ -440,7 +440,7 @@ def test_promote_rejects_bad_names_and_missing_runs(tmp_path, capsys):
 
 def test_compare_never_imports_a_framework():
     code = ("import sys, bench.analyze.compare, bench.analyze.regression, bench.analyze.history, bench.analyze.ab, "
-            "bench.store.baselines, bench.commands.compare, bench.commands.promote, bench.commands.export, "
+            "bench.store.baselines, bench.commands.compare, bench.commands.promote, bench.commands.export, bench.commands.ab, "
             "bench.report.compare_table, bench.report.export; "
             "loaded = sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules); "
             "print(loaded); sys.exit(1 if loaded else 0)")

@@ -23,11 +23,8 @@ from bench.errors import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
 from bench.report.compare_table import render_table
 from bench.report.export import github_benchmark_entries, markdown_summary
 from bench.run.ab import Side, run_session, schedule, units
-
-try:
-    from tests.factories import make_run, write_run
-except ImportError:  # tests/ on sys.path instead of the repository root
-    from factories import make_run, write_run
+from tests.conftest import run_cli
+from tests.factories import make_run, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = {"name": "ci", "suites": ["train"], "train": {"gpus": [1], "global_batch": [256, 1024]}}
@@ -357,8 +354,6 @@ def test_markdown_summary_only_changed_rows_and_the_table_wraps(tmp_path, capsys
 
 def test_real_run_records_control_and_injected_slowdown(tmp_path, write_config):
     """One tiny real case: the control next to it and the slowdown's flag end up in the results file."""
-    from tests.conftest import run_cli
-
     config = write_config("""
         name = "gate-e2e"
         suites = ["train"]

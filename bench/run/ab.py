@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import tomli_w
-
 from bench.cases import suite_cases
 from bench.config import SUITES, BenchConfig
 from bench.errors import UserError
@@ -144,6 +142,8 @@ def run_session(config: BenchConfig, a: Side, b: Side, runner: Runner, out_dir: 
         raise SessionError("the config has no case to compare")
     steps = schedule(len(plan), repeats)
     session = Session(plan, steps)
+    import tomli_w  # only here: compare's reader-only environment (nox -s compare) builds this CLI too
+
     config_dir = out_dir / "configs"
     config_dir.mkdir(parents=True, exist_ok=True)
     paths = []
