@@ -117,10 +117,35 @@ _READER_DEPS = ("numpy", "scipy>=1.10", "pandas>=2", "matplotlib>=3.7", "jinja2>
 
 @nox.session
 def compare(session: nox.Session) -> None:
-    """Compare a run with a baseline (`nox -s compare -- BASELINE [CURRENT]`); exit 1 on a significant regression, 2 on bad input."""
+    """Compare a run with a baseline (`nox -s compare -- BASELINE... [CURRENT]`); nox exits 0 no regression, 1 regression, 2 bad input."""
     session.install(*_READER_DEPS)
     session.install("--no-deps", "-e", ".")
-    session.run("python", "-m", "bench", "compare", *session.posargs)
+    _run_keeping_exit_code(session, "python", "-m", "bench", "compare", *session.posargs)
+
+
+def _run_keeping_exit_code(session: nox.Session, *args: str) -> None:
+    """Run the command; on exit 1 or 2 make nox itself exit with that code.
+
+    nox reports every failed session as exit 1, which would turn compare's "bad input" (2) into a
+    regression (1) for CI. SystemExit is not an Exception, so nox does not catch it and its process
+    exits with the command's own code; other sessions queued after this one do not run then.
+    """
+    try:
+        session.run(*args)
+    except nox.command.CommandFailed as exc:
+        code = getattr(exc, "return_code", None)
+        if code in (1, 2):
+            session.log(f"{args[3] if len(args) > 3 else args[0]} exited {code}: nox exits {code} too")
+            raise SystemExit(code) from None
+        raise
+
+
+@nox.session
+def export(session: nox.Session) -> None:
+    """Write a run (or a comparison) for CI tools (`nox -s export -- [SOURCE] --format github-action-benchmark|markdown`)."""
+    session.install(*_READER_DEPS)
+    session.install("--no-deps", "-e", ".")
+    _run_keeping_exit_code(session, "python", "-m", "bench", "export", *session.posargs)
 
 
 @nox.session

@@ -18,9 +18,11 @@ from bench.errors import EXIT_USAGE, UserError
 COMMANDS = {
     "run": "Run a sweep (training throughput, CPU prediction) and write one results file.",
     "compare": "Compare a run with a baseline; exit 1 on a significant regression.",
-    "promote": "Copy a run to results/baselines/<name>.json for later comparisons.",
+    "promote": "Append a run to the baseline history results/baselines/<name>/ for later comparisons.",
     "report": "Build the self-contained HTML report from result files.",
     "doctor": "Check this machine's GPU setup (NVML, TensorFlow, JAX, torch, CUDA, Keras); exit 1 if the GPU sweep cannot run.",
+    "ab": "Run two environments or commits case by case, alternately, and compare them (exit 1 on a regression).",
+    "export": "Write a run or comparison for CI tools (github-action-benchmark, Markdown step summary).",
 }
 
 

@@ -159,6 +159,26 @@ class ConvergeSettings:
 
 
 @dataclass(frozen=True)
+class ControlSettings:
+    """A fixed control workload timed next to every case, so comparisons can divide out machine speed."""
+
+    enabled: bool = _doc("Time the control (bench.measure.control) before and after every case.", default=True)
+    rounds: int = _doc("Control rounds before and after each case (2 x rounds samples per case).", default=3)
+    min_round_s: float = _doc("Each control round is calibrated, once per worker, to last at least this long.",
+                              default=0.1)
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    """Fault injection for testing the regression gate; a run with any of these set can never be promoted."""
+
+    slowdown: float = _doc(
+        "Slow every training step of the matching cases by this fraction (0.1 = 10 %) with a sleep sized "
+        "from the measured step time; 0 = off. Recorded per case (flags.injected_slowdown).", default=0.0)
+    slowdown_cases: str = _doc("fnmatch pattern of the case ids to slow down.", default="train/*")
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """One sweep definition."""
 
@@ -172,6 +192,8 @@ class BenchConfig:
     nvml: NvmlSettings = NvmlSettings()
     cpu_predict: CpuPredictSettings = CpuPredictSettings()
     converge: ConvergeSettings = ConvergeSettings()
+    control: ControlSettings = ControlSettings()
+    faults: FaultSettings = FaultSettings()
     path: str = ""
     sha256: str = ""
 
@@ -227,6 +249,10 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     nvml = _parse_simple(NvmlSettings, _table(raw, "nvml", where), where, "nvml")
     cpu_predict = _parse_cpu_predict(_table(raw, "cpu_predict", where), where)
     converge = _parse_converge(_table(raw, "converge", where), where)
+    control = _parse_simple(ControlSettings, _table(raw, "control", where), where, "control")
+    faults = _parse_simple(FaultSettings, _table(raw, "faults", where), where, "faults")
+    if not faults.slowdown < 10:
+        raise ConfigError(f"{where}: [faults] slowdown is a fraction of the step time (0.1 = 10 %), got {faults.slowdown}")
 
     if data.source not in DATA_SOURCES:
         raise ConfigError(f"{where}: [data] source: unknown value {data.source!r}; choose from {', '.join(DATA_SOURCES)}")
@@ -249,6 +275,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
         nvml=nvml,
         cpu_predict=cpu_predict,
         converge=converge,
+        control=control,
+        faults=faults,
         path=source,
         sha256=sha256,
     )
@@ -394,7 +422,7 @@ def _parse_converge(raw: Mapping[str, Any], where: str) -> ConvergeSettings:
 
 
 # Scalars that may legitimately be zero.
-_NON_NEGATIVE = {"seed", "predict_samples", "holdout"}
+_NON_NEGATIVE = {"seed", "predict_samples", "holdout", "slowdown"}
 
 
 def _parse_simple(cls: type, raw: Mapping[str, Any], where: str, section: str) -> Any:
@@ -418,7 +446,7 @@ def _parse_simple(cls: type, raw: Mapping[str, Any], where: str, section: str) -
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{where}: {label} must be a number, got {value!r}")
-            if value <= 0:
+            if value < 0 or (value == 0 and f.name not in _NON_NEGATIVE):
                 raise ConfigError(f"{where}: {label} must be positive, got {value}")
             value = float(value)
         elif f.name == "path" or isinstance(default, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +17,11 @@ from bench.analyze.compare import (
     CompareSettings,
     EnvironmentMismatch,
     compare_runs,
-    load_comparison,
 )
 from bench.analyze.regression import MinimumEffectCheck, RegressionCheck, SignificanceCheck, StatusCheck
 from bench.cli import main
 from bench.errors import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
+from bench.store.comparisons import load_comparison
 
 try:
     from tests.factories import cpu_predict_case_id, make_run, write_run
@@ -28,6 +29,8 @@ except ImportError:  # tests/ on sys.path instead of the repository root
     from factories import cpu_predict_case_id, make_run, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
+# How github-action-benchmark reads "range" (src/extractRangeInfo.ts) before Number() of the value.
+GITHUB_RANGE = re.compile(r"^(\+-|±)\s*(?P<value>\d.+)$")
 FIXTURES = Path(__file__).parent / "fixtures" / "compare"
 
 TRAIN_256 = "train/tensorflow/gpus=1/batch=256/float32/jit=auto"
@@ -43,10 +46,14 @@ THREE_BATCHES = {"name": "ci", "suites": ["train"], "train": {"gpus": [1], "glob
 EVERY_METHOD = {"name": "ci", "suites": ["cpu_predict"], "cpu_predict": {"methods": list(ALL_METHODS)}}
 
 
+ROUNDS_WARNING = "warning: the round-level test compares the rounds of two runs"
+
+
 def cli(capsys, *args: str) -> tuple[int, str, list[str]]:
+    """Run the CLI in-process; stderr lines without the round-level test's standing warning."""
     code = main([str(a) for a in args])
     captured = capsys.readouterr()
-    return code, captured.out, captured.err.splitlines()
+    return code, captured.out, [line for line in captured.err.splitlines() if not line.startswith(ROUNDS_WARNING)]
 
 
 def verdicts(document) -> dict[str, str]:
@@ -341,6 +348,7 @@ def test_json_and_github_benchmark_exports(tmp_path, capsys):
     assert set(throughput[0]) == {"name", "unit", "value", "range", "extra"}
     assert throughput[0]["unit"] == "samples/s" and throughput[0]["name"].startswith(TRAIN_256)
     assert isinstance(throughput[0]["value"], float) and "verdict: regression" in throughput[0]["extra"]
+    assert GITHUB_RANGE.match(throughput[0]["range"]), throughput[0]["range"]
     seconds = strict(out_dir / "seconds.json")
     names = [entry["name"] for entry in seconds]
     assert all(entry["unit"] == "s" for entry in seconds)
@@ -366,23 +374,41 @@ def test_saved_fixtures_still_compare_the_same():
 # --------------------------------------------------------------------------- promote
 
 
-def test_promote_then_compare_by_name(tmp_path, capsys):
+def test_promote_appends_to_a_history_then_compare_by_name(tmp_path, capsys):
     results = tmp_path / "results"
     run = write_run(results, make_run(1, ONE_OF_EACH))
     code, out, err = cli(capsys, "promote", run, "--name", "h100-tf2.21", "--results-dir", results)
-    assert code == EXIT_OK and err == [] and "promoted" in out
-    target = results / "baselines" / "h100-tf2.21.json"
+    assert code == EXIT_OK and err == [] and "promoted" in out and "1 run(s); the between-run test needs 4 more" in out
+    target = results / "baselines" / "h100-tf2.21" / run.name
     assert json.loads(target.read_text()) == json.loads(run.read_text())
 
     code, _, err = cli(capsys, "promote", run, "--name", "h100-tf2.21", "--results-dir", results)
     assert code == EXIT_USAGE and len(err) == 1 and "already exists" in err[0] and "--force" in err[0]
-    newer = write_run(results, make_run(2, ONE_OF_EACH))
-    code, out, _ = cli(capsys, "promote", newer.stem, "--name", "h100-tf2.21", "--results-dir", results, "--force")
+    code, out, _ = cli(capsys, "promote", run.stem, "--name", "h100-tf2.21", "--results-dir", results, "--force")
     assert code == EXIT_OK and out.startswith("replaced")
-    assert json.loads(target.read_text())["run_id"] == newer.stem
+    for seed in range(2, 6):
+        code, out, _ = cli(capsys, "promote", write_run(results, make_run(seed, ONE_OF_EACH)), "--name",
+                           "h100-tf2.21", "--results-dir", results)
+    assert code == EXIT_OK and "5 run(s); enough for the between-run test" in out
 
-    code, out, _ = cli(capsys, "compare", "h100-tf2.21", run, "--results-dir", results)
-    assert code == EXIT_OK and "[h100-tf2.21]" in out
+    code, out, _ = cli(capsys, "compare", "h100-tf2.21", write_run(results, make_run(9, ONE_OF_EACH)),
+                       "--results-dir", results)
+    assert code == EXIT_OK and "history [h100-tf2.21] of 5 runs" in out
+    code, out, _ = cli(capsys, "promote", run, "--name", "h100-tf2.21", "--results-dir", results, "--reset")
+    assert code == EXIT_OK and "1 run(s)" in out and len(list(target.parent.glob("*.json"))) == 1
+
+
+def test_a_single_run_baseline_moves_into_the_history(tmp_path, capsys):
+    results = tmp_path / "results"
+    old = make_run(1, ONE_OF_EACH)
+    write_run(results / "baselines", old, "main.json")
+    code, out, _ = cli(capsys, "compare", "main", write_run(results, make_run(2, ONE_OF_EACH)), "--results-dir", results)
+    assert code == EXIT_OK and f"baseline: {old['run_id']} [main]" in out  # still usable as is
+    code, out, err = cli(capsys, "promote", write_run(results, make_run(3, ONE_OF_EACH)), "--name", "main",
+                         "--results-dir", results)
+    assert code == EXIT_OK and "2 run(s)" in out and "moved the single-run baseline" in err[0]
+    assert not (results / "baselines" / "main.json").exists()
+    assert (results / "baselines" / "main" / f"{old['run_id']}.json").is_file()
 
 
 @pytest.mark.parametrize(("kwargs", "why"), [
@@ -396,7 +422,7 @@ def test_promote_refuses_doubtful_runs(tmp_path, capsys, kwargs, why):
     code, out, err = cli(capsys, "promote", run, "--name", "main", "--results-dir", results)
     assert code == EXIT_USAGE and out == "" and len(err) == 1
     assert err[0].startswith("error: refusing to promote") and why in err[0] and "--allow-doubtful" in err[0]
-    assert not (results / "baselines" / "main.json").exists()
+    assert not (results / "baselines" / "main").exists()
     code, out, err = cli(capsys, "promote", run, "--name", "main", "--results-dir", results, "--allow-doubtful")
     assert code == EXIT_OK and len(err) == 1 and err[0].startswith("warning: promoted despite") and why in err[0]
 
@@ -413,8 +439,9 @@ def test_promote_rejects_bad_names_and_missing_runs(tmp_path, capsys):
 
 
 def test_compare_never_imports_a_framework():
-    code = ("import sys, bench.analyze.compare, bench.analyze.regression, bench.store.baselines, bench.commands.compare, "
-            "bench.commands.promote; "
+    code = ("import sys, bench.analyze.compare, bench.analyze.regression, bench.analyze.history, bench.analyze.ab, "
+            "bench.store.baselines, bench.commands.compare, bench.commands.promote, bench.commands.export, bench.commands.ab, "
+            "bench.report.compare_table, bench.report.export; "
             "loaded = sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules); "
             "print(loaded); sys.exit(1 if loaded else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -444,7 +471,7 @@ def test_native_reference_cases_are_compared_on_throughput():
     assert PRIMARY_METRIC["native"] == PRIMARY_METRIC["train"] == "samples_per_second"
 
 
-@pytest.mark.parametrize("command", ["compare", "promote"])
+@pytest.mark.parametrize("command", ["compare", "promote", "export", "ab"])
 def test_help_renders(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

@@ -1,36 +1,48 @@
-"""Compare a run with a baseline, case by case, and say whether anything regressed.
+"""Verdicts per case: a run against a baseline, one row per case, and the versioned comparison document.
 
 Reads result files only (never TensorFlow, Keras or the measuring code). Cases are matched by
 ``case_id`` (falling back to suite + params, so a renamed id still matches); each pair gets one row with
-the medians and spread of both sides, the ratio, one-sided p-values and a verdict:
+both sides, the ratio, one-sided p-values and a verdict:
 
-* ``regression`` / ``improvement``: the primary metric moved by at least the threshold *and*
-  significantly (see :mod:`bench.analyze.regression`), or a cpu_predict method stopped / started working;
+* ``regression`` / ``improvement``: the primary metric moved by at least the threshold *and* beyond the
+  noise (how noise is judged is the *method*, below), or a cpu_predict method stopped / started working;
 * ``no change``: anything else where both sides measured the case;
 * ``new`` / ``missing``: the case is only in the current run / only in the baseline (a skipped case
-  counts as absent);
+  counts as absent); with a history, also a case the history has too few runs of;
 * ``failed``: the current run did not measure the case (status failed, wrong or not_on_cpu) and it was
   not already a regression.
 
-The build fails (exit 1) on any ``regression`` and on a ``failed`` case that was ok in the baseline.
-The result is a versioned comparison document (shape in ``docs/results.md``, "Comparison document"),
-rendered as a terminal table, written as JSON for the HTML report, or exported for
-github-action-benchmark.
+Methods (``method.name`` in the document), all sharing the status rules above:
+
+* ``rounds`` (:func:`compare_runs`): one baseline run, Yuen's trimmed t-test over the rounds of the two
+  runs. It sees only the noise *within* runs, so on a shared machine it false-alarms on run-to-run
+  drift; the CLI warns when it is used.
+* ``history`` (:mod:`bench.analyze.history`): one value per run against the between-run spread of a
+  baseline history — the CI default.
+* ``interleaved`` (:mod:`bench.analyze.ab`): two sides measured case by case alternately in one session.
+
+Any of them can judge throughput normalised by the control workload measured next to each case
+(:mod:`bench.analyze.normalize`). The build fails (exit 1) on any ``regression`` and on a ``failed``
+case that was ok in the baseline. Rendering lives in :mod:`bench.report.compare_table` and
+:mod:`bench.report.export`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench import __version__
+from bench.analyze.normalize import NORMALIZE_MODES, control_summary, control_value, normalized
 from bench.analyze.regression import (
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
     METRICS,
     NOT_WORKING,
+    TRIM,
+    Metric,
     RegressionCheck,
     StatusCheck,
     p_worse,
@@ -41,7 +53,6 @@ from bench.errors import EXIT_OK, EXIT_REGRESSION, UserError
 
 # The document's kind, version and loader live in bench.store (one definition); kept importable from here.
 from bench.store.comparisons import COMPARISON_KIND, COMPARISON_SCHEMA_VERSION
-from bench.store.comparisons import load_comparison as load_comparison
 from bench.store.results import ResultsError
 from bench.store.schema import utc_now
 
@@ -73,6 +84,13 @@ class CompareSettings:
     alpha: float = DEFAULT_ALPHA
     force: bool = False  # compare even when the fingerprints differ in what matters
     allow_diff: frozenset[str] = frozenset()  # fingerprint fields expected to differ (e.g. an upgrade)
+    # "control": judge throughput divided by the control workload timed next to each case, where every
+    # run involved has it for the case (else raw, with a note); "none": raw numbers.
+    normalize: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.normalize not in NORMALIZE_MODES:
+            raise ValueError(f"normalize must be one of {NORMALIZE_MODES}")
 
     def threshold(self, metric: str) -> float:
         return float(self.thresholds.get(metric, DEFAULT_THRESHOLD))
@@ -170,17 +188,18 @@ def _positive_list(values: Any, label: str) -> list[float]:
     return [float(v) for v in values]
 
 
-def _side(case: Mapping[str, Any], samples: list[float] | None) -> dict[str, Any]:
-    side: dict[str, Any] = {
+def side(case: Mapping[str, Any], samples: list[float] | None) -> dict[str, Any]:
+    """One side of a row: status, flags and, when measured, the summary of the samples shown."""
+    out: dict[str, Any] = {
         "status": case["status"],
         "reason": case.get("reason"),
         "flags": sorted(k for k, v in (case.get("flags") or {}).items() if v),
     }
     if samples is not None:
         summary = summarize(samples)
-        side.update({k: summary[k] for k in ("n", "median", "q1", "q3", "iqr", "cv")})
-        side["samples"] = samples
-    return side
+        out.update({k: summary[k] for k in ("n", "median", "q1", "q3", "iqr", "cv")})
+        out["samples"] = samples
+    return out
 
 
 def _secondary(suite: str, base: Mapping[str, Any] | None, cur: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -201,10 +220,10 @@ def _number(value: Any) -> float | None:
     return None
 
 
-# --------------------------------------------------------------------------- rows
+# --------------------------------------------------------------------------- matching
 
 
-def _index(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def index_cases(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     by_id: dict[str, dict[str, Any]] = {}
     for case in run["cases"]:
         by_id.pop(case["case_id"], None)  # the last record of a case wins, as in the results store
@@ -212,21 +231,30 @@ def _index(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return by_id
 
 
-def _params_key(case: Mapping[str, Any]) -> str:
+def params_key(case: Mapping[str, Any]) -> str:
     return json.dumps([case["suite"], case["params"]], sort_keys=True, default=str)
+
+
+def find_case(run: Mapping[str, Any], case: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The record in ``run`` of the same case: by id, else by suite + params."""
+    by_id = index_cases(run)
+    if case["case_id"] in by_id:
+        return by_id[case["case_id"]]
+    key = params_key(case)
+    return next((c for c in by_id.values() if params_key(c) == key), None)
 
 
 def match_cases(baseline: Mapping[str, Any], current: Mapping[str, Any]
                 ) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]:
     """(case_id, baseline case, current case) in current-run order, then baseline-only cases."""
-    base, cur = _index(baseline), _index(current)
-    base_by_params = {_params_key(c): c for c in base.values()}
+    base, cur = index_cases(baseline), index_cases(current)
+    base_by_params = {params_key(c): c for c in base.values()}
     pairs: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
     used: set[str] = set()
     for case_id, case in cur.items():
         match = base.get(case_id)
         if match is None:
-            candidate = base_by_params.get(_params_key(case))
+            candidate = base_by_params.get(params_key(case))
             if candidate is not None and candidate["case_id"] not in cur:
                 match = candidate
         if match is not None:
@@ -236,9 +264,17 @@ def match_cases(baseline: Mapping[str, Any], current: Mapping[str, Any]
     return pairs
 
 
+# --------------------------------------------------------------------------- rows
+
+# A judge decides a row both sides of which measured the case: it fills in the numbers (ratio, p-values,
+# the baseline side if it is more than one run) and returns (verdict, reason, fails_build).
+Judge = Callable[[dict[str, Any], Metric, CompareSettings], tuple[str, str | None, bool]]
+
+
 def compare_case(case_id: str, base: dict[str, Any] | None, cur: dict[str, Any] | None,
-                 settings: CompareSettings, where: tuple[str, str] = ("baseline", "current")) -> dict[str, Any]:
-    """One row of the comparison."""
+                 settings: CompareSettings, where: tuple[str, str] = ("baseline", "current"),
+                 judge: Judge | None = None) -> dict[str, Any]:
+    """One row of the comparison; ``judge`` (default: the round-level test) decides measured pairs."""
     any_case = cur or base
     assert any_case is not None
     suite = any_case["suite"]
@@ -258,17 +294,20 @@ def compare_case(case_id: str, base: dict[str, Any] | None, cur: dict[str, Any] 
         "bigger_is_better": metric.bigger_is_better if metric else None,
         "threshold": settings.threshold(metric.name) if metric else None,
         "alpha": settings.alpha,
-        "baseline": _side(base, samples_b) if base is not None else None,
-        "current": _side(cur, samples_c) if cur is not None else None,
+        "baseline": side(base, samples_b) if base is not None else None,
+        "current": side(cur, samples_c) if cur is not None else None,
         "ratio": None,
         "median_ratio": None,
         "p_worse": None,
         "p_better": None,
+        "normalized": False,
         "verdict": "no change",
         "fails_build": False,
         "reason": None,
         "notes": [],
         "secondary": _secondary(suite, base, cur),
+        # The records themselves, for the judge; removed before the row is returned.
+        "_records": (base, cur),
     }
     notes: list[str] = row["notes"]
     for side_name, case in (("baseline", base), ("current", cur)):
@@ -276,9 +315,13 @@ def compare_case(case_id: str, base: dict[str, Any] | None, cur: dict[str, Any] 
             notes.append(f"skipped in {side_name}: {case.get('reason') or 'no reason given'}")
     if ok_c and cur and (cur.get("flags") or {}).get("unstable"):
         notes.append("current rounds unstable (CV above the run's threshold)")
+    if cur is not None and (cur.get("flags") or {}).get("injected_slowdown"):
+        fraction = ((cur.get("metrics") or {}).get("injected_slowdown") or {}).get("fraction")
+        notes.append(f"current run has an injected slowdown ([faults] slowdown = {fraction}): a gate test, not a measurement")
 
     def verdict(name: str, reason: str | None = None, fails_build: bool = False) -> dict[str, Any]:
         row.update(verdict=name, reason=reason, fails_build=fails_build)
+        row.pop("_records", None)
         return row
 
     if not present_b and not present_c:
@@ -308,34 +351,46 @@ def compare_case(case_id: str, base: dict[str, Any] | None, cur: dict[str, Any] 
     if metric is None or samples_b is None or samples_c is None:
         notes.append(f"suite {suite!r} has no metric this tool compares")
         return verdict("no change")
+    return verdict(*(judge or judge_rounds)(row, metric, settings))
 
+
+def judge_rounds(row: dict[str, Any], metric: Metric, settings: CompareSettings) -> tuple[str, str | None, bool]:
+    """The round-level test: the two runs' rounds, trimmed ratio and Yuen's one-sided t-test."""
+    base, cur = row["_records"]
+    samples_b, samples_c = row["baseline"]["samples"], row["current"]["samples"]
+    row["median_ratio"] = row["current"]["median"] / row["baseline"]["median"]
+    control_b, control_c = control_value(base), control_value(cur)
+    if settings.normalize == "control":
+        if control_b is not None and control_c is not None:
+            samples_b = normalized(samples_b, control_b, metric.bigger_is_better)
+            samples_c = normalized(samples_c, control_c, metric.bigger_is_better)
+            row["normalized"] = True
+            row["raw_ratio"] = trimmed_ratio(row["baseline"]["samples"], row["current"]["samples"])
+        elif control_b is not None or control_c is not None:  # runs from before the control: silently raw
+            row["notes"].append("not normalised: one side has no control samples for this case")
     check = RegressionCheck(settings.threshold(metric.name), settings.alpha, metric.bigger_is_better)
     row["ratio"] = trimmed_ratio(samples_b, samples_c)
-    row["median_ratio"] = row["current"]["median"] / row["baseline"]["median"]
     row["p_worse"] = p_worse(samples_b, samples_c, metric.bigger_is_better)
     row["p_better"] = p_worse(samples_b, samples_c, not metric.bigger_is_better)
     if row["p_worse"] is None:
-        notes.append("not tested: fewer than 2 rounds, or no spread")
+        row["notes"].append("not tested: fewer than 2 rounds, or no spread")
+    label = f"{metric.name}{' / control' if row['normalized'] else ''}"
     regressed = check.fails(samples_b, samples_c)
     if regressed:
-        return verdict("regression", f"{metric.name} {regressed}", fails_build=True)
+        return "regression", f"{label} {regressed}", True
     improved = check.improvement().fails(samples_b, samples_c)
     if improved:
-        return verdict("improvement", f"{metric.name} {improved}")
-    return verdict("no change")
+        return "improvement", f"{label} {improved}", False
+    return "no change", None, False
 
 
 # --------------------------------------------------------------------------- document
 
 
-def compare_runs(baseline: Mapping[str, Any], current: Mapping[str, Any], settings: CompareSettings | None = None,
-                 baseline_ref: Mapping[str, Any] | None = None, current_ref: Mapping[str, Any] | None = None
-                 ) -> dict[str, Any]:
-    """The comparison document: environment check, one row per case, summary and exit code."""
-    settings = settings or CompareSettings()
-    environment = environment_check(baseline, current, settings)
-    where = (str((baseline_ref or {}).get("path") or "baseline"), str((current_ref or {}).get("path") or "current"))
-    rows = [compare_case(case_id, b, c, settings, where) for case_id, b, c in match_cases(baseline, current)]
+def comparison_document(method: Mapping[str, Any], baseline_ref: Mapping[str, Any], current_ref: Mapping[str, Any],
+                        environment: Mapping[str, Any], rows: list[dict[str, Any]],
+                        control: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The versioned document every method writes (shape in docs/results.md, "Comparison document")."""
     counts = {name: sum(r["verdict"] == name for r in rows) for name in VERDICTS}
     fails_build = any(r["fails_build"] for r in rows)
     return {
@@ -343,24 +398,44 @@ def compare_runs(baseline: Mapping[str, Any], current: Mapping[str, Any], settin
         "schema_version": COMPARISON_SCHEMA_VERSION,
         "created_utc": utc_now(),
         "tool": {"name": "keras-gpu-bench", "version": __version__},
-        "method": {
-            "effect": "ratio of 20%-trimmed geometric means of the per-round samples (current / baseline)",
-            "test": "Yuen-Welch trimmed t-test on log samples, one-sided (scipy.stats.ttest_ind, trim=0.2)",
-            "trim": 0.2,
-            "alpha": settings.alpha,
-            "thresholds": {name: settings.threshold(name) for name, m in METRICS.items() if m.per_round},
-            "rule": "regression = change >= threshold in the bad direction AND p_worse < alpha",
-        },
-        "baseline": _run_ref(baseline, baseline_ref),
-        "current": _run_ref(current, current_ref),
-        "environment": environment,
+        "method": dict(method),
+        "baseline": dict(baseline_ref),
+        "current": dict(current_ref),
+        "environment": dict(environment),
+        "control": dict(control) if control is not None else None,
         "summary": {"counts": counts, "fails_build": fails_build,
                     "exit_code": EXIT_REGRESSION if fails_build else EXIT_OK},
         "rows": rows,
     }
 
 
-def _run_ref(run: Mapping[str, Any], ref: Mapping[str, Any] | None) -> dict[str, Any]:
+def tested_thresholds(settings: CompareSettings) -> dict[str, float]:
+    return {name: settings.threshold(name) for name, m in METRICS.items() if m.per_round}
+
+
+def compare_runs(baseline: Mapping[str, Any], current: Mapping[str, Any], settings: CompareSettings | None = None,
+                 baseline_ref: Mapping[str, Any] | None = None, current_ref: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """Method ``rounds``: two runs, the environment check, one row per case, summary and exit code."""
+    settings = settings or CompareSettings()
+    environment = environment_check(baseline, current, settings)
+    where = (str((baseline_ref or {}).get("path") or "baseline"), str((current_ref or {}).get("path") or "current"))
+    rows = [compare_case(case_id, b, c, settings, where) for case_id, b, c in match_cases(baseline, current)]
+    method = {
+        "name": "rounds",
+        "effect": f"ratio of {TRIM:.0%}-trimmed geometric means of the per-round samples (current / baseline)",
+        "test": f"Yuen-Welch trimmed t-test on log samples, one-sided (scipy.stats.ttest_ind, trim={TRIM})",
+        "trim": TRIM,
+        "alpha": settings.alpha,
+        "thresholds": tested_thresholds(settings),
+        "normalize": settings.normalize,
+        "rule": "regression = change >= threshold in the bad direction AND p_worse < alpha",
+    }
+    return comparison_document(method, run_ref(baseline, baseline_ref), run_ref(current, current_ref), environment,
+                               rows, control_summary([baseline], current))
+
+
+def run_ref(run: Mapping[str, Any], ref: Mapping[str, Any] | None) -> dict[str, Any]:
     ref = ref or {}
     return {
         "run_id": run.get("run_id"),
@@ -376,123 +451,3 @@ def exit_code(document: Mapping[str, Any]) -> int:
     return int(document["summary"]["exit_code"])
 
 
-# --------------------------------------------------------------------------- rendering
-
-
-def environment_lines(document: Mapping[str, Any]) -> list[str]:
-    """Warning/note lines for stderr about fingerprint differences."""
-    env = document["environment"]
-    lines = []
-    forced = [d for d in env["differs"] if d["field"] not in env["allowed"]]
-    allowed = [d for d in env["differs"] if d["field"] in env["allowed"]]
-    if forced:
-        lines.append(f"warning: comparing despite environment differences (--force): {describe_differences(forced)}")
-    if allowed:
-        lines.append(f"note: expected environment differences (--allow-diff): {describe_differences(allowed)}")
-    return lines
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
-
-
-def _cell(side: Mapping[str, Any] | None) -> str:
-    if side is None:
-        return "-"
-    if side.get("median") is None:
-        return side["status"]
-    spread = side["iqr"] / 2 / side["median"] if side["median"] else 0.0
-    return f"{_fmt(side['median'])} ±{spread:.1%}"
-
-
-def _fmt_p(p: float | None) -> str:
-    if p is None:
-        return "-"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def render_table(document: Mapping[str, Any]) -> str:
-    """A short aligned table: one line per case, then the counts."""
-    header = ("case", "metric", "baseline", "current", "change", "p", "verdict", "why")
-    lines = [header]
-    for row in document["rows"]:
-        change = f"{row['ratio'] - 1:+.1%}" if row["ratio"] is not None else "-"
-        if row["ratio"] is None:
-            p = None
-        else:
-            worse = (row["ratio"] < 1) == bool(row["bigger_is_better"])
-            p = row["p_worse"] if worse else row["p_better"]
-        why = row["reason"] or ""
-        if row["notes"]:
-            why = "; ".join(([why] if why else []) + row["notes"])
-        lines.append((row["case_id"], row["metric"] or "-", _cell(row["baseline"]), _cell(row["current"]),
-                      change, _fmt_p(p), row["verdict"], why))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    out = []
-    for line in lines:
-        cells = [line[i].ljust(widths[i]) if i < 2 or i == 6 else line[i].rjust(widths[i]) for i in range(len(widths))]
-        out.append("  ".join(cells + [line[-1]]).rstrip())
-    base, cur = document["baseline"], document["current"]
-    name = f" [{base['baseline_name']}]" if base.get("baseline_name") else ""
-    counts = document["summary"]["counts"]
-    summary = ", ".join(f"{n} {v}{'s' if n > 1 and v in ('regression', 'improvement') else ''}"
-                        for v, n in counts.items() if n)
-    method = document["method"]
-    def incomplete(ref: Mapping[str, Any]) -> str:
-        return " - incomplete run" if ref.get("complete") is False else ""
-
-    return "\n".join([
-        f"baseline: {base['run_id']}{name} ({base['path'] or '-'}){incomplete(base)}",
-        f"current:  {cur['run_id']} ({cur['path'] or '-'}){incomplete(cur)}",
-        *out,
-        f"medians ± half the interquartile range of the rounds; change = ratio of trimmed geometric means; "
-        f"regression = change beyond {_thresholds(method)} and one-sided p < {method['alpha']:g}",
-        f"{summary or 'no cases'} -> exit {document['summary']['exit_code']}",
-    ])
-
-
-def _thresholds(method: Mapping[str, Any]) -> str:
-    values = set(method["thresholds"].values())
-    if len(values) == 1:
-        return f"{values.pop():.0%}"
-    return ", ".join(f"{k} {v:.0%}" for k, v in method["thresholds"].items())
-
-
-# --------------------------------------------------------------------------- github-action-benchmark
-
-GITHUB_TOOLS = {"bigger": "customBiggerIsBetter", "smaller": "customSmallerIsBetter"}
-
-
-def github_benchmark_entries(document: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
-    """Entries for benchmark-action/github-action-benchmark's custom tools (current run's values).
-
-    ``kind="bigger"`` (tool ``customBiggerIsBetter``): training throughput in samples/s, one per train case.
-    ``kind="smaller"`` (tool ``customSmallerIsBetter``): cpu_predict seconds, ``steady_round_s`` medians and
-    ``total_s``. One action step reads one file with one tool, hence two files.
-    """
-    if kind not in GITHUB_TOOLS:
-        raise ValueError(f"kind must be one of {sorted(GITHUB_TOOLS)}")
-    want_bigger = kind == "bigger"
-    entries = []
-    for row in document["rows"]:
-        cur = row["current"]
-        if cur is None or cur.get("median") is None or row["bigger_is_better"] is not want_bigger:
-            continue
-        base = row["baseline"] or {}
-        extra = [f"rounds: {cur['n']}", f"verdict: {row['verdict']}"]
-        if base.get("median") is not None:
-            extra.insert(0, f"baseline median: {_fmt(base['median'])} {row['unit']}")
-        if row["ratio"] is not None:
-            extra.append(f"change: {row['ratio'] - 1:+.1%}")
-        entries.append({"name": f"{row['case_id']} {row['metric']}", "unit": row["unit"], "value": cur["median"],
-                        "range": f"± {_fmt(cur['iqr'] / 2)}", "extra": "\n".join(extra)})
-        if not want_bigger:
-            for name, secondary in row["secondary"].items():
-                if secondary["current"] is not None and not METRICS[name].bigger_is_better and name == "total_s":
-                    entries.append({"name": f"{row['case_id']} {name}", "unit": secondary["unit"],
-                                    "value": secondary["current"], "extra": f"verdict of the case: {row['verdict']}"})
-    return entries

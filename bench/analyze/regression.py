@@ -46,6 +46,26 @@ use more rounds (10 rounds: under 0.05 % per case) or a larger ``--threshold``. 
 under 1 %) a 5 % change is five standard deviations of a round and false alarms all but vanish.
 
 A test needs at least two rounds on each side; with fewer the check says nothing (no p-value).
+
+Between runs
+------------
+The table above is about noise *within* a run. Rounds of one run share the machine's state; between two
+runs on a shared CI box that state moved throughput by 6-45 % on half the cases while the rounds stayed
+within 1-5 %, so the round-level test, confident about the wrong noise, flagged them all. The checks
+below take **one value per run** (the trimmed geometric mean of its rounds, :func:`run_value`) and judge
+it against the spread of other runs, as pyperf does with values from many worker processes and Bencher
+and Chromium's perf bots do with a window of earlier results:
+
+* :class:`HistoryCheck`: a new run against ``k`` earlier runs of the same case (the baseline history).
+  On log values ``h``, mean ``m``, standard deviation ``s``, the new value ``c`` is a regression when it
+  lies outside the one-sided ``1 - alpha`` *prediction interval* of one more run,
+  ``m -/+ t(1 - alpha, k - 1) * s * sqrt(1 + 1/k)`` (Student's t: with few runs the interval widens by
+  itself instead of trusting a lucky small ``s``; Bencher's ``t_test`` threshold works the same way),
+  and the change ``exp(c - m) - 1`` also reaches the threshold. ``p_worse`` is the predictive p-value
+  ``P(T(k-1) < (c - m) / (s * sqrt(1 + 1/k)))``. At least ``MIN_HISTORY_RUNS`` runs are required.
+* :class:`PairedCheck`: an interleaved A/B session, ``n`` runs per side taken in pairs one right after
+  the other; one-sided paired t-test on the per-pair log ratios (``scipy.stats.ttest_rel``), and the
+  mean ratio reaching the threshold. Pairing cancels whatever drifts slower than a pair.
 """
 
 from __future__ import annotations
@@ -63,6 +83,13 @@ DEFAULT_THRESHOLD = 0.05
 DEFAULT_ALPHA = 0.05
 TRIM = 0.2  # proportion cut from each end: 1 of 5 rounds, 2 of 10
 MIN_ROUNDS = 2
+# Between-run tests. Five runs give four degrees of freedom: t(0.99, 4) = 3.75, so a history must be
+# tight to flag anything; fewer would make the interval mostly guesswork. alpha is per case: a sweep of
+# K cases false-alarms in about K x alpha of runs when the runs really vary as the history says.
+MIN_HISTORY_RUNS = 5
+DEFAULT_HISTORY_WINDOW = 10
+DEFAULT_HISTORY_ALPHA = 0.01
+MIN_PAIRS = 2
 
 # cpu_predict statuses that mean "the method did not do its job" (skipped means it was not run).
 NOT_WORKING = ("failed", "wrong", "not_on_cpu")
@@ -93,6 +120,11 @@ def _logs(samples: Sequence[float]) -> np.ndarray:
     if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ValueError("samples must be positive finite numbers")
     return np.log(values)
+
+
+def run_value(samples: Sequence[float]) -> float:
+    """One value for one run of a case: the 20 %-trimmed geometric mean of its rounds."""
+    return float(math.exp(stats.trim_mean(_logs(samples), TRIM)))
 
 
 def trimmed_ratio(baseline: Sequence[float], current: Sequence[float]) -> float:
@@ -184,3 +216,102 @@ class StatusCheck:
             why = f": {current['reason']}" if current.get("reason") else ""
             return f"{method} stopped working: ok -> {current['status']}{why}"
         return None
+
+
+# --------------------------------------------------------------------------- between runs
+
+
+@dataclass(frozen=True)
+class HistoryResult:
+    """A run's value against the prediction interval of its history (all ratios are current / history)."""
+
+    runs: int
+    ratio: float  # exp(c - m): current / geometric mean of the history
+    sd_log: float  # between-run standard deviation of the history's log values
+    bound_ratio: float  # where the one-sided interval ends in the bad direction, as a ratio to m
+    p_worse: float | None
+    p_better: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "sd_log": self.sd_log, "bound_ratio": self.bound_ratio}
+
+
+def history_test(history: Sequence[float], current: float, bigger_is_better: bool,
+                 alpha: float = DEFAULT_HISTORY_ALPHA) -> HistoryResult:
+    """Where ``current`` (one run's value) falls in the spread of ``history`` (one value per earlier run)."""
+    logs = _logs(history)
+    c = float(_logs([current])[0])
+    k = len(logs)
+    if k < 2:
+        raise ValueError("a history needs at least two runs")
+    m, s = float(np.mean(logs)), float(np.std(logs, ddof=1))
+    scale = s * math.sqrt(1.0 + 1.0 / k)
+    t = float(stats.t.ppf(1.0 - alpha, k - 1))
+    bound = m - t * scale if bigger_is_better else m + t * scale
+    if scale > 0:
+        z = (c - m) / scale
+        p_low, p_high = float(stats.t.cdf(z, k - 1)), float(stats.t.sf(z, k - 1))
+    else:  # identical history values: no spread to judge against
+        p_low = p_high = None  # type: ignore[assignment]
+    p_worse, p_better = (p_low, p_high) if bigger_is_better else (p_high, p_low)
+    return HistoryResult(k, math.exp(c - m), s, math.exp(bound - m), p_worse, p_better)
+
+
+@dataclass(frozen=True)
+class HistoryCheck:
+    """Fails when one run's value lies beyond its history's prediction interval and the change reaches
+    ``threshold``."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    alpha: float = DEFAULT_HISTORY_ALPHA
+    bigger_is_better: bool = True
+
+    def fails(self, history: Sequence[float], current: float) -> str | None:
+        result = history_test(history, current, self.bigger_is_better, self.alpha)
+        change = result.ratio - 1.0
+        worse_by = -change if self.bigger_is_better else change
+        if worse_by < self.threshold or result.p_worse is None or result.p_worse >= self.alpha:
+            return None
+        return (f"{change:+.1%} vs the mean of {result.runs} runs (beyond both the threshold "
+                f"{self.threshold:.0%} and the {1 - self.alpha:.0%} prediction bound "
+                f"{result.bound_ratio - 1:+.1%}; between-run sd {result.sd_log:.1%})")
+
+    def improvement(self) -> HistoryCheck:
+        return replace(self, bigger_is_better=not self.bigger_is_better)
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float:
+    """b / a as the geometric mean of the per-pair ratios."""
+    return float(math.exp(np.mean(_logs(b) - _logs(a))))
+
+
+def p_paired_worse(a: Sequence[float], b: Sequence[float], bigger_is_better: bool) -> float | None:
+    """One-sided paired t-test on log values: is side b worse than side a? None when untestable."""
+    if len(a) != len(b) or len(a) < MIN_PAIRS:
+        return None
+    alternative = "less" if bigger_is_better else "greater"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_rel(_logs(b), _logs(a), alternative=alternative)
+    p = float(result.pvalue)
+    return p if math.isfinite(p) else None
+
+
+@dataclass(frozen=True)
+class PairedCheck:
+    """Fails when side b is worse than side a by at least ``threshold`` and the paired test agrees."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    alpha: float = DEFAULT_ALPHA
+    bigger_is_better: bool = True
+
+    def fails(self, a: Sequence[float], b: Sequence[float]) -> str | None:
+        change = paired_ratio(a, b) - 1.0
+        worse_by = -change if self.bigger_is_better else change
+        p = p_paired_worse(a, b, self.bigger_is_better)
+        if worse_by >= self.threshold and p is not None and p < self.alpha:
+            return f"{change:+.1%} over {len(a)} interleaved pairs (threshold {self.threshold:.0%}); p = {p:.3g} < {self.alpha:g}"
+        return None
+
+    def improvement(self) -> PairedCheck:
+        return replace(self, bigger_is_better=not self.bigger_is_better)

@@ -1,7 +1,10 @@
-"""``python -m bench compare BASELINE [CURRENT]``: exit 0 no regression, 1 regression, 2 bad input.
+"""``python -m bench compare BASELINE... [CURRENT]``: exit 0 no regression, 1 regression, 2 bad input.
 
-BASELINE is a run file or a baseline name (``results/baselines/<name>.json``); CURRENT defaults to the
-newest run document in ``--results-dir``. The table goes to stdout, warnings to stderr.
+BASELINE is a baseline name (the history ``results/baselines/NAME/``, or a single run ``NAME.json``), a
+folder of run documents, or one or more run files; with two or more arguments the last one is the run to
+check, otherwise CURRENT is the newest run document in ``--results-dir``. A history is judged with the
+between-run test (:mod:`bench.analyze.history`), a single run with the round-level test, which ignores
+between-run drift and says so. The table goes to stdout, warnings to stderr.
 """
 
 from __future__ import annotations
@@ -9,49 +12,69 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from bench.analyze.compare import (
-    FINGERPRINT_FIELDS,
-    CompareSettings,
-    compare_runs,
-    environment_lines,
-    exit_code,
-    github_benchmark_entries,
-    render_table,
+from bench.analyze.compare import FINGERPRINT_FIELDS, CompareSettings, compare_runs, exit_code
+from bench.analyze.history import compare_history
+from bench.analyze.regression import (
+    DEFAULT_ALPHA,
+    DEFAULT_HISTORY_ALPHA,
+    DEFAULT_HISTORY_WINDOW,
+    DEFAULT_THRESHOLD,
+    METRICS,
+    MIN_HISTORY_RUNS,
 )
-from bench.analyze.regression import DEFAULT_ALPHA, DEFAULT_THRESHOLD, METRICS
 from bench.commands import add_results_dir
 from bench.errors import UserError
-from bench.store.baselines import newest_run, resolve_baseline, resolve_run
+from bench.report.compare_table import environment_lines, render_table
+from bench.report.export import markdown_summary, write_github_benchmark
+from bench.store.baselines import load_history, newest_run, resolve_baselines, resolve_run
 from bench.store.comparisons import check_comparison
-from bench.store.results import load_run, write_json_atomic
+from bench.store.results import load_run, write_json_atomic, write_text_atomic
 
 TESTED_METRICS = tuple(name for name, metric in METRICS.items() if metric.per_round)
+METHODS = ("auto", "history", "rounds")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("baseline", metavar="BASELINE",
-                        help="baseline name (results/baselines/NAME.json) or path of a run document")
-    parser.add_argument("current", metavar="CURRENT", nargs="?",
-                        help="run document or run_id to check (default: the newest run in --results-dir)")
+    parser.add_argument("runs", metavar="BASELINE", nargs="+",
+                        help="baseline name (results/baselines/NAME/ history or NAME.json), a folder of runs, or run "
+                             "files; with two or more arguments the last is CURRENT, the run to check (default: the "
+                             "newest run in --results-dir)")
     add_results_dir(parser, "where runs and baselines/ live")
+    parser.add_argument("--method", choices=METHODS, default="auto",
+                        help="history: the current run against the between-run spread of the baseline's runs (needs "
+                             "at least --min-runs); rounds: Yuen's t-test over the rounds of one baseline run (the "
+                             "newest, for a history), which ignores between-run drift; auto (default): history for a "
+                             "history, rounds for a single run")
+    parser.add_argument("--normalize", choices=("control", "none"), default="control",
+                        help="control (default): judge throughput divided by the control workload timed next to each "
+                             "case, where every run has it (a uniformly slower machine is no regression); none: raw")
+    parser.add_argument("--min-runs", type=int, default=MIN_HISTORY_RUNS,
+                        help=f"fewest history runs the between-run test accepts (default {MIN_HISTORY_RUNS})")
+    parser.add_argument("--window", type=int, default=DEFAULT_HISTORY_WINDOW,
+                        help=f"use the newest N runs of a history (default {DEFAULT_HISTORY_WINDOW}; 0 = all)")
     parser.add_argument("--threshold", metavar="[METRIC=]PCT", action="append", default=[],
                         help=f"minimum change that can count as a regression, in percent (default "
                              f"{DEFAULT_THRESHOLD * 100:g}%%); per metric, e.g. samples_per_second=5%%, or for all "
                              f"metrics, e.g. 8%%. Metrics: {', '.join(TESTED_METRICS)}. Repeatable.")
-    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                        help=f"significance level of the one-sided test (default {DEFAULT_ALPHA})")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help=f"significance level, one-sided (default {DEFAULT_HISTORY_ALPHA} for history: per case "
+                             f"and run, so a few cases stay quiet; {DEFAULT_ALPHA} for rounds)")
     parser.add_argument("--allow-diff", metavar="FIELDS", default="",
                         help="environment fields expected to differ, comma-separated (e.g. tensorflow,keras when "
                              f"testing an upgrade); fields: {', '.join(FINGERPRINT_FIELDS)}")
     parser.add_argument("--force", action="store_true",
                         help="compare even when the environments differ in what matters (prints a warning)")
+    parser.add_argument("--only-changed", action="store_true", help="leave the 'no change' rows out of the table")
     parser.add_argument("--json", metavar="PATH", help="also write the comparison document (JSON) here")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="also write a Markdown summary of the changed rows (e.g. >> $GITHUB_STEP_SUMMARY)")
     parser.add_argument("--github-benchmark", metavar="PATH",
-                        help="write training throughput for github-action-benchmark (tool: customBiggerIsBetter)")
+                        help="write the current run's training throughput for github-action-benchmark "
+                             "(customBiggerIsBetter; not written when the run has none)")
     parser.add_argument("--github-benchmark-smaller", metavar="PATH",
-                        help="write CPU-prediction seconds for github-action-benchmark (tool: customSmallerIsBetter)")
+                        help="write the current run's CPU-prediction seconds for github-action-benchmark "
+                             "(customSmallerIsBetter; not written when the run has none)")
 
 
 def parse_thresholds(values: list[str]) -> dict[str, float]:
@@ -82,30 +105,47 @@ def parse_allow_diff(value: str) -> frozenset[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 < args.alpha < 1:
+    if args.alpha is not None and not 0 < args.alpha < 1:
         raise UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    settings = CompareSettings(thresholds=parse_thresholds(args.threshold), alpha=args.alpha, force=args.force,
-                               allow_diff=parse_allow_diff(args.allow_diff))
-    baseline_path, baseline_name = resolve_baseline(args.baseline, args.results_dir)
-    current_path = resolve_run(args.current, args.results_dir) if args.current else newest_run(args.results_dir)
-    document = compare_runs(
-        load_run(baseline_path), load_run(current_path), settings,
-        baseline_ref={"path": baseline_path, "baseline_name": baseline_name},
-        current_ref={"path": current_path},
-    )
+    if args.min_runs < 2:
+        raise UserError(f"--min-runs must be at least 2 (a spread needs two runs), got {args.min_runs}")
+    if args.window < 0:
+        raise UserError(f"--window must be 0 (all runs) or positive, got {args.window}")
+    specs, current_spec = (args.runs[:-1], args.runs[-1]) if len(args.runs) > 1 else (args.runs, None)
+    baseline = resolve_baselines(specs, args.results_dir)
+    current_path = resolve_run(current_spec, args.results_dir) if current_spec else newest_run(args.results_dir)
+    method = args.method if args.method != "auto" else ("history" if baseline.history else "rounds")
+    alpha = args.alpha if args.alpha is not None else (DEFAULT_HISTORY_ALPHA if method == "history" else DEFAULT_ALPHA)
+    settings = CompareSettings(thresholds=parse_thresholds(args.threshold), alpha=alpha, force=args.force,
+                               allow_diff=parse_allow_diff(args.allow_diff), normalize=args.normalize)
+    current = load_run(current_path)
+    history = load_history(baseline, args.window or None)
+    baseline_ref = {"path": baseline.location, "baseline_name": baseline.name}
+    if method == "history":
+        document = compare_history([r for r, _ in history], current, settings, args.min_runs,
+                                   history_ref=baseline_ref, current_ref={"path": current_path},
+                                   history_paths=[str(p) for _, p in history])
+    else:
+        newest, newest_path = history[-1]
+        if baseline.history:
+            print(f"note: --method rounds: comparing with the newest run of the history only ({newest_path})",
+                  file=sys.stderr)
+        print("warning: the round-level test compares the rounds of two runs and ignores drift between runs; on a "
+              "shared runner it false-alarms — keep a history (python -m bench promote appends to "
+              "results/baselines/NAME/) for the between-run test", file=sys.stderr)
+        document = compare_runs(newest, current, settings, baseline_ref={**baseline_ref, "path": newest_path},
+                                current_ref={"path": current_path})
     for line in environment_lines(document):
         print(line, file=sys.stderr)
-    print(render_table(document))
+    print(render_table(document, only_changed=args.only_changed))
     if args.json:
         check_comparison(document, "the comparison document")  # written only as the schema says
-        _write(args.json, document, "--json")
-    if args.github_benchmark:
-        _write(args.github_benchmark, github_benchmark_entries(document, "bigger"), "--github-benchmark")
-    if args.github_benchmark_smaller:
-        _write(args.github_benchmark_smaller, github_benchmark_entries(document, "smaller"),
-               "--github-benchmark-smaller")
+        write_json_atomic(Path(args.json), document, option="--json")
+    if args.markdown:
+        write_text_atomic(Path(args.markdown), markdown_summary(document), option="--markdown")
+    if args.github_benchmark or args.github_benchmark_smaller:
+        paths = {"bigger": Path(args.github_benchmark) if args.github_benchmark else None,
+                 "smaller": Path(args.github_benchmark_smaller) if args.github_benchmark_smaller else None}
+        for line in write_github_benchmark(current, Path("."), str(current_path), document, paths):
+            print(line, file=sys.stderr)
     return exit_code(document)
-
-
-def _write(path: str, document: dict[str, Any] | list[dict[str, Any]], option: str) -> None:
-    write_json_atomic(Path(path), document, option=option)

@@ -58,6 +58,11 @@ class CaseClock:
         return time.monotonic() - self._t0
 
 
+def describe_exception(exc: BaseException) -> dict[str, str]:
+    """``{"type", "message"}`` of an exception: its class and the one line a person needs to see."""
+    return {"type": type(exc).__name__, "message": key_line(str(exc))}
+
+
 def base_record(suite: str, case_id: str, params: dict[str, Any], data_source: str, clock: CaseClock,
                 flags: dict[str, bool] | None = None, devices: dict[str, Any] | None = None) -> dict[str, Any]:
     """The mutable draft of a case record, filled by the suite's code and closed by :func:`finish`."""
@@ -89,7 +94,7 @@ def finish(record: dict[str, Any], clock: CaseClock, status: str = "ok", reason:
     draft = dict(record)
     draft["status"] = status
     if error is not None:
-        draft["error"] = {"type": type(error).__name__, "message": error_message or key_line(str(error))}
+        draft["error"] = {**describe_exception(error), **({"message": error_message} if error_message else {})}
         reason = reason or f"{draft['error']['type']}: {draft['error']['message']}"
     draft["reason"] = reason
     draft["duration_s"] = round(clock.elapsed(), 3)

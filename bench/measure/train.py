@@ -22,7 +22,7 @@ from bench.cases import TrainCase
 from bench.config import BenchConfig
 from bench.measure.data import Mnist
 from bench.measure.devices import DeviceInventory, Placement, place
-from bench.measure.faults import inject
+from bench.measure.faults import inject, slowdown_callbacks
 from bench.measure.model import build_model, compile_model, optimizer_name, precision_policy
 from bench.measure.records import CaseClock, CaseSkipped, base_record, measure_into
 from bench.monitor.select import UnavailableMonitor, monitor_for
@@ -49,6 +49,7 @@ class TrainInput:
         if self.full_steps == 0:
             raise CaseSkipped(f"global batch {global_batch} is larger than the {len(self.x)} training samples")
         self.dataset = None
+        self.fault_callbacks: list[Any] = []
         if backend == "tensorflow":
             import tensorflow as tf
 
@@ -64,6 +65,7 @@ class TrainInput:
             self.description = "keras.utils.PyDataset cycling in-memory numpy arrays in full batches"
 
     def fit(self, model: Any, steps: int, epochs: int = 1, callbacks: list[Any] | None = None) -> Any:
+        callbacks = [*(callbacks or []), *self.fault_callbacks]  # [faults] slowdown (bench.measure.faults)
         if self.dataset is not None:
             return model.fit(self.dataset, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
         return model.fit(_cycling_batches(self.x, self.y, self.global_batch, steps), epochs=epochs,
@@ -231,6 +233,7 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
         bias = model.layers[-1].bias
         bias.assign(np.full(bias.shape, np.nan, dtype="float32"))
     feed = TrainInput(case.backend, data, case.global_batch, m.seed)
+    feed.fault_callbacks = slowdown_callbacks(case.case_id, config.faults, record)  # [faults] slowdown: gate tests
     metrics["input_pipeline"] = feed.description
 
     t0 = clock()

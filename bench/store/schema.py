@@ -274,6 +274,16 @@ class TimedRoundsMetrics(Metrics):
                                                                        "monitor's measured cost.")
 
 
+class InjectedSlowdown(Model):
+    """``[faults] slowdown``: how the case's steps were slowed (a test of the gate, never a measurement)."""
+
+    fraction: float = Field(description="Each step slept this fraction of its measured duration.")
+    method: str = Field(description="How, in words.")
+    steps: int = Field(0, description="Steps slowed (warm-up and calibration included).")
+    step_s: float = Field(0.0, description="Summed step durations before sleeping.")
+    sleep_s: float = Field(0.0, description="Summed sleeps.")
+
+
 class TrainMetrics(TimedRoundsMetrics):
     """A Keras ``fit`` case (``bench.measure.train``); ratios added when the run is finalised."""
 
@@ -284,6 +294,7 @@ class TrainMetrics(TimedRoundsMetrics):
     native_case_id: str | None = Field(None, description="The native case behind native_ratio.")
     native_ratio_ceiling: float | None = Field(None, description="The same against JAX's epoch_scan case.")
     native_ceiling_case_id: str | None = Field(None, description="The native case behind native_ratio_ceiling.")
+    injected_slowdown: InjectedSlowdown | None = Field(None, description="Only with [faults] slowdown.")
 
 
 class NativeMetrics(TimedRoundsMetrics):
@@ -439,6 +450,24 @@ class Flags(Model):
     unstable: bool = Field(False, description="CV of the rounds above [measure] cv_threshold.")
     stand_in_device: bool = Field(False, description="cpu_predict: a logical CPU stood in for the GPU.")
     gpu_metrics_unreliable: bool = Field(False, description="gpu_metrics.reliable is false.")
+    injected_slowdown: bool = Field(False, description="[faults] slowdown slowed this case's steps: a test of the "
+                                                       "regression gate, never a measurement.")
+
+
+class CaseControl(Model):
+    """The control workload timed in the case's worker right before and after it (``bench.measure.control``)."""
+
+    status: Literal["ok", "failed"] = Field(description="failed: the control could not run (the case is unaffected).")
+    workload: str = Field(description="What the control is, in words.")
+    backend: str = Field(description="Backend whose own ops it is written in.")
+    device: str = Field(description="The device it ran on (the case's first device).")
+    reason: str | None = Field(None, description="Why it failed.")
+    batch: int | None = Field(None, description="Samples per control step.")
+    steps_per_round: int | None = Field(None, description="Calibrated once per worker to [control] min_round_s.")
+    samples_per_round: int | None = Field(None, description="steps_per_round x batch.")
+    round_s: list[float] | None = Field(None, description="Raw durations: [control] rounds before, as many after.")
+    position: list[Literal["before", "after"]] | None = Field(None, description="Per round: before or after the case.")
+    samples_per_second: Summary | None = Field(None, description="Statistics over the rounds.")
 
 
 class Devices(Model):
@@ -474,6 +503,8 @@ class CaseRecord(Model):
     started_utc: Utc = Field(description="When the case started.")
     duration_s: float = Field(description="Wall time of the whole case, set-up included.")
     metrics: Metrics = Field(description="Suite-specific measurements.")
+    control: CaseControl | None = Field(None, description="The control workload next to the case (absent when "
+                                                          "[control] enabled = false and for skipped cases).")
 
 
 def _record_model(suite: str, models: SuiteModels) -> type[CaseRecord]:

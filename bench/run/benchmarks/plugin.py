@@ -16,8 +16,8 @@ import pytest
 from bench.cases import suite_cases
 from bench.config import config_from_dict
 from bench.run.worker import WorkerPlan
-from bench.store.results import CaseLog
-from bench.store.schema import CaseRecord
+from bench.store.results import CaseLog, jsonable
+from bench.store.schema import CaseRecord, case_record
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,14 +77,34 @@ def mnist(bench_plan: WorkerPlan):
     return data.load(data.DataSpec.from_dict(bench_plan.data))
 
 
+@pytest.fixture(scope="session")
+def control(request: pytest.FixtureRequest, bench_plan: WorkerPlan, bench_config):
+    """The worker's control workload (bench.measure.control), or None with ``[control] enabled = false``."""
+    if not bench_config.control.enabled:
+        return None
+    from bench.measure.control import Control, control_device
+
+    inventory = getattr(request.config, "_bench_inventory", None)
+    devices = list(inventory.logical) if inventory is not None else []
+    return Control(bench_plan.backend, control_device(bench_plan.backend, devices), bench_config.control)
+
+
 @pytest.fixture
-def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest):
-    """Append a finished case to the run's log; tell the sweep which case is in flight."""
+def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest, control):
+    """Append a finished case to the run's log; tell the sweep which case is in flight.
+
+    The control workload is timed right before the case (this fixture is set up last) and right after
+    it (when the case hands over its record), in the same process on the same device.
+    """
     log = CaseLog(bench_plan.log_path)
     case_id = request.node.callspec.id if hasattr(request.node, "callspec") else request.node.name
     _progress(bench_plan, {"event": "start", "case_id": case_id})
+    before = control.sample() if control is not None else []
 
     def record(result: CaseRecord) -> None:
+        if control is not None and result.status != "skipped":
+            # A new record with the control beside the case (records are frozen; the case log checks it).
+            result = case_record({**result.to_dict(), "control": jsonable(control.record(before, control.sample()))})
         log.append(result)
         _progress(bench_plan, {"event": "done", "case_id": result.case_id, "status": result.status})
 

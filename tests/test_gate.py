@@ -1,0 +1,389 @@
+"""The regression gate on CI: history, control normalisation, A/B interleaving, exit codes through nox, exports."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.analyze.ab import compare_pairs
+from bench.analyze.compare import CompareSettings, compare_runs
+from bench.analyze.history import HistoryTooShort, compare_history
+from bench.analyze.regression import MIN_HISTORY_RUNS, HistoryCheck, history_test
+from bench.cli import main
+from bench.config import FaultSettings, parse_config, tomllib
+from bench.errors import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
+from bench.report.compare_table import render_table
+from bench.report.export import github_benchmark_entries, markdown_summary
+from bench.run.ab import Side, run_session, schedule, units
+from tests.conftest import run_cli
+from tests.factories import make_run, write_run
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = {"name": "ci", "suites": ["train"], "train": {"gpus": [1], "global_batch": [256, 1024]}}
+T256 = "train/tensorflow/gpus=1/batch=256/float32/jit=auto"
+T1024 = "train/tensorflow/gpus=1/batch=1024/float32/jit=auto"
+GITHUB_RANGE = re.compile(r"^(\+-|±)\s*(?P<value>\d.+)$")  # github-action-benchmark's extractRangeInfo
+
+
+def drifted(run: dict, machine: float, control_noise: float = 0.0, seed: int = 0) -> dict:
+    """The run as measured on a machine ``machine`` times as fast: every case and its control scale alike.
+
+    Each case gets a control record of six rounds (``bench.measure.control`` shape) at 50,000 samples/s on
+    a 1x machine, with a little noise of its own.
+    """
+    rng = np.random.default_rng(seed)
+    run = copy.deepcopy(run)
+    for case in run["cases"]:
+        if case["status"] != "ok":
+            continue
+        case["metrics"]["round_s"] = [r / machine for r in case["metrics"]["round_s"]]
+        sps = 50_000 * machine * np.exp(rng.normal(0, control_noise, 6))
+        case["control"] = {"status": "ok", "workload": "test", "backend": "tensorflow", "device": "/cpu:0", "batch": 256, "steps_per_round": 20,
+                           "samples_per_round": 5120, "round_s": [5120 / s for s in sps],
+                           "position": ["before"] * 3 + ["after"] * 3}
+    return run
+
+
+def history_of(n: int, spread: float = 0.03, config=TRAIN, offset: int = 0) -> list[dict]:
+    """``n`` runs of one setup on a machine whose speed drifts between runs (log-normal, ``spread``)."""
+    rng = np.random.default_rng(42 + offset)
+    return [drifted(make_run(100 + offset + i, config, run_index=i), float(np.exp(rng.normal(0, spread))),
+                    control_noise=0.005, seed=i) for i in range(n)]
+
+
+def cli(capsys, *args) -> tuple[int, str, list[str]]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.splitlines()
+
+
+def verdicts(document) -> dict[str, str]:
+    return {row["case_id"]: row["verdict"] for row in document["rows"]}
+
+
+# --------------------------------------------------------------------------- the between-run test
+
+
+def test_prediction_interval_widens_with_few_runs_and_uses_student_t():
+    history = [100.0, 103.0, 97.0, 101.0, 99.0]
+    result = history_test(history, 88.0, bigger_is_better=True, alpha=0.01)
+    logs = np.log(history)
+    assert result.ratio == pytest.approx(88.0 / np.exp(logs.mean()))
+    assert result.sd_log == pytest.approx(logs.std(ddof=1))
+    # t(0.99, 4) = 3.747: the bound sits 3.75 * sd * sqrt(1 + 1/5) below the mean
+    assert np.log(result.bound_ratio) == pytest.approx(-3.7469 * logs.std(ddof=1) * np.sqrt(1.2), rel=1e-3)
+    assert HistoryCheck(0.05, 0.01).fails(history, 88.0) is not None
+    assert HistoryCheck(0.05, 0.01).fails(history, 96.0) is None  # -4 %: below the threshold
+    assert HistoryCheck(0.05, 0.01).fails([100.0, 130.0, 75.0, 110.0, 90.0], 80.0) is None  # within the spread
+
+
+def test_history_keeps_an_unchanged_run_quiet_where_the_round_test_false_alarms():
+    """Between-run drift of 8 % with tight rounds: the round-level test flags the unchanged run, the history
+    test does not; a 40 % slowdown is beyond the drift and is caught."""
+    history = history_of(8, spread=0.08)
+    unchanged = drifted(make_run(300, TRAIN, run_index=9), 0.88, control_noise=0.005)  # a slow moment of the machine
+    rounds = compare_runs(history[-1], unchanged, CompareSettings())
+    assert "regression" in verdicts(rounds).values()
+    quiet = compare_history(history, unchanged, CompareSettings(alpha=0.01))
+    assert set(verdicts(quiet).values()) == {"no change"} and quiet["summary"]["exit_code"] == EXIT_OK
+    slow = drifted(make_run(301, TRAIN, speed={T256: 0.6, T1024: 0.6}, run_index=9), 1.0)
+    caught = compare_history(history, slow, CompareSettings(alpha=0.01))
+    assert verdicts(caught) == {T256: "regression", T1024: "regression"}
+    row = caught["rows"][0]
+    assert row["baseline"]["runs"] == 8 and row["history"]["runs"] == 8 and "prediction bound" in row["reason"]
+    assert caught["method"]["name"] == "history" and caught["baseline"]["history"][0]["run_id"] == history[0]["run_id"]
+
+
+def test_control_normalisation_turns_a_uniformly_slower_machine_into_no_regression():
+    history = history_of(6, spread=0.01)
+    slower_machine = drifted(make_run(400, TRAIN, run_index=9), 0.8, control_noise=0.005)
+    raw = compare_history(history, slower_machine, CompareSettings(alpha=0.01, normalize="none"))
+    assert verdicts(raw) == {T256: "regression", T1024: "regression"}
+    normalised = compare_history(history, slower_machine, CompareSettings(alpha=0.01, normalize="control"))
+    assert set(verdicts(normalised).values()) == {"no change"}
+    assert all(row["normalized"] for row in normalised["rows"])
+    assert all(0.75 < row["raw_ratio"] < 0.85 and 0.97 < row["ratio"] < 1.03 for row in normalised["rows"])
+    assert normalised["control"]["ratio"] == pytest.approx(0.8, rel=0.03)
+    # The same machine with the case itself 20 % slower is still a regression once normalised.
+    slower_case = drifted(make_run(401, TRAIN, speed={T256: 0.8}, run_index=9), 0.8, control_noise=0.005)
+    assert verdicts(compare_history(history, slower_case, CompareSettings(alpha=0.01, normalize="control"))) == {
+        T256: "regression", T1024: "no change"}
+    # And the round-level test normalises the same way.
+    rounds = compare_runs(history[-1], slower_machine, CompareSettings(normalize="control"))
+    assert set(verdicts(rounds).values()) == {"no change"}
+
+
+def test_a_history_with_too_few_runs_is_bad_input_with_a_clear_message(tmp_path, capsys):
+    results = tmp_path / "results"
+    for run in history_of(MIN_HISTORY_RUNS - 2):
+        write_run(results / "baselines" / "main", run)
+    current = write_run(results, make_run(500, TRAIN, run_index=20))
+    code, out, err = cli(capsys, "compare", "main", current, "--results-dir", results)
+    assert code == EXIT_USAGE and out == "" and len(err) == 1
+    assert f"holds {MIN_HISTORY_RUNS - 2} run(s); the between-run test needs at least {MIN_HISTORY_RUNS}" in err[0]
+    assert "add 2 more with python -m bench promote" in err[0] and "--method rounds" in err[0]
+    with pytest.raises(HistoryTooShort):
+        compare_history(history_of(2), make_run(501, TRAIN), min_runs=MIN_HISTORY_RUNS)
+    # --method rounds falls back to the newest run of the history, and says so.
+    code, out, err = cli(capsys, "compare", "main", current, "--results-dir", results, "--method", "rounds")
+    assert code == EXIT_OK and any("newest run of the history" in line for line in err)
+    assert any(line.startswith("warning: the round-level test") for line in err)
+
+
+def test_a_case_in_too_few_history_runs_is_new_not_judged():
+    history = history_of(5)
+    for run in history[:3]:
+        run["cases"] = [c for c in run["cases"] if c["case_id"] != T1024]
+    document = compare_history(history, make_run(600, TRAIN, run_index=9))
+    row = {r["case_id"]: r for r in document["rows"]}[T1024]
+    assert row["verdict"] == "new" and not row["fails_build"]
+    assert row["reason"] == "measured ok in 2 of the history's 5 runs; the between-run test needs at least 5"
+
+
+def test_history_from_several_files_and_a_window(tmp_path, capsys):
+    paths = [write_run(tmp_path / "h", run) for run in history_of(7)]
+    current = write_run(tmp_path, drifted(make_run(700, TRAIN, run_index=30), 1.0))
+    code, out, _ = cli(capsys, "compare", *paths, current, "--window", "5", "--json", tmp_path / "c.json")
+    assert code == EXIT_OK and "history of 5 runs" in out
+    document = json.loads((tmp_path / "c.json").read_text())
+    assert [h["run_id"] for h in document["baseline"]["history"]] == [json.loads(p.read_text())["run_id"]
+                                                                     for p in paths[-5:]]
+
+
+# --------------------------------------------------------------------------- the known slowdown
+
+
+def test_slowdown_callback_sleeps_the_asked_fraction_of_each_step():
+    from bench.measure.faults import slowdown_callbacks
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    record = {"flags": {}, "metrics": {}}
+    (callback,) = slowdown_callbacks("train/x", FaultSettings(slowdown=0.1), record, clock=lambda: now[0], sleep=sleep)
+    callback.set_params({"steps": 10, "epochs": 1, "verbose": 0})
+    for step in range(10):
+        callback.on_train_batch_begin(step)
+        now[0] += 0.005  # a 5 ms step
+        callback.on_train_batch_end(step)
+    assert sum(slept) == pytest.approx(0.1 * 10 * 0.005)
+    assert all(s >= 0.002 for s in slept[:-1])  # paid in slices of at least 2 ms, the rest on the last step
+    assert record["flags"] == {"injected_slowdown": True}
+    info = record["metrics"]["injected_slowdown"]
+    assert info["steps"] == 10 and info["step_s"] == pytest.approx(0.05) and info["fraction"] == 0.1
+    assert slowdown_callbacks("native/x", FaultSettings(slowdown=0.1), {"flags": {}, "metrics": {}}) == []
+    assert slowdown_callbacks("train/x", FaultSettings(), {"flags": {}, "metrics": {}}) == []
+
+
+def test_a_slowed_run_can_never_pass_for_a_real_one(tmp_path, capsys):
+    results = tmp_path / "results"
+    slowed = make_run(800, TRAIN)
+    slowed["config"]["faults"] = {"slowdown": 0.1, "slowdown_cases": "train/*"}
+    for case in slowed["cases"]:
+        case["flags"]["injected_slowdown"] = True
+        case["metrics"]["injected_slowdown"] = {"fraction": 0.1, "method": "Keras callback: sleep after each training step, sized from its duration"}
+    path = write_run(results, slowed)
+    code, out, err = cli(capsys, "promote", path, "--name", "main", "--results-dir", results, "--allow-doubtful")
+    assert code == EXIT_USAGE and "injected slowdown" in err[0] and "no flag overrides this" in err[0]
+    history = [write_run(tmp_path / "h", run) for run in history_of(5)]
+    code, _, err = cli(capsys, "compare", *history[:-1], path, history[-1])
+    assert code == EXIT_USAGE and "a gate test cannot be part of a baseline" in err[0]
+    code, out, _ = cli(capsys, "compare", tmp_path / "h", path)
+    assert code == EXIT_REGRESSION or "injected slowdown" in out  # judged, and labelled in every row
+    assert "current run has an injected slowdown" in out
+    code, _, err = cli(capsys, "export", path, "--format", "github-action-benchmark", "--output", tmp_path / "gh")
+    assert code == EXIT_USAGE and "not exported" in err[0] and not (tmp_path / "gh").exists()
+    with pytest.raises(Exception, match="slowdown"):
+        parse_config({"name": "x", "faults": {"slowdown": 12}})
+
+
+# --------------------------------------------------------------------------- A/B
+
+
+class FakeRunner:
+    """Stands in for the processes: records the calls, writes a one-case run per call (side b 10 % slower)."""
+
+    def __init__(self, tmp_path: Path, b_speed: float = 0.9):
+        self.calls: list[tuple[str, str]] = []
+        self.tmp_path, self.b_speed, self.prepared, self.closed = tmp_path, b_speed, [], False
+
+    def prepare(self, side: Side) -> None:
+        self.prepared.append(side.label)
+
+    def run(self, side: Side, config_path: Path, results_dir: Path) -> Path:
+        text = config_path.read_text()
+        unit = text.splitlines()[0].removeprefix("# ")
+        self.calls.append((side.label, unit))
+        seed = len(self.calls)
+        run = make_run(seed, tomllib.loads(text), speed={unit: self.b_speed} if side.label == "b" else {},
+                       run_index=seed)
+        return write_run(results_dir, run)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_ab_session_interleaves_case_by_case_in_alternating_order(tmp_path):
+    config = parse_config(TRAIN | {"suites": ["train"]})
+    runner = FakeRunner(tmp_path)
+    session = run_session(config, Side("a"), Side("b", revision="HEAD"), runner, tmp_path / "ab", repeats=3)
+    assert runner.prepared == ["a", "b"] and runner.closed
+    assert runner.calls == [
+        ("a", T256), ("b", T256), ("b", T1024), ("a", T1024),  # repeat 0
+        ("b", T256), ("a", T256), ("a", T1024), ("b", T1024),  # repeat 1
+        ("a", T256), ("b", T256), ("b", T1024), ("a", T1024),  # repeat 2
+    ]
+    assert [s.order for s in schedule(2, 2)] == [("a", "b"), ("b", "a"), ("b", "a"), ("a", "b")]
+    assert len(session.pairs) == 6 and [e["side"] for e in session.log[:4]] == ["a", "b", "b", "a"]
+    document = compare_pairs(session.pairs, CompareSettings())
+    assert verdicts(document) == {T256: "regression", T1024: "regression"}
+    assert document["method"]["name"] == "interleaved" and document["method"]["pairs"] == 6
+    row = document["rows"][0]
+    assert row["baseline"]["runs"] == 3 and 0.87 < row["ratio"] < 0.93 and "interleaved pairs" in row["reason"]
+    same = compare_pairs(run_session(config, Side("a"), Side("b"), FakeRunner(tmp_path, 1.0), tmp_path / "aa",
+                                     repeats=3).pairs, CompareSettings())
+    assert set(verdicts(same).values()) == {"no change"}
+
+
+def test_ab_units_are_single_cell_configs():
+    config = parse_config({"name": "q", "suites": ["train", "cpu_predict"],
+                           "train": {"gpus": [1, 2], "global_batch": [256], "jit_compile": [False]},
+                           "cpu_predict": {"methods": ["recompile", "clone"]}, "data": {"path": "x/mnist.npz"}})
+    plan = units(config)
+    assert [u.label for u in plan][:2] == ["train/tensorflow/gpus=1/batch=256/float32/jit=false",
+                                           "train/tensorflow/gpus=2/batch=256/float32/jit=false"]
+    assert len(plan) == 4
+    for unit in plan:
+        one = parse_config(unit.config)
+        from bench.cases import suite_cases
+
+        assert sum(len(suite_cases(s, one)) for s in one.suites) == 1
+        assert Path(one.data.path).is_absolute()
+
+
+def test_ab_refuses_identical_sides(capsys, tmp_path):
+    code, _, err = cli(capsys, "ab", "--config", ROOT / "configs" / "gate.toml", "--results-dir", tmp_path)
+    assert code == EXIT_USAGE and "both sides are the same" in err[0]
+
+
+# --------------------------------------------------------------------------- exit codes through the CI invocation
+
+
+@pytest.mark.parametrize(("case", "expected"), [("unchanged", EXIT_OK), ("slower", EXIT_REGRESSION),
+                                                ("damaged", EXIT_USAGE)])
+def test_exit_codes_survive_nox_compare(tmp_path, case, expected):
+    """The workflow's own line, ``nox -s compare -- ...``: nox's exit status is compare's (0 / 1 / 2).
+
+    ``--no-venv --no-install`` runs the noxfile's real session in this interpreter instead of building a
+    virtualenv (which needs the network); everything after that is what CI runs."""
+    pytest.importorskip("nox")
+    history = tmp_path / "results" / "baselines" / "main"
+    for run in history_of(5):
+        write_run(history, run)
+    speed = {T256: 0.7, T1024: 0.7} if case == "slower" else {}
+    current = write_run(tmp_path / "results", drifted(make_run(900, TRAIN, speed=speed, run_index=40), 1.0))
+    if case == "damaged":
+        current.write_text(current.read_text()[:200])
+    env = dict(os.environ, PYTHONPATH=str(ROOT),
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "--no-venv", "--no-install",
+                             "-s", "compare", "--", "main", str(current), "--results-dir", str(tmp_path / "results")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == expected, result.stdout[-2000:] + result.stderr[-2000:]
+    if case == "damaged":
+        output = result.stdout + result.stderr  # nox passes the command's output through
+        assert "error: " in output and "not valid JSON" in output and "nox exits 2 too" in output
+
+
+# --------------------------------------------------------------------------- exports and the table
+
+
+def test_export_of_a_train_only_run_writes_throughput_only(tmp_path, capsys):
+    run = write_run(tmp_path / "results", make_run(1000, TRAIN))
+    out = tmp_path / "gh"
+    code, stdout, err = cli(capsys, "export", run, "--format", "github-action-benchmark", "--output", out)
+    assert code == EXIT_OK and err == []
+    entries = json.loads((out / "github-benchmark-throughput.json").read_text())
+    assert [e["name"] for e in entries] == [f"{T256} samples_per_second", f"{T1024} samples_per_second"]
+    for entry in entries:
+        match = GITHUB_RANGE.match(entry["range"])
+        assert match and float(match["value"]) > 0 and "," not in entry["range"]
+        assert isinstance(entry["value"], float) and entry["unit"] == "samples/s"
+    assert not (out / "github-benchmark-seconds.json").exists()
+    assert "customSmallerIsBetter: " in stdout and "has no CPU-prediction seconds" in stdout and "not written" in stdout
+    # The newest run is the default source, and a run with nothing to export writes nothing.
+    failed = make_run(1001, TRAIN, statuses={T256: "failed", T1024: "failed"}, run_index=5000)
+    write_run(tmp_path / "results", failed)
+    code, stdout, _ = cli(capsys, "export", "--format", "github-action-benchmark", "--results-dir",
+                          tmp_path / "results", "--output", tmp_path / "none")
+    assert code == EXIT_OK and not (tmp_path / "none").exists() and stdout.count("not written") == 2
+    assert github_benchmark_entries(failed, "bigger") == []
+
+
+def test_markdown_summary_only_changed_rows_and_the_table_wraps(tmp_path, capsys):
+    history = history_of(6, spread=0.01)
+    current = drifted(make_run(1100, TRAIN, speed={T256: 0.7}, run_index=50), 1.0)
+    document = compare_history(history, current, CompareSettings(alpha=0.01))
+    text = markdown_summary(document)
+    assert text.startswith("### Benchmark gate fails the build (exit 1)")
+    assert f"`{T256}`" in text and f"`{T1024}`" not in text and "1 case(s) with no change are not listed" in text
+    assert "| **regression** |" in text
+    table = render_table(document, only_changed=True, width=100)
+    lines = table.splitlines()
+    assert not any(line.startswith(T1024) for line in lines) and "1 unchanged case(s) not shown" in table
+    assert all(len(line) <= 100 for line in lines if not line.startswith(("case ", "train/")))  # only cells run over
+    reason = document["rows"][0]["reason"]
+    assert reason.split()[-1].rstrip(")") in table  # the end of the long reason is there, on a wrapped line
+    json_path = tmp_path / "c.json"
+    json_path.write_text(json.dumps(document))
+    code, stdout, _ = cli(capsys, "export", json_path, "--format", "markdown")
+    assert code == EXIT_OK and stdout == text
+
+
+def test_real_run_records_control_and_injected_slowdown(tmp_path, write_config):
+    """One tiny real case: the control next to it and the slowdown's flag end up in the results file."""
+    config = write_config("""
+        name = "gate-e2e"
+        suites = ["train"]
+        [train]
+        gpus = [1]
+        global_batch = [256]
+        jit_compile = [false]
+        [measure]
+        warmup_steps = 2
+        rounds = 2
+        min_round_s = 0.05
+        [data]
+        source = "synthetic"
+        [devices]
+        simulate = true
+        [control]
+        rounds = 2
+        min_round_s = 0.02
+        [faults]
+        slowdown = 0.5
+    """)
+    result = run_cli("run", "--config", str(config), "--results-dir", str(tmp_path / "results"), "--quiet",
+                     timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    (case,) = run["cases"]
+    assert case["status"] == "ok" and case["flags"]["injected_slowdown"] is True
+    injected = case["metrics"]["injected_slowdown"]
+    assert injected["steps"] > 0 and injected["sleep_s"] == pytest.approx(0.5 * injected["step_s"], rel=0.05, abs=0.003)
+    control = case["control"]
+    assert control["status"] == "ok" and control["position"] == ["before", "before", "after", "after"]
+    assert len(control["round_s"]) == 4 and control["samples_per_second"]["median"] > 0
+    assert run["config"]["faults"]["slowdown"] == 0.5
