@@ -11,7 +11,7 @@ import hashlib
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,11 @@ class TrainAxes:
     )
     exclude: tuple[Mapping[str, Any], ...] = _doc(
         "Partial cases to leave out, e.g. {precision = 'mixed_float16', jit_compile = true}.", default=()
+    )
+    add: tuple[TrainAxes, ...] = _doc(
+        "Extra sweeps ([[train.add]] tables): each overrides some axes of [train] and adds the product of the "
+        "result, e.g. every input value at one batch; [train] exclude applies to them too, plus their own.",
+        default=(),
     )
 
 
@@ -240,26 +245,58 @@ def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str, section: 
         )
 
 
+_AXES = ("backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution")
+
+
 def _parse_train(raw: Mapping[str, Any], where: str) -> TrainAxes:
-    _check_keys(raw, {f.name for f in fields(TrainAxes)}, where, "train")
-    defaults = TrainAxes()
-    exclude = raw.get("exclude", [])
+    core = _parse_axes(raw, where, "train", allow_add=True)
+    added = raw.get("add", [])
+    if not isinstance(added, list) or not all(isinstance(table, Mapping) for table in added):
+        raise ConfigError(f"{where}: [train] add must be a list of tables ([[train.add]]), each overriding some axes")
+    extra = []
+    for i, table in enumerate(added):
+        label = f"train.add[{i}]"
+        # "add = []" inside a table is what to_dict() writes; nesting further is refused.
+        _check_keys({k: v for k, v in table.items() if not (k == "add" and v in ([], ()))}, {*_AXES, "exclude"},
+                    where, label)
+        merged: dict[str, Any] = {axis: table.get(axis, _plain_axis(getattr(core, axis))) for axis in _AXES}
+        # Unique rules, first seen first: a config rebuilt from to_dict() already holds the core's rules.
+        rules: dict[str, Mapping[str, Any]] = {}
+        for rule in [*core.exclude, *_rules(table.get("exclude", []), where, label)]:
+            rules.setdefault(repr(sorted(rule.items())), rule)
+        merged["exclude"] = list(rules.values())
+        extra.append(_parse_axes(merged, where, label, allow_add=False))
+    return replace(core, add=tuple(extra))
+
+
+def _plain_axis(values: tuple[Any, ...]) -> list[Any]:
+    return list(values)
+
+
+def _rules(exclude: Any, where: str, label: str) -> list[Mapping[str, Any]]:
     if not isinstance(exclude, list) or not all(isinstance(rule, Mapping) for rule in exclude):
-        raise ConfigError(f"{where}: [train] exclude must be a list of tables, e.g. [{{precision = 'mixed_float16'}}]")
-    axis_names = {"backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution"}
+        raise ConfigError(f"{where}: [{label}] exclude must be a list of tables, e.g. [{{precision = 'mixed_float16'}}]")
     for rule in exclude:
-        _check_keys(rule, axis_names, where, "train.exclude")
+        _check_keys(rule, set(_AXES), where, f"{label}.exclude")
+    return list(exclude)
+
+
+def _parse_axes(raw: Mapping[str, Any], where: str, label: str, allow_add: bool) -> TrainAxes:
+    allowed = {f.name for f in fields(TrainAxes)} - (set() if allow_add else {"add"})
+    _check_keys(raw, allowed, where, label)
+    defaults = TrainAxes()
+    exclude = _rules(raw.get("exclude", []), where, label)
     return TrainAxes(
-        backend=_str_axis(raw.get("backend", list(defaults.backend)), "train.backend", BACKENDS, where),
-        gpus=_int_axis(raw.get("gpus", list(defaults.gpus)), "train.gpus", where),
-        global_batch=_int_axis(raw.get("global_batch", list(defaults.global_batch)), "train.global_batch", where),
-        precision=_str_axis(raw.get("precision", list(defaults.precision)), "train.precision", PRECISIONS, where),
-        jit_compile=_jit_axis(raw.get("jit_compile", list(defaults.jit_compile)), "train.jit_compile", where),
-        input=_str_axis(raw.get("input", list(defaults.input)), "train.input", INPUTS, where),
+        backend=_str_axis(raw.get("backend", list(defaults.backend)), f"{label}.backend", BACKENDS, where),
+        gpus=_int_axis(raw.get("gpus", list(defaults.gpus)), f"{label}.gpus", where),
+        global_batch=_int_axis(raw.get("global_batch", list(defaults.global_batch)), f"{label}.global_batch", where),
+        precision=_str_axis(raw.get("precision", list(defaults.precision)), f"{label}.precision", PRECISIONS, where),
+        jit_compile=_jit_axis(raw.get("jit_compile", list(defaults.jit_compile)), f"{label}.jit_compile", where),
+        input=_str_axis(raw.get("input", list(defaults.input)), f"{label}.input", INPUTS, where),
         steps_per_execution=_int_axis(raw.get("steps_per_execution", list(defaults.steps_per_execution)),
-                                      "train.steps_per_execution", where),
+                                      f"{label}.steps_per_execution", where),
         exclude=tuple(
-            {k: (_jit_value(v, "train.exclude.jit_compile", where) if k == "jit_compile" else v) for k, v in rule.items()}
+            {k: (_jit_value(v, f"{label}.exclude.jit_compile", where) if k == "jit_compile" else v) for k, v in rule.items()}
             for rule in exclude
         ),
     )
