@@ -290,7 +290,8 @@ class JaxDeviceFeed(Feed):
                                "an endless keras.utils.PyDataset hands the ready jax.Arrays to fit")
 
     def fit(self, model: Any, epochs: int, steps: int | None = None, callbacks: list[Any] | None = None) -> Any:
-        return model.fit(self.dataset, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+        return model.fit(self.dataset, epochs=epochs, steps_per_epoch=steps, shuffle=False, callbacks=callbacks,
+                         verbose=0)
 
 
 class TorchDeviceFeed(Feed):
@@ -309,7 +310,8 @@ class TorchDeviceFeed(Feed):
                                "an endless keras.utils.PyDataset hands the ready tensors to fit")
 
     def fit(self, model: Any, epochs: int, steps: int | None = None, callbacks: list[Any] | None = None) -> Any:
-        return model.fit(self.dataset, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+        return model.fit(self.dataset, epochs=epochs, steps_per_epoch=steps, shuffle=False, callbacks=callbacks,
+                         verbose=0)
 
 
 class TfDeviceFeed(Feed):
