@@ -91,8 +91,8 @@ def calibrate(run_units: Callable[[int], float], start_units: int, min_round_s: 
     to that multiple.
     """
     multiple = max(1, multiple)
-    ceiling = _round_up(max(1, max_units), multiple)
-    units = min(ceiling, _round_up(max(1, start_units), multiple))
+    ceiling = round_up(max(1, max_units), multiple)
+    units = min(ceiling, round_up(max(1, start_units), multiple))
     trials: list[dict[str, float]] = []
     while True:
         seconds = run_units(units)
@@ -100,13 +100,14 @@ def calibrate(run_units: Callable[[int], float], start_units: int, min_round_s: 
         if seconds >= 0.2 * min_round_s or units >= ceiling:
             break
         growth = 10.0 if seconds <= 0 else min(10.0, max(2.0, 0.3 * min_round_s / seconds))
-        units = min(ceiling, _round_up(int(math.ceil(units * growth)), multiple))
+        units = min(ceiling, round_up(int(math.ceil(units * growth)), multiple))
     per_unit = seconds / units
     target = int(math.ceil(1.1 * min_round_s / per_unit)) if per_unit > 0 else ceiling
-    return min(ceiling, _round_up(max(1, target), multiple)), trials
+    return min(ceiling, round_up(max(1, target), multiple)), trials
 
 
-def _round_up(value: int, multiple: int) -> int:
+def round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` at least ``value``."""
     return -(-value // multiple) * multiple
 
 

@@ -26,7 +26,7 @@ from bench.measure.devices import DeviceInventory, Placement, place
 from bench.measure.faults import inject
 from bench.measure.inputs import PASS, Feed, make_feed
 from bench.measure.model import build_model, compile_model, optimizer_name, precision_policy
-from bench.measure.protocol import NonFiniteLoss, RoundSettings, measure_rounds, throughput_metrics
+from bench.measure.protocol import NonFiniteLoss, RoundSettings, measure_rounds, round_up, throughput_metrics
 from bench.measure.records import CaseClock, CaseSkipped, base_record, measure_into
 from bench.monitor.select import monitor_for
 
@@ -65,11 +65,9 @@ def _execution_counter() -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.executions = 0
-            self.last_step = -1
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             self.executions += 1
-            self.last_step = batch  # the index of the last step of this execution
 
     return ExecutionCounter()
 
@@ -196,10 +194,6 @@ def run_train_case(case: TrainCase, config: BenchConfig, data: Mnist, inventory:
     return measure_into(record, case_clock, body)
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
 def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Placement, benchmark: Any,
              clock: Callable[[], float], record: dict[str, Any]) -> None:
     m = config.measure
@@ -226,7 +220,7 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
 
     # Keras runs whole executions of spe steps (an endless input gives spe steps even when fewer are
     # asked for); a pass input also ends at the end of the data.
-    warmup = _round_up(m.warmup_steps, spe)
+    warmup = round_up(m.warmup_steps, spe)
     if feed.unit == PASS:
         warmup = min(warmup, feed.fed.steps_per_pass)
     counter = _execution_counter()
