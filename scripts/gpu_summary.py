@@ -41,13 +41,13 @@ def summary_lines(document: dict, batches: list[int], profile: dict | None = Non
         ratio_text = f"{ratio:.2f}" if ratio is not None else "n/a"
         util_text = f"{util:.0f} %" if util is not None else "n/a"
         lines.append(
-            f"batch {row['global_batch']:>6} {row['precision']:<15} best Keras {rate(row['best_samples_per_second']):>18} "
+            f"{row['backend']} batch {row['global_batch']:>6} {row['precision']:<15} best Keras {rate(row['best_samples_per_second']):>18} "
             f"[{row['best_config']}] native ratio {ratio_text} ({_mark(ratio, RATIO_TARGET)} >= {RATIO_TARGET}), "
             f"NVML busy {util_text} ({_mark(util, BUSY_TARGET)} >= {BUSY_TARGET:.0f} %)")
     for row in tables["mixed_precision_speedups"]:
         if row["global_batch"] in batches and row["gpus"] == 1:
             native = f"{row['native_speedup']:.2f}x" if row["native_speedup"] is not None else "n/a"
-            lines.append(f"batch {row['global_batch']:>6} {row['policy']}/float32: best Keras {row['speedup']:.2f}x "
+            lines.append(f"{row['backend']} batch {row['global_batch']:>6} {row['policy']}/float32: best Keras {row['speedup']:.2f}x "
                          f"(float32 input {row['float32_input']}, {row['policy']} input {row['mixed_input']}), "
                          f"native loop {native}")
     lines += [f"bottleneck: {row['sentence']}" for row in rows]

@@ -10,8 +10,8 @@ For each global batch and precision, on the first device, with the training set 
   time of Keras' own step with no host in the loop (what a scan-based steps_per_execution could reach);
 - ``native_step`` / ``native_scan``: the suite's hand-written loop (:mod:`bench.measure.native`), the same two ways.
 
-Then one sentence per configuration: if the host's time per step (``fit``) exceeds the device's
-(``keras_scan``), the GPU waits on the host. ``--trace DIR`` also writes a ``jax.profiler`` trace of a few
+Then one sentence per configuration: if ``fit``'s time per step exceeds the step's device time
+(``keras_scan``), the device waits on the host. ``--trace DIR`` also writes a ``jax.profiler`` trace of a few
 ``fit`` steps (open it in TensorBoard's profile plugin or Perfetto).
 
     KERAS_BACKEND=jax python scripts/step_profile.py --batches 4096 16384 --out profile.json
@@ -126,7 +126,7 @@ def explain(p: dict) -> str:
     parts = [f"batch {p['global_batch']} {p['precision']}: fit {_ms(host)}/step, Keras' step alone on the device "
              f"{_ms(device)}, native step {_ms(p['native_step_s'])} (scan {_ms(p['native_scan_s'])})"]
     if host > 1.2 * device:
-        parts.append(f"the GPU waits on the host: fit's host work per step is {host / device:.1f}x the device's; "
+        parts.append(f"the device waits on the host: fit takes {host / device:.1f}x the step's device time per step; "
                      f"Keras' bare compiled step dispatches in {_ms(bare_host)} (host) and completes in "
                      f"{_ms(p['train_function_s'])}, so {_ms(max(0.0, host - p['train_function_s']))} per step "
                      "is fit's own loop (data adapter, callbacks, state hand-over)")
