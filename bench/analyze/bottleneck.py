@@ -186,9 +186,9 @@ def _verdict(row: Mapping[str, Any]) -> tuple[str | None, str]:
         rest = ""
         if row["best_input"] == "device" and ratio is not None:
             rest = "; what remains with the data on the device is per-step dispatch"
-        return "host input path", f"{where}: the host input path{input_text[1:]}; {best_text}{spe_text}{rest}."
+        return "host input path", f"{where}: the host input path — {input_text[2:]}; {best_text}{spe_text}{rest}."
     if spe_gain is not None and spe_gain >= SPE_GAIN:
-        return "per-step dispatch", f"{where}: per-step dispatch{spe_text[1:]}; {best_text}{input_text}."
+        return "per-step dispatch", f"{where}: per-step dispatch — {spe_text[2:]}; {best_text}{input_text}."
     if util is not None and util >= BUSY_PCT:
         return "device", (f"{where}: the device — {best_text}: the GPU is busy, so Keras' step does more device "
                           f"work than the native loop's{input_text}{spe_text}.")
