@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             suite_rounds += [m["samples_per_round"] / s for s in m["round_s"]]
             rounds = ", ".join(f"{m['samples_per_round'] / s:,.0f}" for s in m["round_s"])
             print(f"[{pair + 1}B] suite {case['case_id']}: {m['samples_per_second']['median']:,.0f} samples/s "
-                  f"(rounds {rounds}; {m['units_per_round']} epoch(s) per round)", flush=True)
+                  f"(rounds {rounds}; {m['units_per_round']} {'pass(es)' if m['round_unit'] == 'pass' else 'steps'} per round)",
+                  flush=True)
     tutorial_median, suite_median = statistics.median(tutorial_sps), statistics.median(suite_sps)
     ratio = suite_median / tutorial_median
     pooled = statistics.median(suite_rounds) / statistics.median(tutorial_epochs)
