@@ -4,7 +4,8 @@
 # MNIST travels as .whl/mnist.npz when it is there (the machine has no network; without it the run uses
 # synthetic data and says so). Sized to finish under 8 minutes on an H200:
 #   1. the sweep (configs/gpu-jax.toml: input path x steps_per_execution x batch x precision, native loop, NVML);
-#   2. a profile of one step per batch and precision (scripts/step_profile.py) and a jax.profiler trace;
+#   2. a profile of one step per batch and precision (scripts/step_profile.py, 16 384 first; written after
+#      each configuration, so a cut-short profile keeps what it measured) and a jax.profiler trace;
 #   3. last, the verdict per batch 4096 and 16 384 (scripts/gpu_summary.py): best Keras samples/s, native
 #      ratio (target >= 0.5), NVML busy % (target >= 70 %), mixed_bfloat16/float32 speed-up vs the native loop's.
 # Writes to $OUT: the results file, its HTML report, the profile (JSON and trace), the console logs and the
@@ -26,7 +27,7 @@ python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'ker
 
 CONFIG=${1:-configs/gpu-jax.toml}
 # SIGINT past the budget: the sweep stops, keeping every finished case in its .partial.jsonl.
-timeout -s INT 360 python3 -m bench run --config "$CONFIG" --results-dir "$RESULTS" 2>&1 | tee "$OUT/run.log" \
+timeout -s INT 345 python3 -m bench run --config "$CONFIG" --results-dir "$RESULTS" 2>&1 | tee "$OUT/run.log" \
   | grep -v "^\[" | tail -40
 echo "sweep done after $(( $(date +%s) - START )) s"
 run=$(ls -t "$RESULTS"/*.json 2>/dev/null | head -1)
@@ -53,7 +54,7 @@ tar czf "$OUT/worker-logs.tgz" -C "$RESULTS" --exclude "*.json" . 2>/dev/null
 cp "$run" "$OUT/"
 
 # A step taken apart (host vs device), while the sweep's numbers are fresh; bounded so the verdict prints.
-timeout 75 python3 scripts/step_profile.py --batches 4096 16384 --precisions float32 mixed_bfloat16 \
+timeout 60 python3 scripts/step_profile.py --batches 16384 4096 --precisions float32 mixed_bfloat16 \
   --steps 300 --out "$OUT/profile.json" --trace /tmp/trace 2>&1 | grep -v -i "warning" | tail -8
 tar czf "$OUT/trace.tgz" -C /tmp trace 2>/dev/null
 echo "profile done after $(( $(date +%s) - START )) s"
