@@ -58,9 +58,15 @@ def profile(batch: int, precision: str, data, steps: int, trace: str | None) -> 
         feed.fit(model, epochs=2, steps=steps, callbacks=[timer])
         out["fit_s"] = _per_step(timer.durations[-1], steps)
         if trace:
-            jax.profiler.start_trace(trace)
-            feed.fit(model, epochs=1, steps=min(steps, 20))
-            jax.profiler.stop_trace()
+            try:  # a profiler that cannot start (no CUPTI, say) must not cost the timings
+                jax.profiler.start_trace(trace)
+                try:
+                    feed.fit(model, epochs=1, steps=min(steps, 20))
+                finally:
+                    jax.profiler.stop_trace()
+                out["trace"] = trace
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                out["trace_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
 
         # The same compiled step Keras' fit calls, in a bare loop. The state buffers are donated to the
         # step, so the model's variables are not used after this point.
