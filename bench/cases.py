@@ -32,6 +32,8 @@ class TrainCase:
     global_batch: int
     precision: str
     jit_compile: JitCompile
+    input: str = "device"
+    steps_per_execution: int = 1
 
     @property
     def per_replica_batch(self) -> int:
@@ -39,9 +41,11 @@ class TrainCase:
 
     @property
     def case_id(self) -> str:
+        # input and spe are always named: ids from before these axes existed measured other input paths
+        # (tf.data with prefetch on TensorFlow, a cycling PyDataset elsewhere) and must not match new ones.
         return (
             f"train/{self.backend}/gpus={self.gpus}/batch={self.global_batch}/"
-            f"{self.precision}/jit={jit_label(self.jit_compile)}"
+            f"{self.precision}/jit={jit_label(self.jit_compile)}/input={self.input}/spe={self.steps_per_execution}"
         )
 
     def params(self) -> dict[str, Any]:
@@ -51,6 +55,8 @@ class TrainCase:
             "global_batch": self.global_batch,
             "precision": self.precision,
             "jit_compile": self.jit_compile,
+            "input": self.input,
+            "steps_per_execution": self.steps_per_execution,
         }
 
 
@@ -59,16 +65,18 @@ def jit_label(value: JitCompile) -> str:
 
 
 def train_cases(config: BenchConfig) -> list[TrainCase]:
-    """The product of the training axes in declaration order, without excluded cells."""
-    axes = config.train
-    cases = []
-    for backend, gpus, batch, precision, jit in itertools.product(
-        axes.backend, axes.gpus, axes.global_batch, axes.precision, axes.jit_compile
-    ):
-        case = TrainCase(backend, gpus, batch, precision, jit)
-        if not any(_matches(case.params(), rule) for rule in axes.exclude):
-            cases.append(case)
-    return cases
+    """The product of the training axes in declaration order, without excluded cells, then the product of
+    each ``[[train.add]]`` sweep; a case that two sweeps both produce is listed once, where it first came."""
+    cases: dict[str, TrainCase] = {}
+    for axes in (config.train, *config.train.add):
+        for backend, gpus, batch, precision, jit, feed, spe in itertools.product(
+            axes.backend, axes.gpus, axes.global_batch, axes.precision, axes.jit_compile, axes.input,
+            axes.steps_per_execution,
+        ):
+            case = TrainCase(backend, gpus, batch, precision, jit, feed, spe)
+            if not any(_matches(case.params(), rule) for rule in axes.exclude):
+                cases.setdefault(case.case_id, case)
+    return list(cases.values())
 
 
 def _matches(params: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
@@ -106,10 +114,14 @@ def native_cases(config: BenchConfig) -> list[NativeCase]:
     so it is left out too.
     """
     wanted = {(c.backend, c.global_batch, c.precision) for c in train_cases(config)}
-    axes = config.train
+    sweeps = (config.train, *config.train.add)
+
+    def values(axis: str) -> list[Any]:  # every sweep's values, in first-seen order
+        return list(dict.fromkeys(v for axes in sweeps for v in getattr(axes, axis)))
+
     return [
         NativeCase(backend, batch, precision, variant)
-        for backend, batch, precision in itertools.product(axes.backend, axes.global_batch, axes.precision)
+        for backend, batch, precision in itertools.product(values("backend"), values("global_batch"), values("precision"))
         if (backend, batch, precision) in wanted
         for variant in VARIANTS[backend]
     ]

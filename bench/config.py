@@ -13,7 +13,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ SUITES = ("train", "cpu_predict", "native", "converge")
 DATA_SOURCES = ("auto", "mnist", "npz", "synthetic")
 CPU_PREDICT_METHODS = ("naive", "recompile", "strategy", "clone", "saved_model")
 LR_SCALINGS = ("none", "linear", "sqrt")
+# How batches reach fit (bench.measure.inputs); tf_data and tf_data_prefetch exist on TensorFlow only.
+INPUTS = ("numpy", "numpy_uint8", "tf_data", "tf_data_prefetch", "device")
 
 JitCompile = bool | str  # True, False or "auto"
 
@@ -54,8 +56,22 @@ class TrainAxes:
     )
     precision: tuple[str, ...] = _doc("Keras dtype policies.", default=("float32",))
     jit_compile: tuple[JitCompile, ...] = _doc('model.compile(jit_compile=...): false, true or "auto".', default=("auto",))
+    input: tuple[str, ...] = _doc(
+        "How batches reach fit: numpy (in-memory arrays), numpy_uint8 (uint8 arrays, Rescaling(1/255) in the "
+        "model), tf_data (the reference tutorial's pipeline), tf_data_prefetch (shuffle, repeat, batch, "
+        "prefetch), device (the training set on the accelerator once). See bench.measure.inputs.",
+        default=("device",),
+    )
+    steps_per_execution: tuple[int, ...] = _doc(
+        "model.compile(steps_per_execution=...): training steps per call of Keras' train function.", default=(1,)
+    )
     exclude: tuple[Mapping[str, Any], ...] = _doc(
         "Partial cases to leave out, e.g. {precision = 'mixed_float16', jit_compile = true}.", default=()
+    )
+    add: tuple[TrainAxes, ...] = _doc(
+        "Extra sweeps ([[train.add]] tables): each overrides some axes of [train] and adds the product of the "
+        "result, e.g. every input value at one batch; [train] exclude applies to them too, plus their own.",
+        default=(),
     )
 
 
@@ -67,7 +83,6 @@ class MeasureSettings:
     rounds: int = _doc("Timed rounds per case (at least 5 for a trustworthy spread).", default=5)
     min_round_s: float = _doc("Each round is calibrated to last at least this long.", default=2.0)
     max_steps_per_round: int = _doc("Upper bound on calibrated steps per round.", default=100_000)
-    steps_per_execution: int = _doc("model.compile(steps_per_execution=...).", default=1)
     case_timeout_s: float = _doc("A case running longer is failed and the sweep goes on.", default=900.0)
     cv_threshold: float = _doc("Rounds whose coefficient of variation exceeds this are flagged unstable.", default=0.05)
     seed: int = _doc("Seed for data shuffling, weights and synthetic data.", default=0)
@@ -156,6 +171,8 @@ class ConvergeSettings:
     reference_accuracy: float | None = _doc("A published test accuracy shown beside this one (e.g. a tutorial's).",
                                             default=None)
     reference_label: str = _doc("Where reference_accuracy comes from.", default="")
+    steps_per_execution: int = _doc("model.compile(steps_per_execution=...) for every converge case (1: what a "
+                                    "plain fit runs, as the tutorial does).", default=1)
 
 
 @dataclass(frozen=True)
@@ -243,6 +260,9 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     suites = _str_axis(raw.get("suites", ["train"]), "suites", SUITES, where)
 
     train = _parse_train(_table(raw, "train", where), where)
+    if "steps_per_execution" in _table(raw, "measure", where):
+        raise ConfigError(f"{where}: [measure] steps_per_execution is now an axis: write "
+                          "[train] steps_per_execution = [1, 8, 32]")
     measure = _parse_simple(MeasureSettings, _table(raw, "measure", where), where, "measure")
     data = _parse_simple(DataSettings, _table(raw, "data", where), where, "data")
     devices = _parse_simple(DeviceSettings, _table(raw, "devices", where), where, "devices")
@@ -327,23 +347,58 @@ def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str, section: 
         )
 
 
+_AXES = ("backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution")
+
+
 def _parse_train(raw: Mapping[str, Any], where: str) -> TrainAxes:
-    _check_keys(raw, {f.name for f in fields(TrainAxes)}, where, "train")
-    defaults = TrainAxes()
-    exclude = raw.get("exclude", [])
+    core = _parse_axes(raw, where, "train", allow_add=True)
+    added = raw.get("add", [])
+    if not isinstance(added, list) or not all(isinstance(table, Mapping) for table in added):
+        raise ConfigError(f"{where}: [train] add must be a list of tables ([[train.add]]), each overriding some axes")
+    extra = []
+    for i, table in enumerate(added):
+        label = f"train.add[{i}]"
+        # "add = []" inside a table is what to_dict() writes; nesting further is refused.
+        _check_keys({k: v for k, v in table.items() if not (k == "add" and v in ([], ()))}, {*_AXES, "exclude"},
+                    where, label)
+        merged: dict[str, Any] = {axis: table.get(axis, _plain_axis(getattr(core, axis))) for axis in _AXES}
+        # Unique rules, first seen first: a config rebuilt from to_dict() already holds the core's rules.
+        rules: dict[str, Mapping[str, Any]] = {}
+        for rule in [*core.exclude, *_rules(table.get("exclude", []), where, label)]:
+            rules.setdefault(repr(sorted(rule.items())), rule)
+        merged["exclude"] = list(rules.values())
+        extra.append(_parse_axes(merged, where, label, allow_add=False))
+    return replace(core, add=tuple(extra))
+
+
+def _plain_axis(values: tuple[Any, ...]) -> list[Any]:
+    return list(values)
+
+
+def _rules(exclude: Any, where: str, label: str) -> list[Mapping[str, Any]]:
     if not isinstance(exclude, list) or not all(isinstance(rule, Mapping) for rule in exclude):
-        raise ConfigError(f"{where}: [train] exclude must be a list of tables, e.g. [{{precision = 'mixed_float16'}}]")
-    axis_names = {"backend", "gpus", "global_batch", "precision", "jit_compile"}
+        raise ConfigError(f"{where}: [{label}] exclude must be a list of tables, e.g. [{{precision = 'mixed_float16'}}]")
     for rule in exclude:
-        _check_keys(rule, axis_names, where, "train.exclude")
+        _check_keys(rule, set(_AXES), where, f"{label}.exclude")
+    return list(exclude)
+
+
+def _parse_axes(raw: Mapping[str, Any], where: str, label: str, allow_add: bool) -> TrainAxes:
+    allowed = {f.name for f in fields(TrainAxes)} - (set() if allow_add else {"add"})
+    _check_keys(raw, allowed, where, label)
+    defaults = TrainAxes()
+    exclude = _rules(raw.get("exclude", []), where, label)
     return TrainAxes(
-        backend=_str_axis(raw.get("backend", list(defaults.backend)), "train.backend", BACKENDS, where),
-        gpus=_int_axis(raw.get("gpus", list(defaults.gpus)), "train.gpus", where),
-        global_batch=_int_axis(raw.get("global_batch", list(defaults.global_batch)), "train.global_batch", where),
-        precision=_str_axis(raw.get("precision", list(defaults.precision)), "train.precision", PRECISIONS, where),
-        jit_compile=_jit_axis(raw.get("jit_compile", list(defaults.jit_compile)), "train.jit_compile", where),
+        backend=_str_axis(raw.get("backend", list(defaults.backend)), f"{label}.backend", BACKENDS, where),
+        gpus=_int_axis(raw.get("gpus", list(defaults.gpus)), f"{label}.gpus", where),
+        global_batch=_int_axis(raw.get("global_batch", list(defaults.global_batch)), f"{label}.global_batch", where),
+        precision=_str_axis(raw.get("precision", list(defaults.precision)), f"{label}.precision", PRECISIONS, where),
+        jit_compile=_jit_axis(raw.get("jit_compile", list(defaults.jit_compile)), f"{label}.jit_compile", where),
+        input=_str_axis(raw.get("input", list(defaults.input)), f"{label}.input", INPUTS, where),
+        steps_per_execution=_int_axis(raw.get("steps_per_execution", list(defaults.steps_per_execution)),
+                                      f"{label}.steps_per_execution", where),
         exclude=tuple(
-            {k: (_jit_value(v, "train.exclude.jit_compile", where) if k == "jit_compile" else v) for k, v in rule.items()}
+            {k: (_jit_value(v, f"{label}.exclude.jit_compile", where) if k == "jit_compile" else v) for k, v in rule.items()}
             for rule in exclude
         ),
     )
@@ -377,7 +432,8 @@ def _parse_cpu_predict(raw: Mapping[str, Any], where: str) -> CpuPredictSettings
 def _parse_converge(raw: Mapping[str, Any], where: str) -> ConvergeSettings:
     _check_keys(raw, {f.name for f in fields(ConvergeSettings)}, where, "converge")
     d = ConvergeSettings()
-    simple = {"reference_batch", "target_accuracy", "max_epochs", "stop_at_target", "holdout", "reference_label"}
+    simple = {"reference_batch", "target_accuracy", "max_epochs", "stop_at_target", "holdout", "reference_label",
+              "steps_per_execution"}
     scalars = _parse_simple(ConvergeSettings, {k: v for k, v in raw.items() if k in simple}, where, "converge")
     if not 0.0 < scalars.target_accuracy <= 1.0:
         raise ConfigError(f"{where}: [converge] target_accuracy is a test accuracy in (0, 1], "
@@ -418,6 +474,7 @@ def _parse_converge(raw: Mapping[str, Any], where: str) -> ConvergeSettings:
         holdout=scalars.holdout,
         reference_accuracy=None if reference is None else float(reference),
         reference_label=scalars.reference_label,
+        steps_per_execution=scalars.steps_per_execution,
     )
 
 

@@ -1,39 +1,74 @@
 #!/usr/bin/env bash
 # One prepared run on a GPU machine that has JAX and PyTorch but no TensorFlow (the lent GPU machine):
-# Keras 3 travels as wheels in .whl/ (see ../shared/device/README.md) and runs on the JAX backend.
-# Writes to $OUT: the results file, its HTML report, the run's console log and the worker logs (tgz);
-# prints a short table last. The tree arrives without .git: pass BENCH_GIT_COMMIT=<sha> to record it.
+# Keras 3 travels as wheels in .whl/ (see ../shared/device/README.md) and runs on the JAX backend; real
+# MNIST travels as .whl/mnist.npz when it is there (the machine has no network; without it the run uses
+# synthetic data and says so). Sized to finish under 8 minutes on an H200:
+#   1. the sweep (configs/gpu-jax.toml: input path x steps_per_execution x batch x precision, native loop, NVML);
+#   2. a profile of one step per batch and precision (scripts/step_profile.py, 16 384 first; written after
+#      each configuration, so a cut-short profile keeps what it measured) and a jax.profiler trace;
+#   3. last, the verdict per batch 4096 and 16 384 (scripts/gpu_summary.py): best Keras samples/s, native
+#      ratio (target >= 0.5), NVML busy % (target >= 70 %), mixed_bfloat16/float32 speed-up vs the native loop's.
+# Writes to $OUT: the results file, its HTML report, the profile (JSON and trace), the console logs and the
+# worker logs (tgz). The tree arrives without .git: pass BENCH_GIT_COMMIT=<sha> to record it.
 set -u
 OUT=${OUT:-/tmp/out}
 RESULTS=/tmp/bench-results
+START=$(date +%s)
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$RESULTS"
+if [ -f .whl/mnist.npz ]; then
+  # The Keras cache is where [data] source = "auto" looks first (checksum verified).
+  export KERAS_HOME=/tmp/keras-home
+  mkdir -p "$KERAS_HOME/datasets" && cp .whl/mnist.npz "$KERAS_HOME/datasets/mnist.npz"
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
 python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
 
 CONFIG=${1:-configs/gpu-jax.toml}
-python3 -m bench run --config "$CONFIG" --results-dir "$RESULTS" 2>&1 | tee "$OUT/run.log" | grep -v "^\[" | tail -45
-tar czf "$OUT/worker-logs.tgz" -C "$RESULTS" . 2>/dev/null
+# SIGINT past the budget: the sweep stops, keeping every finished case in its .partial.jsonl.
+timeout -s INT 345 python3 -m bench run --config "$CONFIG" --results-dir "$RESULTS" 2>&1 | tee "$OUT/run.log" \
+  | grep -v "^\[" | tail -40
+echo "sweep done after $(( $(date +%s) - START )) s"
 run=$(ls -t "$RESULTS"/*.json 2>/dev/null | head -1)
-[ -n "$run" ] || { echo "no results file"; exit 1; }
+if [ -z "$run" ]; then
+  partial=$(ls -t "$RESULTS"/*.partial.jsonl 2>/dev/null | head -1)
+  [ -n "$partial" ] || { echo "no results"; exit 1; }
+  run=${partial%.partial.jsonl}.json
+  python3 - "$partial" "$run" <<'PY'
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from bench.analyze.bottleneck import derive_tables
+from bench.analyze.derive import attach_native_ratios
+from bench.store.results import CaseLog, finalize_run
+def derive(cases):
+    attach_native_ratios(cases)
+    return derive_tables(cases)
+now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+finalize_run(CaseLog(Path(sys.argv[1])), Path(sys.argv[2]), now, complete=False, derive=derive)
+print("interrupted sweep: finished cases kept in", sys.argv[2])
+PY
+fi
+tar czf "$OUT/worker-logs.tgz" -C "$RESULTS" --exclude "*.json" . 2>/dev/null
 cp "$run" "$OUT/"
-python3 -m bench report "$run" -o "$OUT/report.html" || true
-python3 -m pytest tests/test_nvml.py -q -p no:cacheprovider 2>&1 | tail -1
+
+# A step taken apart (host vs device), while the sweep's numbers are fresh; bounded so the verdict prints.
+timeout 60 python3 scripts/step_profile.py --batches 16384 4096 --precisions float32 mixed_bfloat16 \
+  --steps 300 --out "$OUT/profile.json" --trace /tmp/trace 2>&1 | grep -v -i "warning" | tail -8
+tar czf "$OUT/trace.tgz" -C /tmp trace 2>/dev/null
+echo "profile done after $(( $(date +%s) - START )) s"
+
+timeout 20 python3 -m bench report "$run" -o "$OUT/report.html" >/dev/null 2>&1 || echo "report: failed"
 python3 - "$run" <<'PY'
 import sys
 import pandas as pd
 from bench.store.results import cases_frame
 f = cases_frame(sys.argv[1])
 want = ["case_id", "status", "samples_per_second.median", "samples_per_second.cv", "native_ratio",
-        "native_ratio_ceiling", "gpu_metrics.aggregate.utilization_pct_mean", "gpu_metrics.samples_in_window",
-        "monitor_overhead.overhead_pct", "total_s"]
-pd.set_option("display.width", 250); pd.set_option("display.max_colwidth", 52)
+        "gpu_metrics.aggregate.utilization_pct_mean", "gpu_metrics.samples_in_window", "total_s"]
+pd.set_option("display.width", 250); pd.set_option("display.max_colwidth", 72)
 print(f[[c for c in want if c in f.columns]].to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
-for case in (c for c in __import__("bench.store.results", fromlist=["load_run"]).load_run(sys.argv[1])["cases"]
-             if c["suite"] == "train" and c["status"] == "ok"):
-    for d in case["metrics"]["gpu_metrics"].get("devices", []):
-        print(case["case_id"], d.get("name"), "util", d.get("utilization_pct"), "mem_peak_mib", d.get("memory_used_peak_mib"),
-              "power_w", d.get("power_mean_w"), "n", d.get("samples_in_window"), "throttle", d.get("throttle_reasons"))
-    break
 PY
+echo "=== verdict ($(( $(date +%s) - START )) s) ==="
+python3 scripts/gpu_summary.py "$run" --profile "$OUT/profile.json" --batches 4096 16384

@@ -53,7 +53,9 @@ def test_quick_config_varies_every_axis():
 def test_default_config_is_full_factorial():
     config = load_config(REPO / "configs" / "default.toml")
     t = config.train
-    assert len(train_cases(config)) == len(t.gpus) * len(t.global_batch) * len(t.precision) * len(t.jit_compile)
+    # The core sweep (device input, steps_per_execution 1) is the full factorial; [[train.add]] adds input paths.
+    core = [c for c in train_cases(config) if (c.input, c.steps_per_execution) == ("device", 1)]
+    assert len(core) == len(t.gpus) * len(t.global_batch) * len(t.precision) * len(t.jit_compile)
     assert set(t.precision) == {"float32", "mixed_float16", "mixed_bfloat16"}
     assert set(map(repr, t.jit_compile)) == {"False", "True", "'auto'"}
 
@@ -65,7 +67,7 @@ def test_product_and_exclude(write_config):
     assert TrainCase("tensorflow", 2, 64, "float32", True) not in cases
     # jit_compile=true must not match gpus=1 (bool is an int in Python)
     assert TrainCase("tensorflow", 1, 64, "float32", True) in cases
-    assert cases[0].case_id == "train/tensorflow/gpus=1/batch=64/float32/jit=false"
+    assert cases[0].case_id == "train/tensorflow/gpus=1/batch=64/float32/jit=false/input=device/spe=1"
     assert TrainCase("tensorflow", 2, 64, "float32", "auto").per_replica_batch == 32
 
 

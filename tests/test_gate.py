@@ -28,8 +28,8 @@ from tests.factories import make_run, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = {"name": "ci", "suites": ["train"], "train": {"gpus": [1], "global_batch": [256, 1024]}}
-T256 = "train/tensorflow/gpus=1/batch=256/float32/jit=auto"
-T1024 = "train/tensorflow/gpus=1/batch=1024/float32/jit=auto"
+T256 = "train/tensorflow/gpus=1/batch=256/float32/jit=auto/input=device/spe=1"
+T1024 = "train/tensorflow/gpus=1/batch=1024/float32/jit=auto/input=device/spe=1"
 GITHUB_RANGE = re.compile(r"^(\+-|±)\s*(?P<value>\d.+)$")  # github-action-benchmark's extractRangeInfo
 
 
@@ -262,8 +262,8 @@ def test_ab_units_are_single_cell_configs():
                            "train": {"gpus": [1, 2], "global_batch": [256], "jit_compile": [False]},
                            "cpu_predict": {"methods": ["recompile", "clone"]}, "data": {"path": "x/mnist.npz"}})
     plan = units(config)
-    assert [u.label for u in plan][:2] == ["train/tensorflow/gpus=1/batch=256/float32/jit=false",
-                                           "train/tensorflow/gpus=2/batch=256/float32/jit=false"]
+    assert [u.label for u in plan][:2] == ["train/tensorflow/gpus=1/batch=256/float32/jit=false/input=device/spe=1",
+                                           "train/tensorflow/gpus=2/batch=256/float32/jit=false/input=device/spe=1"]
     assert len(plan) == 4
     for unit in plan:
         one = parse_config(unit.config)
@@ -387,3 +387,19 @@ def test_real_run_records_control_and_injected_slowdown(tmp_path, write_config):
     assert control["status"] == "ok" and control["position"] == ["before", "before", "after", "after"]
     assert len(control["round_s"]) == 4 and control["samples_per_second"]["median"] > 0
     assert run["config"]["faults"]["slowdown"] == 0.5
+
+
+def test_ab_units_cover_the_input_and_steps_per_execution_axes():
+    config = parse_config({"name": "q", "suites": ["train"],
+                           "train": {"gpus": [1], "global_batch": [256], "jit_compile": [False], "input": ["device"],
+                                     "steps_per_execution": [1],
+                                     "add": [{"input": ["numpy", "device"], "steps_per_execution": [8]}]},
+                           "data": {"source": "synthetic"}})
+    from bench.cases import suite_cases
+
+    plan = units(config)
+    assert [u.label for u in plan] == [c.case_id for c in suite_cases("train", config)]
+    assert len(plan) == 3
+    for unit in plan:
+        (only,) = suite_cases("train", parse_config(unit.config))
+        assert only.case_id == unit.label

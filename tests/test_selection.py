@@ -145,7 +145,8 @@ def test_list_prints_the_planned_ids_after_k_and_set(write_config, capsys):
     assert listed == [c.case_id for c in plan_cases(load_config(path))] and len(listed) == 8 + 2
     assert cli.main(["run", "--config", str(path), "--list", "--set", "train.gpus=[2]", "-k", "/jit=true or naive"]) == 0
     assert capsys.readouterr().out.split() == [
-        "train/tensorflow/gpus=2/batch=128/float32/jit=true", "train/tensorflow/gpus=2/batch=512/float32/jit=true",
+        "train/tensorflow/gpus=2/batch=128/float32/jit=true/input=device/spe=1",
+        "train/tensorflow/gpus=2/batch=512/float32/jit=true/input=device/spe=1",
         "cpu_predict/tensorflow/float32/train_jit=true/batch=32/naive"]
     assert cli.main(["run", "--config", str(path), "--list", "-k", "gpus=4"]) == 2
     assert "selects none of the 10 planned cases" in capsys.readouterr().err

@@ -157,12 +157,17 @@ def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, 
 
 
 def _derive(config: BenchConfig, cases: list[CaseRecord]) -> tuple[list[CaseRecord], Mapping[str, Any]]:
-    """Cross-case results: new train records with Keras/native ratios, the CPU-prediction ranking table."""
+    """Cross-case results: new train records with Keras/native ratios, where the time goes
+    (bench.analyze.bottleneck), the CPU-prediction ranking table."""
     from bench.analyze.derive import attach_native_ratios, ranking
 
     derived: dict[str, Any] = {}
     if "native" in config.suites:
         cases = attach_native_ratios(cases)
+    if "train" in config.suites:
+        from bench.analyze.bottleneck import derive_tables
+
+        derived.update(derive_tables([case.to_dict() for case in cases]))
     if "cpu_predict" in config.suites:
         derived["cpu_predict_ranking"] = ranking(case.to_dict() for case in cases)
     return cases, derived

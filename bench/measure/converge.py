@@ -300,13 +300,14 @@ def run_converge_case(case: ConvergeCase, config: BenchConfig, data: Mnist, inve
                  max_epochs=settings.max_epochs, stop_at_target=settings.stop_at_target,
                  holdout=settings.holdout, train_samples=train_samples, test_samples=len(data.x_test),
                  eval_batch=case.global_batch, input_pipeline=INPUT_PIPELINE, compile_method=COMPILE_METHOD,
+                 steps_per_execution=settings.steps_per_execution,
                  seeds_planned=n_seeds)
         if settings.reference_accuracy is not None:
             m.update(reference_accuracy=settings.reference_accuracy, reference_label=settings.reference_label)
         seeds: list[dict[str, Any]] = []
         m["seeds"] = seeds  # filled as seeds finish, so a failure keeps the ones before it
         with precision_policy(case.precision), placement.scope:
-            trainer = CaseModel(case, settings, data, lr, config.measure.steps_per_execution, clock)
+            trainer = CaseModel(case, settings, data, lr, settings.steps_per_execution, clock)
             model = trainer.model
             m.update(compile_s=trainer.compile_s, jit_compile_resolved=bool(model.jit_compile),
                      optimizer=optimizer_name(model),

@@ -80,10 +80,24 @@ def _ratio_text(s: dict[str, float]) -> str:
 # --------------------------------------------------------------------------- training
 
 
+# Axes that make a train case's configuration besides GPUs, batch, precision and jit_compile; absent in
+# files from before the input / steps_per_execution axes.
+FEED_AXES = ("input", "steps_per_execution")
+
+
+def _feed_keys(frame: pd.DataFrame) -> list[str]:
+    return [axis for axis in FEED_AXES if axis in frame.columns and frame[axis].notna().any()]
+
+
 def _configuration(row: pd.Series) -> str:
     gpus = int(row["gpus"])
-    return (f"{gpus} GPU{'s' if gpus != 1 else ''}, global batch {int(row['global_batch'])}, {row['precision']}, "
+    text = (f"{gpus} GPU{'s' if gpus != 1 else ''}, global batch {int(row['global_batch'])}, {row['precision']}, "
             f"{row['jit_label']}")
+    if pd.notna(row.get("input")):
+        text += f", input {row['input']}"
+    if pd.notna(row.get("steps_per_execution")):
+        text += f", steps_per_execution {int(row['steps_per_execution'])}"
+    return text
 
 
 def _rate_with_iqr(row: pd.Series) -> str:
@@ -149,6 +163,7 @@ def xla_ratios(train: pd.DataFrame) -> pd.DataFrame:
     keys = ["backend", "gpus", "global_batch", "precision"]
     if ok.empty:
         return pd.DataFrame(columns=[*keys, "on", "off", "ratio"])
+    keys += _feed_keys(ok)  # like for like: the same input path and steps_per_execution on both sides
     ok["xla"] = ok["xla"].astype(bool)
     ok["explicit"] = ok["jit_compile"].map(lambda v: isinstance(v, (bool, np.bool_)))
     ok = ok.sort_values("explicit", ascending=False, kind="stable").drop_duplicates([*keys, "xla"])
@@ -162,9 +177,10 @@ def xla_ratios(train: pd.DataFrame) -> pd.DataFrame:
 
 
 def mixed_ratios(train: pd.DataFrame) -> pd.DataFrame:
-    """One row per (backend, gpus, global_batch, jit, policy): ``ratio`` = mixed policy / float32."""
+    """One row per (backend, gpus, global_batch, jit, input, spe, policy): ``ratio`` = mixed policy / float32,
+    like for like (the heat map's cells)."""
     ok = ok_train(train)
-    keys = ["backend", "gpus", "global_batch", "jit"]
+    keys = ["backend", "gpus", "global_batch", "jit", *_feed_keys(ok)]
     base = ok[ok["precision"] == "float32"][[*keys, THROUGHPUT]].rename(columns={THROUGHPUT: "float32"})
     mixed = ok[ok["precision"].astype(str).str.startswith("mixed")][[*keys, "precision", THROUGHPUT]]
     pairs = mixed.merge(base.drop_duplicates(keys), on=keys).rename(columns={"precision": "policy", THROUGHPUT: "mixed"})
@@ -185,17 +201,35 @@ def xla_speedup(train: pd.DataFrame, backend: str) -> Finding:
     return Finding("xla", True, text, s, backend)
 
 
+def best_mixed_ratios(train: pd.DataFrame) -> pd.DataFrame:
+    """Per (backend, gpus, global_batch, policy): the best mixed case / the best float32 case, each the fastest
+    over input path, steps_per_execution and jit_compile (bench.analyze.bottleneck.mixed_precision_speedups
+    pairs the same way): what a user who tunes both sides gains."""
+    ok = ok_train(train)
+    keys = ["backend", "gpus", "global_batch"]
+    best = ok.sort_values(THROUGHPUT, ascending=False, kind="stable").drop_duplicates([*keys, "precision"])
+    base = best[best["precision"] == "float32"]
+    mixed = best[best["precision"].astype(str).str.startswith("mixed")]
+    pairs = mixed.merge(base, on=keys, suffixes=("", "_float32"))
+    pairs = pairs.rename(columns={"precision": "policy"})
+    pairs["ratio"] = pairs[THROUGHPUT] / pairs[f"{THROUGHPUT}_float32"]
+    return pairs
+
+
 def mixed_precision_speedups(train: pd.DataFrame, backend: str) -> list[Finding]:
-    ratios = mixed_ratios(train)
+    ratios = best_mixed_ratios(train)
     if ratios.empty:
         return [_not_measured("mixed", f"Mixed-precision speedup on {backend}",
-                              "needs finished float32 and mixed_* cases that otherwise match", backend)]
+                              "needs finished float32 and mixed_* cases at the same GPU count and batch", backend)]
     findings = []
     for policy, group in ratios.groupby("policy", sort=True):
         s = spread(group["ratio"])
         verb = "speeds training up" if s["median"] >= 1 else "slows training down"
-        text = (f"Mixed precision ({policy} vs float32) {verb} on {backend}: {_ratio_text(s)} "
-                f"across GPU count × batch × {compiler(backend)}.")
+        inputs = sorted({str(v) for v in group.get("input", pd.Series(dtype=object)).dropna()})
+        where = f"; the best input path there: {', '.join(inputs)}" if inputs else ""
+        text = (f"Mixed precision ({policy} vs float32, each at its best configuration of input path, "
+                f"steps_per_execution and {compiler(backend)}) {verb} on {backend}: {_ratio_text(s)} across GPU "
+                f"count × batch{where}.")
         findings.append(Finding(f"mixed:{policy}", True, text, s, backend))
     return findings
 

@@ -48,7 +48,7 @@ from typing import Any
 import jinja2
 
 from bench import __version__
-from bench.report import convergence, run_sections, side_by_side, tables
+from bench.report import convergence, run_sections, side_by_side, tables, time_goes
 from bench.report.checks import ReportWarning, run_warnings
 from bench.report.comparison import ComparisonView
 from bench.report.findings import NOT_MEASURED
@@ -97,6 +97,7 @@ RUN_SECTIONS: tuple[Section, ...] = (
     Section("summary", "summary.html.j2", run_sections.summary),
     Section("findings", "findings.html.j2", run_sections.findings, "Headline findings", "Findings"),
     Section("train", "train.html.j2", run_sections.train, "Training throughput", "Training"),
+    Section("time-goes", "time_goes.html.j2", time_goes.report_section, "Where the time goes", "Where the time goes"),
     Section("native", "native.html.j2", run_sections.native, "Framework overhead: Keras vs a native loop",
             "Keras vs native"),
     Section("converge", "converge.html.j2", convergence.report_section, "Time to accuracy (real MNIST)",

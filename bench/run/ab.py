@@ -89,13 +89,15 @@ def units(config: BenchConfig) -> list[Unit]:
         seen: set[str] = set()
         for case in suite_cases(suite, config):
             cell = dict(base, suites=[suite], name=f"{config.name}-ab")
-            train = dict(base["train"], backend=[case.backend], exclude=[])
+            train = dict(base["train"], backend=[case.backend], exclude=[], add=[])
             if suite == "train":
                 train.update(gpus=[case.gpus], global_batch=[case.global_batch], precision=[case.precision],
-                             jit_compile=[case.jit_compile])
+                             jit_compile=[case.jit_compile], input=[case.input],
+                             steps_per_execution=[case.steps_per_execution])
                 label = case.case_id
             elif suite == "native":
-                train.update(gpus=[1], global_batch=[case.global_batch], precision=[case.precision])
+                train.update(gpus=[1], global_batch=[case.global_batch], precision=[case.precision],
+                             input=[base["train"]["input"][0]], steps_per_execution=[1])
                 label = f"native/{case.backend}/batch={case.global_batch}/{case.precision}"
             else:
                 cell["cpu_predict"] = dict(base["cpu_predict"], precision=[case.precision],

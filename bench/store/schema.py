@@ -44,7 +44,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
-from bench.config import BACKENDS, CPU_PREDICT_METHODS, PRECISIONS
+from bench.config import BACKENDS, CPU_PREDICT_METHODS, INPUTS, PRECISIONS
 
 RUN_KIND = "keras-gpu-bench/run"
 SCHEMA_VERSION = 2
@@ -114,10 +114,28 @@ class TimingCheck(Model):
 
 
 class CalibrationTrial(Model):
-    """One calibration epoch: how long ``steps`` steps took."""
+    """One calibration trial: how long ``units`` round units (``steps`` steps) took."""
 
-    steps: int = Field(description="Steps in the trial epoch.")
+    units: int | None = Field(None, description="Round units in the trial (steps, or whole passes over the data); "
+                                                "absent before the input axis.")
+    steps: int = Field(description="Steps in the trial.")
     seconds: float = Field(description="Its duration, per-call set-up excluded.")
+
+
+class FedInput(Model):
+    """Exactly what a case fed to ``fit`` or to the native loop (``bench.measure.inputs.FedInput``)."""
+
+    value: str = Field(description="The input axis value.")
+    description: str = Field(description="In words.")
+    dtype: str = Field(description="Of the images as fed: float32 or uint8.")
+    location: Literal["host", "device"] = Field(description="Where the fed data lives.")
+    host_work_per_step: str = Field(description="What the host does per batch besides dispatching the step.")
+    pipeline: list[str] = Field(description="The steps from the arrays to fit, in order.")
+    round_unit: Literal["pass", "steps"] = Field(description="pass: rounds are whole epochs over the data; "
+                                                             "steps: an epoch of steps_per_epoch steps.")
+    samples_per_pass: int = Field(description="Samples one walk over the fed data holds.")
+    steps_per_pass: int = Field(description="Steps of one such walk.")
+    shuffled: bool = Field(description="Whether the order is shuffled.")
 
 
 class MonitorOverhead(Model):
@@ -217,6 +235,10 @@ class TrainParams(Model):
     global_batch: int = Field(description="Samples per step over all replicas.")
     precision: Precision = Field(description="Keras dtype policy.")
     jit_compile: JitCompile = Field(description='model.compile(jit_compile=...): true, false or "auto".')
+    input: Literal[INPUTS] | None = Field(None, description="How batches reach fit (bench.measure.inputs); null in "
+                                                            "files from before the input axis.")
+    steps_per_execution: int | None = Field(None, description="model.compile(steps_per_execution=...); null in files "
+                                                              "from before that axis.")
 
 
 class NativeParams(Model):
@@ -270,6 +292,9 @@ class TimedRoundsMetrics(Metrics):
     gpu_metrics: GpuMetrics | None = Field(None, description="NVML over exactly the timed rounds.")
     optimizer: str | None = Field(None, description="The optimizer, e.g. Adam or LossScaleOptimizer(Adam).")
     input_pipeline: str | None = Field(None, description="How batches were fed, in words.")
+    input_fed: FedInput | None = Field(None, description="Exactly what was fed.")
+    round_unit: Literal["pass", "steps"] | None = Field(None, description="What a round unit is.")
+    units_per_round: int | None = Field(None, description="Calibrated round units per round.")
     monitor_overhead: MonitorOverhead | None = Field(None, description="With [nvml] measure_overhead: the "
                                                                        "monitor's measured cost.")
 
@@ -288,6 +313,8 @@ class TrainMetrics(TimedRoundsMetrics):
     """A Keras ``fit`` case (``bench.measure.train``); ratios added when the run is finalised."""
 
     jit_compile_resolved: bool | None = Field(None, description="What model.jit_compile became (auto resolved).")
+    steps_per_execution_resolved: int | None = Field(None, description="model.steps_per_execution read back.")
+    warmup_executions: int | None = Field(None, description="Train-function calls counted in the warm-up fit.")
     final_accuracy: float | None = Field(None, description="Accuracy of the last round (a sanity check).")
     native_ratio: float | None = Field(None, description="Median samples/s / the same backend's native step "
                                                          "case at this batch and precision (one-GPU cases).")
@@ -405,6 +432,8 @@ class ConvergeMetrics(Metrics):
     eval_batch: int | None = Field(None, description="Batch size of the evaluation.")
     input_pipeline: str | None = Field(None, description="What was fed to fit, in words.")
     compile_method: str | None = Field(None, description="How compile time was kept out of the epochs.")
+    steps_per_execution: int | None = Field(None, description="[converge] steps_per_execution the model was "
+                                                              "compiled with.")
     compile_s: float | None = Field(None, description="The case's warm-up, once (every batch shape traced).")
     jit_compile_resolved: bool | None = Field(None, description="What model.jit_compile became.")
     optimizer: str | None = Field(None, description="Adam, or LossScaleOptimizer(Adam) under mixed_float16.")
@@ -701,6 +730,13 @@ class Derived(Model):
     """Tables computed from the cases when the run is finalised (``bench.analyze.derive``)."""
 
     cpu_predict_ranking: list[RankingRow] | None = Field(None, description="CPU-prediction methods ranked.")
+    where_the_time_goes: list[dict[str, Any]] | None = Field(None, description="Per one-GPU backend, batch and "
+        "precision: the best Keras configuration, its native ratio, NVML busy %, the bottleneck "
+        "(bench.analyze.bottleneck; fields in docs/results.md).")
+    best_configurations: list[dict[str, Any]] | None = Field(None, description="Per backend the fastest ok case.")
+    mixed_precision_speedups: list[dict[str, Any]] | None = Field(None, description="Best mixed / best float32, "
+                                                                                    "against the native loop's.")
+    mixed_precision_summary: list[str] | None = Field(None, description="One line per backend and policy.")
 
 
 class RunHeader(Model):
