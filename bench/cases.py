@@ -31,6 +31,8 @@ class TrainCase:
     global_batch: int
     precision: str
     jit_compile: JitCompile
+    input: str = "device"
+    steps_per_execution: int = 1
 
     @property
     def per_replica_batch(self) -> int:
@@ -38,9 +40,11 @@ class TrainCase:
 
     @property
     def case_id(self) -> str:
+        # input and spe are always named: ids from before these axes existed measured other input paths
+        # (tf.data with prefetch on TensorFlow, a cycling PyDataset elsewhere) and must not match new ones.
         return (
             f"train/{self.backend}/gpus={self.gpus}/batch={self.global_batch}/"
-            f"{self.precision}/jit={jit_label(self.jit_compile)}"
+            f"{self.precision}/jit={jit_label(self.jit_compile)}/input={self.input}/spe={self.steps_per_execution}"
         )
 
     def params(self) -> dict[str, Any]:
@@ -50,6 +54,8 @@ class TrainCase:
             "global_batch": self.global_batch,
             "precision": self.precision,
             "jit_compile": self.jit_compile,
+            "input": self.input,
+            "steps_per_execution": self.steps_per_execution,
         }
 
 
@@ -61,10 +67,11 @@ def train_cases(config: BenchConfig) -> list[TrainCase]:
     """The product of the training axes in declaration order, without excluded cells."""
     axes = config.train
     cases = []
-    for backend, gpus, batch, precision, jit in itertools.product(
-        axes.backend, axes.gpus, axes.global_batch, axes.precision, axes.jit_compile
+    for backend, gpus, batch, precision, jit, feed, spe in itertools.product(
+        axes.backend, axes.gpus, axes.global_batch, axes.precision, axes.jit_compile, axes.input,
+        axes.steps_per_execution,
     ):
-        case = TrainCase(backend, gpus, batch, precision, jit)
+        case = TrainCase(backend, gpus, batch, precision, jit, feed, spe)
         if not any(_matches(case.params(), rule) for rule in axes.exclude):
             cases.append(case)
     return cases

@@ -27,6 +27,8 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SUITES = ("train", "cpu_predict", "native")
 DATA_SOURCES = ("auto", "mnist", "npz", "synthetic")
 CPU_PREDICT_METHODS = ("naive", "recompile", "strategy", "clone", "saved_model")
+# How batches reach fit (bench.measure.inputs); tf_data and tf_data_prefetch exist on TensorFlow only.
+INPUTS = ("numpy", "numpy_uint8", "tf_data", "tf_data_prefetch", "device")
 
 JitCompile = bool | str  # True, False or "auto"
 
@@ -51,6 +53,15 @@ class TrainAxes:
     )
     precision: tuple[str, ...] = _doc("Keras dtype policies.", default=("float32",))
     jit_compile: tuple[JitCompile, ...] = _doc('model.compile(jit_compile=...): false, true or "auto".', default=("auto",))
+    input: tuple[str, ...] = _doc(
+        "How batches reach fit: numpy (in-memory arrays), numpy_uint8 (uint8 arrays, Rescaling(1/255) in the "
+        "model), tf_data (the reference tutorial's pipeline), tf_data_prefetch (shuffle, repeat, batch, "
+        "prefetch), device (the training set on the accelerator once). See bench.measure.inputs.",
+        default=("device",),
+    )
+    steps_per_execution: tuple[int, ...] = _doc(
+        "model.compile(steps_per_execution=...): training steps per call of Keras' train function.", default=(1,)
+    )
     exclude: tuple[Mapping[str, Any], ...] = _doc(
         "Partial cases to leave out, e.g. {precision = 'mixed_float16', jit_compile = true}.", default=()
     )
@@ -64,7 +75,6 @@ class MeasureSettings:
     rounds: int = _doc("Timed rounds per case (at least 5 for a trustworthy spread).", default=5)
     min_round_s: float = _doc("Each round is calibrated to last at least this long.", default=2.0)
     max_steps_per_round: int = _doc("Upper bound on calibrated steps per round.", default=100_000)
-    steps_per_execution: int = _doc("model.compile(steps_per_execution=...).", default=1)
     case_timeout_s: float = _doc("A case running longer is failed and the sweep goes on.", default=900.0)
     cv_threshold: float = _doc("Rounds whose coefficient of variation exceeds this are flagged unstable.", default=0.05)
     seed: int = _doc("Seed for data shuffling, weights and synthetic data.", default=0)
@@ -168,6 +178,9 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     suites = _str_axis(raw.get("suites", ["train"]), "suites", SUITES, where)
 
     train = _parse_train(_table(raw, "train", where), where)
+    if "steps_per_execution" in _table(raw, "measure", where):
+        raise ConfigError(f"{where}: [measure] steps_per_execution is now an axis: write "
+                          "[train] steps_per_execution = [1, 8, 32]")
     measure = _parse_simple(MeasureSettings, _table(raw, "measure", where), where, "measure")
     data = _parse_simple(DataSettings, _table(raw, "data", where), where, "data")
     devices = _parse_simple(DeviceSettings, _table(raw, "devices", where), where, "devices")
@@ -233,7 +246,7 @@ def _parse_train(raw: Mapping[str, Any], where: str) -> TrainAxes:
     exclude = raw.get("exclude", [])
     if not isinstance(exclude, list) or not all(isinstance(rule, Mapping) for rule in exclude):
         raise ConfigError(f"{where}: [train] exclude must be a list of tables, e.g. [{{precision = 'mixed_float16'}}]")
-    axis_names = {"backend", "gpus", "global_batch", "precision", "jit_compile"}
+    axis_names = {"backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution"}
     for rule in exclude:
         _check_keys(rule, axis_names, where, "train.exclude")
     return TrainAxes(
@@ -242,6 +255,9 @@ def _parse_train(raw: Mapping[str, Any], where: str) -> TrainAxes:
         global_batch=_int_axis(raw.get("global_batch", list(defaults.global_batch)), "train.global_batch", where),
         precision=_str_axis(raw.get("precision", list(defaults.precision)), "train.precision", PRECISIONS, where),
         jit_compile=_jit_axis(raw.get("jit_compile", list(defaults.jit_compile)), "train.jit_compile", where),
+        input=_str_axis(raw.get("input", list(defaults.input)), "train.input", INPUTS, where),
+        steps_per_execution=_int_axis(raw.get("steps_per_execution", list(defaults.steps_per_execution)),
+                                      "train.steps_per_execution", where),
         exclude=tuple(
             {k: (_jit_value(v, "train.exclude.jit_compile", where) if k == "jit_compile" else v) for k, v in rule.items()}
             for rule in exclude

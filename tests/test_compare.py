@@ -30,9 +30,9 @@ except ImportError:  # tests/ on sys.path instead of the repository root
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "compare"
 
-TRAIN_256 = "train/tensorflow/gpus=1/batch=256/float32/jit=auto"
-TRAIN_1024 = "train/tensorflow/gpus=1/batch=1024/float32/jit=auto"
-TRAIN_4096 = "train/tensorflow/gpus=1/batch=4096/float32/jit=auto"
+TRAIN_256 = "train/tensorflow/gpus=1/batch=256/float32/jit=auto/input=device/spe=1"
+TRAIN_1024 = "train/tensorflow/gpus=1/batch=1024/float32/jit=auto/input=device/spe=1"
+TRAIN_4096 = "train/tensorflow/gpus=1/batch=4096/float32/jit=auto/input=device/spe=1"
 RECOMPILE = cpu_predict_case_id("tensorflow", "float32", True, 1024, "recompile")
 ALL_METHODS = ("naive", "recompile", "strategy", "clone", "saved_model")
 

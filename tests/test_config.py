@@ -54,7 +54,7 @@ def test_product_and_exclude(write_config):
     assert TrainCase("tensorflow", 2, 64, "float32", True) not in cases
     # jit_compile=true must not match gpus=1 (bool is an int in Python)
     assert TrainCase("tensorflow", 1, 64, "float32", True) in cases
-    assert cases[0].case_id == "train/tensorflow/gpus=1/batch=64/float32/jit=false"
+    assert cases[0].case_id == "train/tensorflow/gpus=1/batch=64/float32/jit=false/input=device/spe=1"
     assert TrainCase("tensorflow", 2, 64, "float32", "auto").per_replica_batch == 32
 
 

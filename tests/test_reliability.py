@@ -81,7 +81,7 @@ def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
     run = load_run(final)
     ids = [c["case_id"] for c in run["cases"]]
     assert len(ids) == len(set(ids)) == 6
-    assert ids == [f"train/tensorflow/gpus=1/batch={b}/float32/jit=false" for b in (32, 64, 96, 128, 160, 192)]
+    assert ids == [f"train/tensorflow/gpus=1/batch={b}/float32/jit=false/input=device/spe=1" for b in (32, 64, 96, 128, 160, 192)]
     by_id = {c["case_id"]: c for c in run["cases"]}
     for case in before:  # finished cases were kept as they were, not re-run
         if case["status"] == "ok":

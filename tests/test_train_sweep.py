@@ -80,7 +80,7 @@ def test_every_axis_varies_and_every_row_is_flagged(sweep_run):
 
 def _case(run, gpus, batch, precision, jit):
     jit_text = "auto" if jit == "auto" else str(jit).lower()
-    case_id = f"train/tensorflow/gpus={gpus}/batch={batch}/{precision}/jit={jit_text}"
+    case_id = f"train/tensorflow/gpus={gpus}/batch={batch}/{precision}/jit={jit_text}/input=device/spe=1"
     return next(c for c in run["cases"] if c["case_id"] == case_id)
 
 

@@ -80,12 +80,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _derive(config: BenchConfig, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Cross-case results: Keras/native ratios on train cases, the CPU-prediction ranking table."""
+    """Cross-case results: Keras/native ratios on train cases, where the time goes (bench.analyze.bottleneck),
+    the CPU-prediction ranking table."""
     derived: dict[str, Any] = {}
     if "native" in config.suites:
         from bench.analyze.derive import attach_native_ratios
 
         attach_native_ratios(cases)
+    if "train" in config.suites:
+        from bench.analyze.bottleneck import derive_tables
+
+        derived.update(derive_tables(cases))
     if "cpu_predict" in config.suites:
         from bench.analyze.derive import ranking
 

@@ -31,19 +31,26 @@ def precision_policy(precision: str) -> Iterator[None]:
         keras.mixed_precision.set_dtype_policy(previous)
 
 
-def build_model(seed: int = 0) -> Any:
+def build_model(seed: int = 0, uint8_input: bool = False) -> Any:
     """The reference MLP under the current dtype policy; the softmax output stays float32.
 
     Without dtype="float32" on the last layer, mixed precision would return float16/bfloat16
     probabilities, which is both numerically poor and not what the reference computes.
+
+    ``uint8_input``: the model takes the raw uint8 pixels and scales them itself (``Rescaling(1/255)``,
+    computed in float32 whatever the policy, as the float input is): the same maths as feeding
+    ``pixels / 255`` (within one float32 rounding: x * (1/255) is not always x / 255), a quarter of the bytes
+    fed per step. The layer has no weights, so the Dense layers draw the same initial weights.
     """
     import keras
     from keras import layers
 
     keras.utils.set_random_seed(seed)
+    first = ([keras.Input(shape=(784,), dtype="uint8"), layers.Rescaling(1.0 / 255, dtype="float32")]
+             if uint8_input else [keras.Input(shape=(784,))])
     return keras.Sequential(
         [
-            keras.Input(shape=(784,)),
+            *first,
             layers.Dense(512, activation="relu"),
             layers.Dropout(0.2),
             layers.Dense(256, activation="relu"),

@@ -37,8 +37,8 @@ output layer and the loss in float32, as Keras' mixed policy with ``dtype="float
 ``mixed_float16`` cases are recorded as skipped: Keras trains them through a dynamically loss-scaled
 ``LossScaleOptimizer``, which this reference does not implement.
 
-Timing follows :mod:`bench.measure.train`: the first ``warmup_steps`` steps are timed apart (``compile_s``), then
-:func:`bench.measure.train.calibrate`, one untimed round, and ``[measure] rounds`` rounds through
+Timing is the shared protocol (:mod:`bench.measure.protocol`), as train's: the first ``warmup_steps`` steps are
+timed apart (``compile_s``), then calibration, one untimed round, and ``[measure] rounds`` rounds through
 ``benchmark.pedantic``. Every round ends by reading the last step's loss back as a Python float, which
 waits for the device (and ``torch.cuda.synchronize()`` on CUDA). Frameworks are imported only on their own
 backend's path: a GPU machine with JAX and torch but no TensorFlow runs the JAX and torch cases.
@@ -49,21 +49,20 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from bench.analyze.stats import summarize
 from bench.cases import NativeCase
 from bench.config import BenchConfig
 from bench.measure.data import Mnist
 from bench.measure.devices import DeviceInventory, Placement, require_devices
 from bench.measure.faults import inject
 from bench.measure.model import LEARNING_RATE
+from bench.measure.protocol import NonFiniteLoss, RoundSettings, measure_rounds, throughput_metrics
 from bench.measure.records import CaseClock, CaseSkipped, base_record, measure_into
-from bench.measure.train import NonFiniteLoss, calibrate
-from bench.monitor.select import UnavailableMonitor, monitor_for
+from bench.monitor.select import monitor_for
 
 SUPPORTED_PRECISIONS = ("float32", "mixed_bfloat16")
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
@@ -96,6 +95,30 @@ def run_native_case(case: NativeCase, config: BenchConfig, data: Mnist, inventor
     return measure_into(record, case_clock, body)
 
 
+class _NativeRounds:
+    """The protocol's round source for a native runner: a unit is one training step."""
+
+    def __init__(self, runner: Any, clock: Callable[[], float]):
+        self.runner, self.clock = runner, clock
+        self.last_loss = math.nan
+
+    def trial(self, units: int) -> float:
+        if self.runner.compiles_per_length:
+            self.runner.run(units)  # the first call compiles this length; the second is the sample
+        t0 = self.clock()
+        self.runner.run(units)
+        return self.clock() - t0
+
+    @contextlib.contextmanager
+    def rounds(self, units: int, count: int) -> Iterator[Callable[[], None]]:
+        def one_round() -> None:
+            self.last_loss = self.runner.run(units)
+            if not math.isfinite(self.last_loss):
+                raise NonFiniteLoss(f"non-finite loss {self.last_loss} during timed rounds")
+
+        yield one_round
+
+
 def _measure(case: NativeCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory, device: str,
              benchmark: Any, clock: Callable[[], float], record: dict[str, Any]) -> None:
     m = config.measure
@@ -108,7 +131,7 @@ def _measure(case: NativeCase, config: BenchConfig, data: Mnist, inventory: Devi
         params["b3"][:] = np.nan  # injected (bench.measure.faults): the real step then yields a non-finite loss
     runner = _RUNNERS[case.backend](case, data, device, params, m.seed)
     metrics.update(implementation=runner.description, input_pipeline=runner.input_description,
-                   optimizer="Adam (hand-written, Keras' update rule)")
+                   input_fed=_input_fed(case, data, device), optimizer="Adam (hand-written, Keras' update rule)")
 
     t0 = clock()
     loss = runner.run(m.warmup_steps)
@@ -117,63 +140,29 @@ def _measure(case: NativeCase, config: BenchConfig, data: Mnist, inventory: Devi
     if not math.isfinite(loss):
         raise NonFiniteLoss(f"non-finite loss {loss} after the warm-up steps")
 
-    def epoch_seconds(steps: int) -> float:
-        if runner.compiles_per_length:
-            runner.run(steps)  # the first call compiles this length; the second is the sample
-        t = clock()
-        runner.run(steps)
-        return clock() - t
-
-    steps, trials = calibrate(epoch_seconds, m.warmup_steps, m.min_round_s, m.max_steps_per_round)
-    metrics["calibration"] = trials
-    runner.run(steps)  # untimed round: the calibrated length is compiled (epoch_scan) and warm
-    last: dict[str, float] = {}
-
-    def one_round() -> None:
-        last["loss"] = runner.run(steps)
-        if not math.isfinite(last["loss"]):
-            raise NonFiniteLoss(f"non-finite loss {last['loss']} during timed rounds")
-
     placement = Placement("none (native)", [device], 1, inventory.kind, inventory.simulated,
                           contextlib.nullcontext(), [] if inventory.kind == "cpu" else [0])
-    monitor = monitor_for(placement, config.nvml)
-    # The monitor's cost, as bench.measure.train measures it: as many unmonitored rounds, half before and half after.
-    off_rounds = m.rounds if config.nvml.measure_overhead and not isinstance(monitor, UnavailableMonitor) else 0
-    off_round_s: list[float] = []
-
-    def unmonitored(n: int) -> None:
-        for _ in range(n):
-            t = clock()
-            runner.run(steps)
-            off_round_s.append(clock() - t)
-
-    unmonitored(off_rounds // 2)
-    with monitor:
-        wall0 = time.monotonic()
-        benchmark.pedantic(one_round, rounds=m.rounds, iterations=1, warmup_rounds=0)
-        wall_s = time.monotonic() - wall0
-    unmonitored(off_rounds - off_rounds // 2)
-    round_s = [float(x) for x in benchmark.stats.stats.data]
-    samples_per_round = steps * case.global_batch
-    metrics.update(
-        steps_per_round=steps,
-        samples_per_round=samples_per_round,
-        round_s=round_s,
-        samples_per_second=summarize([samples_per_round / s for s in round_s]),
-        step_time_s=summarize([s / steps for s in round_s]),
-        final_loss=last["loss"],
-        timing_check={"harness_s": sum(round_s), "wall_s": wall_s,
-                      "rel_diff": abs(wall_s - sum(round_s)) / wall_s if wall_s else None},
-        gpu_metrics=monitor.result(),
-    )
-    if off_round_s:
-        on, off = metrics["samples_per_second"]["median"], summarize([samples_per_round / s for s in off_round_s])
-        metrics["monitor_overhead"] = {"off_round_s": off_round_s, "off_samples_per_second": off,
-                                       "overhead_pct": 100.0 * (off["median"] - on) / off["median"]}
-    cv = metrics["samples_per_second"]["cv"]
-    record["flags"]["unstable"] = bool(cv is not None and cv > m.cv_threshold)
-    record["flags"]["gpu_metrics_unreliable"] = metrics["gpu_metrics"].get("reliable") is False
+    settings = RoundSettings(rounds=m.rounds, min_round_s=m.min_round_s, start_units=m.warmup_steps,
+                             max_units=m.max_steps_per_round, measure_overhead=config.nvml.measure_overhead)
+    source = _NativeRounds(runner, clock)
+    result = measure_rounds(source, settings, benchmark, monitor_for(placement, config.nvml), clock)
+    measured, flags = throughput_metrics(result, case.global_batch, 1, m.cv_threshold)
+    metrics.update(measured)
+    metrics["round_unit"] = "steps"
+    metrics["units_per_round"] = result.units_per_round
+    metrics["final_loss"] = source.last_loss
+    record["flags"].update(flags)
     benchmark.extra_info.update(case_id=case.case_id, samples_per_second=metrics["samples_per_second"]["median"])
+
+
+def _input_fed(case: NativeCase, data: Mnist, device: str) -> dict[str, Any]:
+    """The native input in the structured form train cases record (``metrics.input_fed``)."""
+    k = len(data.x_train) // case.global_batch
+    return {"value": "device", "description": _INPUT, "dtype": "float32", "location": "device",
+            "host_work_per_step": "none: the step slices its batch on the device",
+            "pipeline": [f"the first {k * case.global_batch} float32 images and int32 labels placed on {device} once",
+                         "step i slices batch i mod K in order inside the compiled step"],
+            "round_unit": "steps", "samples_per_pass": k * case.global_batch, "steps_per_pass": k, "shuffled": False}
 
 
 # --------------------------------------------------------------------------- shared maths

@@ -1,90 +1,34 @@
-"""Training throughput of one case: warm-up (reported as compile time), calibration, timed rounds.
+"""Training throughput of one case: warm-up (reported as compile time), then the shared timed-rounds protocol.
 
-The rounds are timed by pytest-benchmark (``benchmark.pedantic``, ``time.perf_counter``). A round is one
-epoch of a single long ``model.fit`` (see :class:`EpochGate`); it ends only after the epoch's loss has
-been converted to a Python float, which waits for the device — so no clock is read while device work is
-still queued. An independent monotonic clock around all rounds is recorded next to pytest-benchmark's
-sum as a cross-check.
+The rounds follow :mod:`bench.measure.protocol` (calibration, warm-up round, rounds through
+``benchmark.pedantic``, NVML around exactly them, the independent wall clock). A round is whole epochs of
+a single long ``model.fit`` (see :class:`EpochGate`); it ends only after the last epoch's loss has been
+converted to a Python float, which waits for the device — so no clock is read while device work is still
+queued. What one epoch is depends on the input (:mod:`bench.measure.inputs`): one pass over the data for
+inputs a user's ``fit`` walks afresh every epoch, ``steps_per_epoch`` calibrated steps for endless ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from bench.analyze.stats import summarize
 from bench.cases import TrainCase
 from bench.config import BenchConfig
 from bench.measure.data import Mnist
 from bench.measure.devices import DeviceInventory, Placement, place
 from bench.measure.faults import inject
+from bench.measure.inputs import PASS, Feed, make_feed
 from bench.measure.model import build_model, compile_model, optimizer_name, precision_policy
+from bench.measure.protocol import NonFiniteLoss, RoundSettings, measure_rounds, throughput_metrics
 from bench.measure.records import CaseClock, CaseSkipped, base_record, measure_into
-from bench.monitor.select import UnavailableMonitor, monitor_for
-
-
-class NonFiniteLoss(ArithmeticError):
-    pass
-
-
-class TrainInput:
-    """Feeds ``fit`` with epochs of exactly ``steps`` batches of ``global_batch`` from in-memory MNIST.
-
-    TensorFlow gets a repeated, shuffled, prefetched ``tf.data`` pipeline built once (what TF users
-    write), with ``steps_per_epoch``. JAX and torch get a ``keras.utils.PyDataset`` that cycles through
-    the numpy arrays in full batches, so an epoch can be longer than one pass over the data.
-    """
-
-    def __init__(self, backend: str, data: Mnist, global_batch: int, seed: int):
-        self.backend = backend
-        self.global_batch = global_batch
-        self.x, self.y = data.x_train, data.y_train
-        self.full_steps = len(self.x) // global_batch
-        if self.full_steps == 0:
-            raise CaseSkipped(f"global batch {global_batch} is larger than the {len(self.x)} training samples")
-        self.dataset = None
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            self.dataset = (
-                tf.data.Dataset.from_tensor_slices((self.x, self.y))
-                .shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-                .repeat()
-                .batch(global_batch, drop_remainder=True)
-                .prefetch(tf.data.AUTOTUNE)
-            )
-            self.description = "tf.data from in-memory arrays: shuffle(10000), repeat, batch, prefetch(AUTOTUNE)"
-        else:
-            self.description = "keras.utils.PyDataset cycling in-memory numpy arrays in full batches"
-
-    def fit(self, model: Any, steps: int, epochs: int = 1, callbacks: list[Any] | None = None) -> Any:
-        if self.dataset is not None:
-            return model.fit(self.dataset, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
-        return model.fit(_cycling_batches(self.x, self.y, self.global_batch, steps), epochs=epochs,
-                         callbacks=callbacks, verbose=0)
-
-
-def _cycling_batches(x: Any, y: Any, batch: int, steps: int) -> Any:
-    import keras
-
-    class CyclingBatches(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.full_steps = len(x) // batch
-
-        def __len__(self) -> int:
-            return steps
-
-        def __getitem__(self, index: int) -> tuple[Any, Any]:
-            start = (index % self.full_steps) * batch
-            return x[start:start + batch], y[start:start + batch]
-
-    return CyclingBatches()
+from bench.monitor.select import monitor_for
 
 
 def _last_logs(history: Any) -> dict[str, float]:
@@ -111,17 +55,38 @@ def _epoch_timer(clock: Callable[[], float]) -> Any:
     return EpochTimer()
 
 
+def _execution_counter() -> Any:
+    """Counts calls of Keras' train function (one ``on_train_batch_end`` per execution of
+    ``steps_per_execution`` steps). Only used in the warm-up ``fit``: a callback with a batch hook turns off
+    Keras' asynchronous callback dispatch, which the timed rounds must keep."""
+    import keras
+
+    class ExecutionCounter(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.executions = 0
+            self.last_step = -1
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.executions += 1
+            self.last_step = batch  # the index of the last step of this execution
+
+    return ExecutionCounter()
+
+
 class EpochGate:
-    """Runs one long ``fit`` in a thread and hands each epoch to pytest-benchmark as one round.
+    """Runs one long ``fit`` in a thread and hands ``epochs_per_round`` epochs at a time to the timer.
 
     Calling ``fit`` once per round would time Keras' per-call set-up too: under MirroredStrategy that
     is about 0.16 s per call on a 2-core CPU (distributing the dataset, building the multi-device
-    iterator), against ~0.006 s per step — a user's single ``fit`` pays it once, not every epoch. Here
-    the epoch begins only when the timed target releases it, and the target returns only after the
-    epoch's loss has been read back as a Python float, so the device has finished.
+    iterator), against ~0.006 s per step — a user's single ``fit`` pays it once, not every epoch. Here a
+    round begins only when the timed target releases it, and the target returns only after the round's
+    last epoch's loss has been read back as a Python float, so the device has finished. Rounds of several
+    epochs exist for inputs whose epoch is one pass over the data (:mod:`bench.measure.inputs`): each
+    epoch then includes exactly the per-epoch set-up (new permutation, new iterator) a user's ``fit`` pays.
     """
 
-    def __init__(self, feed: TrainInput, model: Any, steps: int, epochs: int):
+    def __init__(self, feed: Feed, model: Any, steps: int | None, epochs_per_round: int, rounds: int):
         import keras
 
         gate = self
@@ -133,17 +98,19 @@ class EpochGate:
 
         class Gate(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-                gate.go.acquire()
+                if epoch % epochs_per_round == 0:
+                    gate.go.acquire()
                 if gate.abort:
                     raise _Aborted()
 
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                gate.logs = {k: float(v) for k, v in (logs or {}).items()}
-                gate.done.release()
+                if (epoch + 1) % epochs_per_round == 0:
+                    gate.logs = {k: float(v) for k, v in (logs or {}).items()}
+                    gate.done.release()
 
         def body() -> None:
             try:
-                feed.fit(model, steps, epochs=epochs, callbacks=[Gate()])
+                feed.fit(model, epochs=epochs_per_round * rounds, steps=steps, callbacks=[Gate()])
             except _Aborted:
                 pass
             except BaseException as exc:  # noqa: BLE001 - handed to the timing thread
@@ -174,26 +141,41 @@ class _Aborted(Exception):
     pass
 
 
-def calibrate(run_epoch: Callable[[int], float], start_steps: int, min_round_s: float,
-              max_steps: int) -> tuple[int, list[dict[str, float]]]:
-    """Steps per round so a round lasts at least ``min_round_s`` (pyperf's calibrate-loops idea).
+class FitRounds:
+    """The protocol's round source for a Keras model and its feed (:class:`bench.measure.protocol.RoundSource`).
 
-    ``run_epoch(steps)`` returns the duration of one epoch of that many steps, excluding per-``fit``
-    set-up. Grows geometrically until an epoch lasts a fifth of the target, then scales linearly with
-    10 % headroom.
+    Units are passes for pass feeds (a round is that many one-pass epochs) and steps for endless feeds
+    (a round is one epoch of that many steps).
     """
-    steps = max(1, start_steps)
-    trials = []
-    while True:
-        seconds = run_epoch(steps)
-        trials.append({"steps": steps, "seconds": seconds})
-        if seconds >= 0.2 * min_round_s or steps >= max_steps:
-            break
-        growth = 10.0 if seconds <= 0 else min(10.0, max(2.0, 0.3 * min_round_s / seconds))
-        steps = min(max_steps, int(math.ceil(steps * growth)))
-    per_step = seconds / steps
-    target = int(math.ceil(1.1 * min_round_s / per_step)) if per_step > 0 else max_steps
-    return max(1, min(max_steps, target)), trials
+
+    def __init__(self, feed: Feed, model: Any, clock: Callable[[], float]):
+        self.feed, self.model, self.clock = feed, model, clock
+        self.last_logs: dict[str, float] = {}
+
+    def trial(self, units: int) -> float:
+        timer = _epoch_timer(self.clock)
+        if self.feed.unit == PASS:
+            # One more epoch than timed: the first of a new fit absorbs its set-up (and, for tf_data, the
+            # trace of the partial last batch).
+            self.feed.fit(self.model, epochs=1 + units, callbacks=[timer])
+            return sum(timer.durations[1:])
+        # Two epochs: the first absorbs a retrace for the new epoch length; the second is the sample.
+        self.feed.fit(self.model, epochs=2, steps=units, callbacks=[timer])
+        return timer.durations[-1]
+
+    @contextlib.contextmanager
+    def rounds(self, units: int, count: int) -> Iterator[Callable[[], None]]:
+        passes = self.feed.unit == PASS
+        with EpochGate(self.feed, self.model, None if passes else units, units if passes else 1, count) as gate:
+
+            def one_round() -> None:
+                logs = gate.round()
+                self.last_logs = logs
+                loss = logs.get("loss", math.nan)
+                if not math.isfinite(loss):
+                    raise NonFiniteLoss(f"non-finite loss {loss} during timed rounds")
+
+            yield one_round
 
 
 def run_train_case(case: TrainCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory,
@@ -214,6 +196,10 @@ def run_train_case(case: TrainCase, config: BenchConfig, data: Mnist, inventory:
     return measure_into(record, case_clock, body)
 
 
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
 def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Placement, benchmark: Any,
              clock: Callable[[], float], record: dict[str, Any]) -> None:
     m = config.measure
@@ -222,91 +208,55 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
                    replicas=placement.replicas)
 
     fault = inject(case.case_id)
-    model = build_model(seed=m.seed)
-    compile_model(model, case.jit_compile, m.steps_per_execution)
+    if case.backend == "torch" and case.steps_per_execution > 1:
+        # Keras' torch trainer refuses it in compile ("steps_per_execution must be 1 with the PyTorch backend").
+        raise CaseSkipped("Keras' torch backend runs one step per train-function call: steps_per_execution "
+                          "must be 1 there")
+    feed = make_feed(case.input, case.backend, data, case.global_batch, placement, m.seed)
+    metrics["input_fed"] = feed.fed.to_dict()
+    metrics["input_pipeline"] = feed.fed.description
+    model = build_model(seed=m.seed, uint8_input=feed.uint8)
+    spe = case.steps_per_execution
+    compile_model(model, case.jit_compile, spe)
     if fault == "nan":
         # Injected (bench.measure.faults): a NaN output bias makes the real loss non-finite. NaN pixels would
         # not do — ReLU maps NaN to 0 on oneDNN, and the loss stays finite.
         bias = model.layers[-1].bias
         bias.assign(np.full(bias.shape, np.nan, dtype="float32"))
-    feed = TrainInput(case.backend, data, case.global_batch, m.seed)
-    metrics["input_pipeline"] = feed.description
 
+    # Keras runs whole executions of spe steps (an endless input gives spe steps even when fewer are
+    # asked for); a pass input also ends at the end of the data.
+    warmup = _round_up(m.warmup_steps, spe)
+    if feed.unit == PASS:
+        warmup = min(warmup, feed.fed.steps_per_pass)
+    counter = _execution_counter()
     t0 = clock()
-    _last_logs(feed.fit(model, m.warmup_steps))
+    _last_logs(feed.fit(model, epochs=1, steps=warmup, callbacks=[counter]))
     metrics["compile_s"] = clock() - t0
-    metrics["warmup_steps"] = m.warmup_steps
+    metrics["warmup_steps"] = warmup
     metrics["jit_compile_resolved"] = bool(model.jit_compile)
     metrics["optimizer"] = optimizer_name(model)
+    # What Keras ran, read back: the compiled setting, and the train-function calls it took for the
+    # warm-up steps (ceil(warmup / spe) when every call ran spe steps).
+    metrics["steps_per_execution_resolved"] = int(model.steps_per_execution)
+    metrics["warmup_executions"] = counter.executions
 
-    def epoch_seconds(steps: int) -> float:
-        # Two epochs: the first absorbs a retrace for the new epoch length; the second is the sample.
-        timer = _epoch_timer(clock)
-        feed.fit(model, steps, epochs=2, callbacks=[timer])
-        return timer.durations[-1]
-
-    steps, trials = calibrate(epoch_seconds, m.warmup_steps, m.min_round_s, m.max_steps_per_round)
-    metrics["calibration"] = trials
-    last: dict[str, Any] = {}
-
-    monitor = monitor_for(placement, config.nvml)
-    # Monitor cost: the same number of unmonitored rounds, half before and half after the monitored
-    # ones (so slow drift — clocks, temperature — does not masquerade as overhead).
-    # Only where something is sampled: the cost of an unavailable monitor is nothing, and timing it
-    # would record noise as "overhead".
-    off_rounds = m.rounds if config.nvml.measure_overhead and not isinstance(monitor, UnavailableMonitor) else 0
-    off_before = off_rounds // 2
-    off_round_s: list[float] = []
-    # One untimed warm-up epoch, then the timed ones, all inside a single fit.
-    with EpochGate(feed, model, steps, epochs=1 + m.rounds + off_rounds) as gate:
-
-        def one_round() -> None:
-            logs = gate.round()
-            last["logs"] = logs
-            loss = logs.get("loss", math.nan)
-            if not math.isfinite(loss):
-                raise NonFiniteLoss(f"non-finite loss {loss} during timed rounds")
-
-        def unmonitored(n: int) -> None:
-            for _ in range(n):
-                t = clock()
-                gate.round()
-                off_round_s.append(clock() - t)
-
-        gate.round()  # warm-up epoch: the iterator and the epoch-length trace are ready after it
-        unmonitored(off_before)
-        with monitor:
-            wall0 = time.monotonic()
-            benchmark.pedantic(one_round, rounds=m.rounds, iterations=1, warmup_rounds=0)
-            wall_s = time.monotonic() - wall0
-        unmonitored(off_rounds - off_before)
-    round_s = [float(x) for x in benchmark.stats.stats.data]
-    steps_run = steps
-    samples_per_round = steps_run * case.global_batch
-
-    metrics.update(
-        steps_per_round=steps_run,
-        samples_per_round=samples_per_round,
-        round_s=round_s,
-        samples_per_second=summarize([samples_per_round / s for s in round_s]),
-        step_time_s=summarize([s / steps_run for s in round_s]),
-        final_loss=last["logs"].get("loss"),
-        final_accuracy=last["logs"].get("accuracy"),
-        timing_check={"harness_s": sum(round_s), "wall_s": wall_s,
-                      "rel_diff": abs(wall_s - sum(round_s)) / wall_s if wall_s else None},
-        gpu_metrics=monitor.result(),
+    passes = feed.unit == PASS
+    settings = RoundSettings(
+        rounds=m.rounds,
+        min_round_s=m.min_round_s,
+        start_units=1 if passes else warmup,
+        max_units=max(1, m.max_steps_per_round // feed.fed.steps_per_pass) if passes else m.max_steps_per_round,
+        multiple=1 if passes else spe,
+        measure_overhead=config.nvml.measure_overhead,
     )
-    if off_round_s:
-        on = metrics["samples_per_second"]["median"]
-        off = summarize([samples_per_round / s for s in off_round_s])
-        metrics["monitor_overhead"] = {
-            "off_round_s": off_round_s,
-            "off_samples_per_second": off,
-            # Positive = the monitored rounds were slower. Compare with the CV: below it, it is noise.
-            "overhead_pct": 100.0 * (off["median"] - on) / off["median"],
-        }
-    cv = metrics["samples_per_second"]["cv"]
-    record["flags"]["unstable"] = bool(cv is not None and cv > m.cv_threshold)
-    # reliable is None when there was nothing to sample (CPU replicas): not a doubtful measurement.
-    record["flags"]["gpu_metrics_unreliable"] = metrics["gpu_metrics"].get("reliable") is False
+    source = FitRounds(feed, model, clock)
+    result = measure_rounds(source, settings, benchmark, monitor_for(placement, config.nvml), clock)
+    measured, flags = throughput_metrics(result, feed.samples_per_unit, feed.steps_per_unit, m.cv_threshold)
+    metrics.update(measured)
+    metrics["round_unit"] = feed.unit
+    metrics["units_per_round"] = result.units_per_round
+    metrics["final_loss"] = source.last_logs.get("loss")
+    metrics["final_accuracy"] = source.last_logs.get("accuracy")
+    record["flags"].update(flags)
     benchmark.extra_info.update(case_id=case.case_id, samples_per_second=metrics["samples_per_second"]["median"])

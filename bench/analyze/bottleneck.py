@@ -1,0 +1,290 @@
+"""Where the time goes: the best Keras configuration per batch and precision, its native ratio, NVML, and
+a plain sentence naming the bottleneck — all derived from finished case records (dicts), no framework.
+
+For each one-GPU (backend, global_batch, precision) cell, over every input, steps_per_execution and
+jit_compile value measured there:
+
+- ``best``: the fastest ``ok`` Keras case (median samples/s) and what it fed;
+- ``native_ratio``: best / the backend's native ``step`` loop (below 1: Keras is slower by that factor) at the same batch and precision (the native
+  loop keeps its data on the device and dispatches one compiled step per step);
+- ``utilization_pct``: NVML's kernel-busy share over the best case's timed rounds (and the native loop's);
+- ``device_input_gain``: the best ``device`` case / the best host-fed case (numpy, numpy_uint8, tf_data,
+  tf_data_prefetch) at the same steps_per_execution and jit_compile (the best case's, else spe 1) — how
+  much the host input path costs;
+- ``spe_gain``: within the best case's input and jit_compile, the best steps_per_execution > 1 / spe = 1 —
+  how much per-call work (callbacks, and on TensorFlow the dispatches themselves) costs.
+
+The bottleneck, in this order (thresholds below): Keras near the native loop with the GPU busy (or no
+GPU sampled) → **the device**; near the native loop with the GPU idle → **per-step dispatch** (the native
+loop waits on the host too); device input much faster than host input → **the host input path**;
+steps_per_execution helps → **per-step dispatch**; GPU busy though Keras is far from native → **the
+device** (Keras' step does more device work); otherwise the gap that remains with the data already on
+the device → **per-step dispatch**. Each sentence quotes the numbers it rests on.
+
+The report's headline lines come from :func:`best_configurations` and :func:`mixed_precision_speedups`:
+both pick the best configuration over the input path (and spe, jit_compile) and name it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+HOST_INPUTS = ("numpy", "numpy_uint8", "tf_data", "tf_data_prefetch")
+NEAR_NATIVE = 0.8  # Keras within 20 % of the hand-written loop
+BUSY_PCT = 70.0  # NVML kernel-busy share above which the GPU, not the host, sets the pace
+INPUT_GAIN = 1.2  # device input this much faster than host input: the host input path costs
+SPE_GAIN = 1.1  # steps_per_execution this much faster: per-call work costs
+
+Case = Mapping[str, Any]
+
+
+def median_sps(case: Case | None) -> float | None:
+    if case is None:
+        return None
+    value = ((case.get("metrics") or {}).get("samples_per_second") or {}).get("median")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def utilization_pct(case: Case | None) -> float | None:
+    """NVML mean kernel-busy % over the case's timed rounds, or None (no GPU sampled, unreliable kept)."""
+    if case is None:
+        return None
+    gpu = (case.get("metrics") or {}).get("gpu_metrics") or {}
+    value = (gpu.get("aggregate") or {}).get("utilization_pct_mean")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _ok_train(cases: Iterable[Case], gpus: int | None = 1) -> list[Case]:
+    return [c for c in cases if c.get("suite") == "train" and c.get("status") == "ok"
+            and (gpus is None or c["params"].get("gpus") == gpus) and median_sps(c) is not None]
+
+
+def _natives(cases: Iterable[Case]) -> dict[tuple[str, int, str], Case]:
+    return {(c["params"]["backend"], c["params"]["global_batch"], c["params"]["precision"]): c
+            for c in cases if c.get("suite") == "native" and c.get("status") == "ok"
+            and c["params"].get("variant") == "step" and median_sps(c) is not None}
+
+
+def _best(cases: Iterable[Case]) -> Case | None:
+    return max(cases, key=lambda c: median_sps(c) or 0.0, default=None)
+
+
+def _input(case: Case) -> str:
+    # Records from before the input axis fed a tf.data pipeline or a cycling PyDataset: neither value here.
+    return str(case["params"].get("input") or "unrecorded")
+
+
+def _spe(case: Case) -> int:
+    return int(case["params"].get("steps_per_execution", 1))
+
+
+def describe_config(case: Case) -> str:
+    """``input device, steps_per_execution 32, jit_compile true`` (what the case ran, in words)."""
+    p, m = case["params"], case.get("metrics") or {}
+    jit = p.get("jit_compile")
+    jit_text = "auto" if jit == "auto" else str(bool(jit)).lower()
+    resolved = m.get("jit_compile_resolved")
+    if jit == "auto" and isinstance(resolved, bool):
+        jit_text += f" (XLA {'on' if resolved else 'off'})"
+    return f"input {_input(case)}, steps_per_execution {_spe(case)}, jit_compile {jit_text}"
+
+
+def rate(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M samples/s"
+    if value >= 1e4:
+        return f"{value / 1e3:.1f} k samples/s"
+    return f"{value:,.0f} samples/s"
+
+
+def where_the_time_goes(cases: Iterable[Case]) -> list[dict[str, Any]]:
+    """One row per one-GPU (backend, global_batch, precision) cell with an ``ok`` train case."""
+    cases = list(cases)
+    natives = _natives(cases)
+    cells: dict[tuple[str, int, str], list[Case]] = {}
+    for case in _ok_train(cases):
+        p = case["params"]
+        cells.setdefault((p["backend"], p["global_batch"], p["precision"]), []).append(case)
+    rows = []
+    for key in sorted(cells, key=lambda k: (k[0], k[1], k[2])):
+        group = cells[key]
+        best = _best(group)
+        native = natives.get(key)
+        best_sps, native_sps = median_sps(best), median_sps(native)
+        by_input = {}
+        for value in dict.fromkeys(_input(c) for c in group):
+            top = _best(c for c in group if _input(c) == value)
+            by_input[value] = {"samples_per_second": median_sps(top), "case_id": top["case_id"]}
+        device, host = _input_pair(group, best)
+        same = [c for c in group if _input(c) == _input(best) and c["params"].get("jit_compile") == best["params"].get("jit_compile")]
+        spe_one = _best(c for c in same if _spe(c) == 1)
+        spe_many = _best(c for c in same if _spe(c) > 1)
+        row = {
+            "backend": key[0], "global_batch": key[1], "precision": key[2],
+            "cases": len(group),
+            "best_case_id": best["case_id"], "best_input": _input(best), "best_steps_per_execution": _spe(best),
+            "best_jit_compile": best["params"].get("jit_compile"),
+            "best_jit_compile_resolved": (best.get("metrics") or {}).get("jit_compile_resolved"),
+            "best_config": describe_config(best),
+            "best_samples_per_second": best_sps,
+            "utilization_pct": utilization_pct(best),
+            "native_case_id": native["case_id"] if native else None,
+            "native_samples_per_second": native_sps,
+            "native_utilization_pct": utilization_pct(native),
+            "native_ratio": best_sps / native_sps if native_sps else None,
+            "by_input": by_input,
+            "host_input_best": _input(host) if host else None,
+            "device_input_gain": (median_sps(device) / median_sps(host)) if device and host else None,
+            "spe_best": _spe(spe_many) if spe_many else None,
+            "spe_gain": (median_sps(spe_many) / median_sps(spe_one)) if spe_one and spe_many else None,
+        }
+        row["bottleneck"], row["sentence"] = _verdict(row)
+        rows.append(row)
+    return rows
+
+
+def _input_pair(group: list[Case], best: Case) -> tuple[Case | None, Case | None]:
+    """The fastest device case and the fastest host-fed case at one steps_per_execution and jit_compile —
+    the best case's if both inputs were measured there, else spe 1 — so the pair differs only in input."""
+    def setting(case: Case) -> tuple[int, str]:
+        return _spe(case), repr(case["params"].get("jit_compile"))
+
+    for wanted in (setting(best), None):
+        pool = [c for c in group if (_spe(c) == 1 if wanted is None else setting(c) == wanted)]
+        device = _best(c for c in pool if _input(c) == "device")
+        host = _best(c for c in pool if _input(c) in HOST_INPUTS)
+        if device is not None and host is not None:
+            return device, host
+    return None, None
+
+
+def _busy(util: float | None) -> str:
+    return f"GPU busy {util:.0f} %" if util is not None else "no GPU sampled"
+
+
+def _verdict(row: Mapping[str, Any]) -> tuple[str | None, str]:
+    ratio, util = row["native_ratio"], row["utilization_pct"]
+    gain, spe_gain = row["device_input_gain"], row["spe_gain"]
+    where = f"{row['backend']}, batch {row['global_batch']}, {row['precision']}"
+    best = f"the best Keras configuration ({row['best_config']}) runs {rate(row['best_samples_per_second'])}"
+    vs = f", native ratio {ratio:.2f}" if ratio is not None else ""
+    best_text = f"{best}{vs}, {_busy(util)}"
+    input_text = (f"; device-resident input runs {gain:.2f}× the best host-fed input ({row['host_input_best']})"
+                  if gain is not None else "")
+    spe_text = (f"; steps_per_execution {row['spe_best']} runs {spe_gain:.2f}× steps_per_execution 1"
+                if spe_gain is not None else "")
+    if ratio is not None and ratio >= NEAR_NATIVE and (util is None or util >= BUSY_PCT):
+        return "device", f"{where}: the device — {best_text}{input_text}{spe_text}."
+    if ratio is not None and ratio >= NEAR_NATIVE:
+        native_util = row["native_utilization_pct"]
+        return "per-step dispatch", (f"{where}: per-step dispatch — {best_text}: Keras is close to the native loop, "
+                                     f"but both leave the GPU idle between steps (native loop: "
+                                     f"{_busy(native_util)}){input_text}{spe_text}.")
+    if gain is not None and gain >= INPUT_GAIN:
+        rest = ""
+        if row["best_input"] == "device" and ratio is not None:
+            rest = "; what remains with the data on the device is per-step dispatch"
+        return "host input path", f"{where}: the host input path{input_text[1:]}; {best_text}{spe_text}{rest}."
+    if spe_gain is not None and spe_gain >= SPE_GAIN:
+        return "per-step dispatch", f"{where}: per-step dispatch{spe_text[1:]}; {best_text}{input_text}."
+    if util is not None and util >= BUSY_PCT:
+        return "device", (f"{where}: the device — {best_text}: the GPU is busy, so Keras' step does more device "
+                          f"work than the native loop's{input_text}{spe_text}.")
+    if ratio is not None:
+        tried = "neither device input nor steps_per_execution closes the gap" if (gain or spe_gain) else \
+            "measure input = device and steps_per_execution > 1 to tell the host input path from dispatch"
+        return "per-step dispatch", (f"{where}: per-step dispatch — {best_text}; {tried}"
+                                     f"{input_text}{spe_text}.")
+    return None, (f"{where}: not enough to tell — {best_text}; add the native suite for the ratio"
+                  f"{input_text}{spe_text}.")
+
+
+def best_configurations(cases: Iterable[Case]) -> list[dict[str, Any]]:
+    """Per backend, the fastest ``ok`` train case over every axis (GPU count included), named in full."""
+    cases = list(cases)
+    natives = _natives(cases)
+    by_backend: dict[str, list[Case]] = {}
+    for case in _ok_train(cases, gpus=None):
+        by_backend.setdefault(case["params"]["backend"], []).append(case)
+    rows = []
+    for backend, group in by_backend.items():
+        best = _best(group)
+        p = best["params"]
+        native = natives.get((backend, p["global_batch"], p["precision"])) if p.get("gpus") == 1 else None
+        ratio = median_sps(best) / median_sps(native) if native else None
+        gpus = int(p["gpus"])
+        sentence = (f"Best configuration on {backend}: {gpus} GPU{'s' if gpus != 1 else ''}, global batch "
+                    f"{p['global_batch']}, {p['precision']}, {describe_config(best)} — {rate(median_sps(best))}"
+                    f"{f' (native ratio {ratio:.2f})' if ratio is not None else ''}.")
+        rows.append({"backend": backend, "case_id": best["case_id"], "gpus": gpus,
+                     "global_batch": p["global_batch"], "precision": p["precision"], "input": _input(best),
+                     "steps_per_execution": _spe(best), "jit_compile": p.get("jit_compile"),
+                     "samples_per_second": median_sps(best), "native_ratio": ratio,
+                     "utilization_pct": utilization_pct(best), "sentence": sentence})
+    return rows
+
+
+def mixed_precision_speedups(cases: Iterable[Case]) -> list[dict[str, Any]]:
+    """Per backend, GPU count, batch and mixed policy: best mixed / best float32 Keras configuration (each
+    the best over input, steps_per_execution and jit_compile), beside the native loop's own speed-up."""
+    cases = list(cases)
+    natives = _natives(cases)
+    cells: dict[tuple[str, int, int, str], Case] = {}
+    for case in _ok_train(cases, gpus=None):
+        p = case["params"]
+        key = (p["backend"], p["gpus"], p["global_batch"], p["precision"])
+        if median_sps(case) > (median_sps(cells.get(key)) or 0.0):
+            cells[key] = case
+    rows = []
+    for (backend, gpus, batch, policy), mixed in sorted(cells.items(), key=lambda kv: kv[0]):
+        base = cells.get((backend, gpus, batch, "float32"))
+        if not policy.startswith("mixed") or base is None:
+            continue
+        native_mixed, native_base = natives.get((backend, batch, policy)), natives.get((backend, batch, "float32"))
+        native_speedup = (median_sps(native_mixed) / median_sps(native_base)
+                          if gpus == 1 and native_mixed and native_base else None)
+        speedup = median_sps(mixed) / median_sps(base)
+        same = _input(mixed) == _input(base) and _spe(mixed) == _spe(base)
+        configs = (f"both {describe_config(mixed)}" if same and describe_config(mixed) == describe_config(base)
+                   else f"float32: {describe_config(base)}; {policy}: {describe_config(mixed)}")
+        native_text = f"; the native loop gains {native_speedup:.2f}×" if native_speedup is not None else ""
+        sentence = (f"{policy} speeds up the best Keras configuration on {backend} by {speedup:.2f}× at batch {batch}"
+                    f"{f', {gpus} GPUs' if gpus != 1 else ''} ({configs}){native_text}.")
+        rows.append({"backend": backend, "gpus": gpus, "global_batch": batch, "policy": policy,
+                     "speedup": speedup, "native_speedup": native_speedup,
+                     "mixed_case_id": mixed["case_id"], "float32_case_id": base["case_id"],
+                     "mixed_input": _input(mixed), "float32_input": _input(base), "sentence": sentence})
+    return rows
+
+
+def mixed_precision_summary(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One headline line per backend and policy: the median speed-up over batches, each batch named."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["backend"], row["policy"]), []).append(row)
+    lines = []
+    for (backend, policy), group in groups.items():
+        median = statistics.median(r["speedup"] for r in group)
+        cells = ", ".join(_speedup_cell(r) for r in group)
+        verb = "speeds up" if median >= 1 else "slows down"
+        lines.append(f"Mixed precision ({policy} vs float32, best input path each) {verb} {backend} by a median "
+                     f"{median:.2f}×: {cells}.")
+    return lines
+
+
+def _speedup_cell(row: Mapping[str, Any]) -> str:
+    where = f"batch {row['global_batch']}" + (f" ({row['gpus']} GPUs)" if row["gpus"] != 1 else "")
+    native = "" if row["native_speedup"] is None else f"; native {row['native_speedup']:.2f}×"
+    return f"{where} {row['speedup']:.2f}× (input {row['mixed_input']}{native})"
+
+
+def derive_tables(cases: Iterable[Case]) -> dict[str, Any]:
+    """What a run document's ``derived`` block stores for the "where the time goes" section."""
+    cases = list(cases)
+    mixed = mixed_precision_speedups(cases)
+    return {"where_the_time_goes": where_the_time_goes(cases),
+            "best_configurations": best_configurations(cases),
+            "mixed_precision_speedups": mixed,
+            "mixed_precision_summary": mixed_precision_summary(mixed)}
