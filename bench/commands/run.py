@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
         log, config, data, run_id, results_dir = _resume(Path(args.resume))
     else:
         config = load_config(_default_config_path() if args.config is None else args.config)
+        member = _cluster_member(config)
+        if member is not None and not member.is_chief:
+            return _run_peer(config, member)
         from bench.environment.fingerprint import check_cuda_visible_devices
 
         note = check_cuda_visible_devices()
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(format_progress(record, done, total, time.monotonic() - started), file=out, flush=True)
 
-    sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case)
+    member = _cluster_member(config) if args.resume else member
+    sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case, member=member)
     if data["source"] == "synthetic":
         print(f"WARNING: synthetic data — {data['note']}. Accuracy numbers are not MNIST's.", file=out)
     print(f"run {run_id}: {len(sweep.remaining)} of {sweep.total} cases to run "
@@ -90,12 +94,43 @@ def _derive(config: BenchConfig, cases: list[dict[str, Any]]) -> dict[str, Any]:
     if "train" in config.suites:
         from bench.analyze.bottleneck import derive_tables
 
-        derived.update(derive_tables(cases))
+        # Keras 3 configurations in one process: a cluster's or Keras 2's throughput is another question
+        # (derived["worker_scaling"] below), not a configuration of the same Keras.
+        derived.update(derive_tables([c for c in cases if (c.get("params") or {}).get("workers", 1) == 1
+                                      and (c.get("params") or {}).get("keras", "keras3") == "keras3"]))
     if "cpu_predict" in config.suites:
         from bench.analyze.derive import ranking
 
         derived["cpu_predict_ranking"] = ranking(cases)
+    if any(c.get("suite") == "train" and (c.get("params") or {}).get("workers", 1) > 1 for c in cases):
+        from bench.analyze.scaling import worker_scaling
+
+        derived["worker_scaling"] = worker_scaling(cases)
     return derived
+
+
+def _cluster_member(config: BenchConfig):
+    """This task's place in a scheduler's cluster (TF_CONFIG, KERAS_DISTRIBUTION_*, srun), or None; its own
+    port is checked here, so a clash is one line before the sweep (bench.run.cluster)."""
+    from bench.run.cluster import check_own_port, detect
+
+    member = detect(os.environ, config.cluster)
+    if member is not None:
+        check_own_port(member)
+        print(f"cluster: this task is {member.describe()}", file=sys.stderr)
+    return member
+
+
+def _run_peer(config: BenchConfig, member: Any) -> int:
+    """A non-chief task: its worker of every multi-worker case, no results file (worker 0 writes it)."""
+    import tempfile
+
+    from bench.measure import data as data_mod
+    from bench.run.launcher import run_peer
+
+    data = data_mod.resolve(config.data, config.measure.seed).to_dict()
+    logs = Path(tempfile.mkdtemp(prefix=f"bench-worker{member.index}-"))
+    return run_peer(config, data, member, logs, sys.stdout)
 
 
 def _default_config_path() -> Path:

@@ -29,7 +29,12 @@ def pytest_configure(config: pytest.Config) -> None:
     plan = WorkerPlan.read(config.getoption("--bench-plan"))
     config._bench_plan = plan  # type: ignore[attr-defined]
     config._bench_config = config_from_dict(plan.config)  # type: ignore[attr-defined]
-    if plan.suite in ("train", "native"):
+    if plan.suite in ("train", "native") and plan.cluster:
+        # One process of a multi-worker case: join the cluster first (bench.measure.distributed).
+        from bench.measure import distributed
+
+        config._bench_inventory = distributed.configure(plan)  # type: ignore[attr-defined]
+    elif plan.suite in ("train", "native"):
         config._bench_inventory = devices.configure(plan.backend, plan.replicas, plan.simulate)  # type: ignore[attr-defined]
     elif plan.suite == "cpu_predict":
         from bench.measure.cpu_predict import configure_worker
@@ -77,12 +82,13 @@ def mnist(bench_plan: WorkerPlan):
 @pytest.fixture
 def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest):
     """Append a finished case to the run's log; tell the sweep which case is in flight."""
-    log = CaseLog(bench_plan.log_path)
+    log = CaseLog(bench_plan.log_path) if bench_plan.log_path else None  # None: a cluster's non-chief worker
     case_id = request.node.callspec.id if hasattr(request.node, "callspec") else request.node.name
     _progress(bench_plan, {"event": "start", "case_id": case_id})
 
     def record(result: dict[str, Any]) -> None:
-        log.append(result)
+        if log is not None:
+            log.append(result)
         _progress(bench_plan, {"event": "done", "case_id": result["case_id"], "status": result["status"]})
 
     return record
