@@ -11,6 +11,7 @@ importing ``keras`` itself. The two APIs the suite uses differ only in the globa
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from types import ModuleType
 
@@ -20,10 +21,14 @@ TF_KERAS = "tf_keras"
 
 
 def unsupported(backend: str, keras_flavour: str) -> str | None:
-    """Why a flavour cannot run on a backend (a skipped case), or None."""
-    if keras_flavour != DEFAULT and backend != "tensorflow":
+    """Why a flavour cannot run here (a skipped case), or None. Looks the package up without importing it."""
+    if keras_flavour == DEFAULT:
+        return None
+    if backend != "tensorflow":
         return (f"{keras_flavour} is Keras 2 for TensorFlow only (this case runs on {backend}); Keras 3 is the Keras "
                 "of every backend")
+    if importlib.util.find_spec(keras_flavour) is None:
+        return f"{keras_flavour} is not installed (pip install tf_keras, the release matching TensorFlow's)"
     return None
 
 

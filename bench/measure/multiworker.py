@@ -53,7 +53,8 @@ WORKER_DIES = "worker_dies"
 def special_case(case: TrainCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory, benchmark: Any,
                  clock: Callable[[], float] = time.perf_counter) -> dict[str, Any] | None:
     """The record of a case the single-process path cannot take, or None (a one-process tf_keras case on
-    TensorFlow: bench.measure.train runs it with tf_keras' model and callbacks, bench.measure.flavour)."""
+    TensorFlow: bench.measure.train runs it with tf_keras' model and callbacks, bench.measure.flavour).
+    A flavour that cannot run here (tf_keras off TensorFlow, or not installed) is skipped with the reason."""
     reason = flavour.unsupported(case.backend, case.keras)
     if reason is not None:
         clock_ = CaseClock()
@@ -80,6 +81,7 @@ def run_multiworker_case(case: TrainCase, config: BenchConfig, data: Mnist, inve
     def body() -> None:
         if cluster is None or cluster.size != case.workers:
             raise CaseSkipped(f"this worker process is not part of a {case.workers}-worker cluster")
+        record["metrics"]["cluster"] = cluster.describe()  # who took part, also when the case fails
         if cluster.mismatch:
             raise ClusterMismatch(cluster.mismatch)
         if case.input not in INPUTS[case.backend]:
@@ -245,7 +247,7 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, cluster: Cluster
     metrics = record["metrics"]
     metrics.update(per_replica_batch=case.global_batch // placement.replicas, global_batch=case.global_batch,
                    per_worker_batch=case.global_batch // cluster.size, replicas=placement.replicas,
-                   workers=cluster.size, keras_version=flavour.version(), cluster=cluster.describe())
+                   workers=cluster.size, keras_version=flavour.version())
     fault = fault_for(case.case_id)
     feed = _feed(case, data, cluster, placement, distribution, m.seed)
     metrics["input_fed"] = feed.fed.to_dict()

@@ -263,9 +263,10 @@ def _no_cluster(workers: list[_Worker], member: ClusterMember | None, timeout_s:
 
 
 def _who(w: _Worker, member: ClusterMember | None) -> str:
+    """"worker 1 (127.0.0.1:5001, pid 12)"; in a scheduler's cluster "worker 1 of 2 (TF_CONFIG; b:2222, pid 12)"."""
     where = f"{w.address}, " if w.address else ""
-    suffix = f" of {member.size} ({member.source})" if member is not None else ""
-    return f"worker {w.index}{suffix} ({where}pid {w.proc.pid})"
+    source = f"{member.source}; " if member is not None else ""
+    return f"worker {w.index}{f' of {member.size}' if member is not None else ''} ({source}{where}pid {w.proc.pid})"
 
 
 def _exit_text(code: int | None) -> str:
