@@ -16,6 +16,8 @@ from bench.config import BenchConfig, JitCompile
 
 # The native loop's variants per backend (see bench.measure.native).
 VARIANTS = {"tensorflow": ("step",), "jax": ("step", "epoch_scan"), "torch": ("step",)}
+# What a multi-worker case ([train] workers > 1) can feed, per backend (bench.measure.multiworker says why).
+WORKER_INPUTS = {"tensorflow": ("tf_data_prefetch",), "jax": ("tf_data_prefetch", "numpy")}
 # Backends cpu_predict knows how to run on.
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 # Methods that change or replace the trained model get their own; the rest share one ("plain").

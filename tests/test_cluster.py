@@ -73,14 +73,20 @@ def test_keras_distribution_variables_and_slurm_steps():
 
 
 def test_what_a_cluster_can_run():
+    def params(backend="tensorflow", workers=2, keras="keras3", feed="tf_data_prefetch"):
+        return {"backend": backend, "workers": workers, "keras": keras, "input": feed}
+
     slurm = ClusterMember("SLURM", 0, 2)
-    assert cluster.skip_reason("tensorflow", 2, slurm) is None
-    assert "has 2 workers and this case asks for 3" in cluster.skip_reason("jax", 3, slurm)
-    assert "no multi-process data parallelism on torch" in cluster.skip_reason("torch", 2, None)
-    assert "Keras 2 for TensorFlow only" in cluster.skip_reason("jax", 2, None, keras="tf_keras")
+    assert cluster.skip_reason(params(), slurm) is None
+    assert "has 2 workers and this case asks for 3" in cluster.skip_reason(params("jax", 3), slurm)
+    assert "no multi-process data parallelism on torch" in cluster.skip_reason(params("torch"), None)
+    assert "Keras 2 for TensorFlow only" in cluster.skip_reason(params("jax", keras="tf_keras"), None)
+    assert "input device is not offered with workers > 1 on tensorflow; choose tf_data_prefetch" in \
+        cluster.skip_reason(params(feed="device"), None)
+    assert cluster.skip_reason(params("jax", feed="numpy"), None) is None
     coordinator_only = ClusterMember("KERAS_DISTRIBUTION", 0, 2, ("h:1",))
-    assert "names only the coordinator" in cluster.skip_reason("tensorflow", 2, coordinator_only)
-    assert cluster.skip_reason("jax", 2, coordinator_only) is None
+    assert "names only the coordinator" in cluster.skip_reason(params(), coordinator_only)
+    assert cluster.skip_reason(params("jax"), coordinator_only) is None
 
 
 # --------------------------------------------------------------------------- what each worker process gets

@@ -33,14 +33,14 @@ suites = ["train"]
 [train]
 backend = {backends}
 keras = {keras}
-workers = [2]
+workers = {workers}
 gpus = [1]
 global_batch = {batches}
 precision = ["float32"]
 jit_compile = ["auto"]
 input = ["tf_data_prefetch"]
 exclude = [{{backend = "jax", keras = "tf_keras"}}, {{backend = "jax", global_batch = 256}},
-           {{keras = "keras3", global_batch = 256}}]
+           {{keras = "keras3", global_batch = 256}}, {{workers = 1, keras = "keras3"}}, {{workers = 1, global_batch = 256}}]
 [measure]
 warmup_steps = 2
 rounds = 2
@@ -60,28 +60,30 @@ KILLED = "*/batch=256/*/keras=tf_keras"
 
 
 def sweep_config(path: Path, name: str, backends: str = '["tensorflow", "jax"]', keras: str = '["keras3", "tf_keras"]',
-                 batches: str = "[128, 256]", connect: int = 60) -> Path:
+                 batches: str = "[128, 256]", connect: int = 60, workers: str = "[2]") -> Path:
     path.write_text(SWEEP.format(name=name, backends=backends, keras=keras, batches=batches, connect=connect,
-                                 peer=PEER_TIMEOUT_S))
+                                 peer=PEER_TIMEOUT_S, workers=workers))
     return path
 
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multiworker")
-    config = sweep_config(tmp / "mw.toml", "mw")
+    # One one-process case too: the Keras 2 row on a single machine, and the strong-scaling reference of the
+    # 2-worker tf_keras case at the same global batch.
+    config = sweep_config(tmp / "mw.toml", "mw", workers="[1, 2]")
     proc = run_cli("run", "--config", str(config), "--results-dir", str(tmp / "results"),
                    env={"BENCH_FAULTS": f"{KILLED}=worker_dies"}, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     path = Path(proc.stdout.strip().splitlines()[-1])
     run = load_run(path)
-    return path, run, {c["params"]["backend"] + "/" + str(c["params"]["global_batch"]) + "/" + c["params"]["keras"]: c
-                       for c in run["cases"]}
+    p = "{backend}/{global_batch}/{keras}/{workers}"
+    return path, run, {p.format(**c["params"]): c for c in run["cases"]}
 
 
 def test_keras3_fit_under_multiworker_strategy_is_measured_as_it_is(local_run):
     _, _, cases = local_run
-    case = cases["tensorflow/128/keras3"]
+    case = cases["tensorflow/128/keras3/2"]
     if case["status"] == "failed":  # keras-team/keras#20585, open in Keras 3.15.1
         assert case["error"]["type"] == "ValueError"
         assert case["reason"].startswith("ValueError: Attempt to convert a value (PerReplica:{...})")
@@ -91,7 +93,7 @@ def test_keras3_fit_under_multiworker_strategy_is_measured_as_it_is(local_run):
     assert case["devices"]["strategy"] == "MultiWorkerMirroredStrategy"
 
 
-@pytest.mark.parametrize("key", ["tensorflow/128/tf_keras", "jax/128/keras3"])
+@pytest.mark.parametrize("key", ["tensorflow/128/tf_keras/2", "jax/128/keras3/2"])
 def test_tf_keras_and_jax_train_on_both_workers(local_run, key):
     _, _, cases = local_run
     case = cases[key]
@@ -112,7 +114,7 @@ def test_tf_keras_and_jax_train_on_both_workers(local_run, key):
 
 def test_a_worker_killed_mid_run_fails_its_case_fast_and_loses_nothing(local_run):
     path, run, cases = local_run
-    killed = cases["tensorflow/256/tf_keras"]
+    killed = cases["tensorflow/256/tf_keras/2"]
     assert killed["status"] == "failed" and killed["error"]["type"] == "ClusterWorkerDied"
     assert re.match(r"worker 1 \(127\.0\.0\.1:\d+, pid \d+\) died \(SIGKILL, signal 9\) during the case; "
                     r"stopped worker 0; log: ", killed["reason"]), killed["reason"]
@@ -121,27 +123,43 @@ def test_a_worker_killed_mid_run_fails_its_case_fast_and_loses_nothing(local_run
     # Noticed from the process itself, well inside the peer timeout the frameworks would otherwise wait out.
     assert failure["detected_after_s"] < PEER_TIMEOUT_S
     # The case before it is in the file as it was measured, and the sweep went on to JAX.
-    assert cases["tensorflow/128/tf_keras"]["status"] == "ok" and cases["jax/128/keras3"]["status"] == "ok"
+    assert cases["tensorflow/128/tf_keras/2"]["status"] == "ok" and cases["jax/128/keras3/2"]["status"] == "ok"
     assert [c["case_id"] for c in run["cases"]] == [cases[k]["case_id"] for k in (
-        "tensorflow/128/keras3", "tensorflow/128/tf_keras", "tensorflow/256/tf_keras", "jax/128/keras3")]
+        "tensorflow/128/tf_keras/1", "tensorflow/128/keras3/2", "tensorflow/128/tf_keras/2",
+        "tensorflow/256/tf_keras/2", "jax/128/keras3/2")]
     assert run["complete"] and not list(path.parent.glob("*.partial.jsonl"))
     # Only worker 0 was given the case log.
     plans = sorted(path.parent.glob("*.logs/*.worker*.plan.json"))
     assert {json.loads(p.read_text())["log_path"] == "" for p in plans if ".worker1." in p.name} == {True}
 
 
+def test_keras2_on_one_machine_trains_with_tf_keras(local_run):
+    _, _, cases = local_run
+    case = cases["tensorflow/128/tf_keras/1"]
+    assert case["status"] == "ok", case["reason"]
+    assert case["devices"]["strategy"] == "MirroredStrategy" and case["metrics"]["optimizer"] == "Adam"
+    assert case["metrics"]["jit_compile_resolved"] is False  # "auto" is tf_keras' own default, None: no XLA
+    assert case["metrics"]["samples_per_second"]["median"] > 0
+
+
 def test_scaling_is_derived_and_the_report_has_the_multiworker_section(local_run, tmp_path):
-    path, run, _ = local_run
-    rows = run["derived"]["worker_scaling"]
-    assert len(rows) == 4 and all(r["workers"] == 2 for r in rows)
-    assert rows[1]["strong"]["why_missing"].startswith("no workers = 1 case with global batch 128")
+    path, run, cases = local_run
+    rows = {r["case_id"]: r for r in run["derived"]["worker_scaling"]}
+    assert len(rows) == 4 and all(r["workers"] == 2 for r in rows.values())
+    # The 2-worker tf_keras case against the one-process tf_keras case at the same global batch (strong).
+    strong = rows[cases["tensorflow/128/tf_keras/2"]["case_id"]]["strong"]
+    assert strong["reference_case_id"] == cases["tensorflow/128/tf_keras/1"]["case_id"]
+    ratio = (cases["tensorflow/128/tf_keras/2"]["metrics"]["samples_per_second"]["median"]
+             / cases["tensorflow/128/tf_keras/1"]["metrics"]["samples_per_second"]["median"])
+    assert strong["speedup"] == pytest.approx(ratio) and strong["efficiency"] == pytest.approx(ratio / 2)
     out = tmp_path / "report.html"
     proc = run_cli("report", str(path), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     page = out.read_text()
     section = re.search(r'<section id="r1-multiworker">.*?</section>', page, re.S).group(0)
     for case in run["cases"]:
-        assert case["case_id"] in section
+        assert case["case_id"] in section  # every multi-worker case, and the Keras 2 one beside Keras 3
+    assert "Keras 2 (tf_keras) vs Keras 3 on one machine" in section
     assert "samples/s over all workers" in section and "keras-team/keras#20585" in section or \
         run["cases"][0]["status"] == "ok"
     assert 'data-note="local_cluster"' in section

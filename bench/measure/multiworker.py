@@ -44,8 +44,6 @@ from bench.measure.protocol import RoundSettings, TimedRounds, measure_rounds, t
 from bench.measure.records import CaseClock, CaseSkipped, base_record, measure_into
 from bench.monitor.select import monitor_for
 
-# Inputs each backend's multi-worker path feeds (module docstring).
-INPUTS = {"tensorflow": ("tf_data_prefetch",), "jax": ("tf_data_prefetch", "numpy")}
 # A fault (bench.measure.faults) only this module applies: worker 1 is SIGKILLed at its first timed round.
 WORKER_DIES = "worker_dies"
 
@@ -84,9 +82,6 @@ def run_multiworker_case(case: TrainCase, config: BenchConfig, data: Mnist, inve
         record["metrics"]["cluster"] = cluster.describe()  # who took part, also when the case fails
         if cluster.mismatch:
             raise ClusterMismatch(cluster.mismatch)
-        if case.input not in INPUTS[case.backend]:
-            raise CaseSkipped(f"input {case.input} is not offered with workers > 1 on {case.backend}; choose "
-                              f"{' or '.join(INPUTS[case.backend])} (bench.measure.multiworker explains why)")
         placement, distribution = _place(cluster, inventory, case)
         record["devices"] = placement.describe()
         try:

@@ -91,7 +91,7 @@ def _keras2_rows(run: RunData) -> list[dict[str, Any]]:
 SCALING_TABLE = {
     "case": ("case_id", tables.text),
     "status": ("status", tables.status),
-    "Keras": ("keras_label", tables.text),
+    "Keras": ("keras", tables.text),
     "workers": ("workers", tables.number()),
     "devices / worker": ("gpus", tables.number()),
     "global batch": ("global_batch", tables.number()),
@@ -101,8 +101,7 @@ SCALING_TABLE = {
     "weak efficiency": ("weak_efficiency", tables.ratio_pct),
     "strong efficiency": ("strong_efficiency", tables.ratio_pct),
     "strong speedup": ("strong_speedup", tables.times),
-    "reason": ("reason", tables.long_text),
-}
+}  # no reason column: the sentences above the table give each case's, in full
 KERAS2_TABLE = {
     "tf_keras case": ("case_id", tables.text),
     "status": ("status", tables.status),
@@ -121,7 +120,6 @@ def prepare(run: RunData, rid: str) -> dict[str, Any] | Missing:
     scaling = _scaling_rows(run)
     frame = pd.DataFrame([{
         **{k: v for k, v in row.items() if k not in ("weak", "strong")},
-        "keras_label": _label(row["keras"]),
         "per_worker_text": " / ".join(_fmt(v) for v in row.get("per_worker_median") or []) or None,
         "weak_efficiency": row["weak"]["efficiency"], "strong_efficiency": row["strong"]["efficiency"],
         "strong_speedup": row["strong"]["speedup"],

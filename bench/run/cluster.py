@@ -28,7 +28,9 @@ import json
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from bench.cases import WORKER_INPUTS
 from bench.config import ClusterSettings
 from bench.errors import UserError
 from bench.measure.flavour import unsupported
@@ -163,14 +165,20 @@ def from_slurm(env: Mapping[str, str]) -> ClusterMember | None:
 # --------------------------------------------------------------------------- what a case may ask of a cluster
 
 
-def skip_reason(backend: str, workers: int, member: ClusterMember | None, keras: str = "keras3") -> str | None:
-    """Why a ``workers > 1`` case cannot run here (a skipped result, decided before any process starts), or None."""
-    flavour_reason = unsupported(backend, keras)
+def skip_reason(params: Mapping[str, Any], member: ClusterMember | None) -> str | None:
+    """Why a ``workers > 1`` train case (its ``params``) cannot run here — a skipped result, decided before
+    any process starts — or None."""
+    backend, workers = params["backend"], int(params.get("workers", 1))
+    flavour_reason = unsupported(backend, params.get("keras", "keras3"))
     if flavour_reason is not None:
         return flavour_reason
     if backend not in BACKENDS_WITH_WORKERS:
         return (f"Keras has no multi-process data parallelism on {backend} (keras.distribution runs on JAX; "
                 "TensorFlow has tf.distribute)")
+    feed = params.get("input", "device")
+    if feed not in WORKER_INPUTS[backend]:
+        return (f"input {feed} is not offered with workers > 1 on {backend}; choose "
+                f"{' or '.join(WORKER_INPUTS[backend])} (bench.measure.multiworker says why)")
     if member is None:
         return None
     if workers != member.size:

@@ -99,7 +99,7 @@ def run_cluster_group(sweep: Sweep, group: LayoutGroup) -> None:
         if case_id in sweep.done:
             continue
         planned = next(c for c in sweep.planned if c.case_id == case_id)
-        reason = cluster.skip_reason(planned.backend, planned.workers, sweep.member, planned.keras)
+        reason = cluster.skip_reason(planned.params, sweep.member)
         if reason is not None:
             sweep._record_parent_failure(case_id, reason, None, status="skipped")
             continue
@@ -116,8 +116,7 @@ def run_peer(config: BenchConfig, data: dict[str, Any], member: ClusterMember, l
     from bench.run.sweep import group_layouts, plan_cases
 
     logs_dir.mkdir(parents=True, exist_ok=True)
-    planned = [c for c in plan_cases(config) if c.workers > 1
-               and cluster.skip_reason(c.backend, c.workers, member, c.keras) is None]
+    planned = [c for c in plan_cases(config) if c.workers > 1 and cluster.skip_reason(c.params, member) is None]
     print(f"{member.describe()}: {len(planned)} multi-worker case(s) to run with the chief; results are written "
           f"by worker 0; logs in {logs_dir}", file=out, flush=True)
     for group in group_layouts(planned):
