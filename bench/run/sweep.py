@@ -103,9 +103,10 @@ def worker_env(group: LayoutGroup, simulate: bool, base: dict[str, str] | None =
         from bench.measure.cpu_predict import WORKER_ENV
 
         env.update(WORKER_ENV)
-    if group.keras != "keras3":
-        from bench.measure.flavour import ENV_VAR
+    from bench.measure.flavour import ENV_VAR
 
+    env.pop(ENV_VAR, None)
+    if group.keras != "keras3":
         env[ENV_VAR] = group.keras
         env["TF_USE_LEGACY_KERAS"] = "1"  # tf.keras inside TensorFlow is then the same Keras 2
     return env
