@@ -96,7 +96,7 @@ def doctor(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite on the CPU (real TensorFlow with tiny configs; GPU-only tests skip with their reason). Arguments after -- go to pytest."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,legacy]")  # legacy: tf_keras, for the Keras 2 and multi-worker tests
     # Keras' other backends for the cross-backend tests, CPU builds: torch 2.13.0 is the CPU wheel
     # this project's machines carry; a bare "torch" would pull a multi-GB CUDA build.
     session.install("jax", "torch==2.13.0")

@@ -17,6 +17,8 @@ from bench.config import BenchConfig, JitCompile
 
 # The native loop's variants per backend (see bench.measure.native).
 VARIANTS = {"tensorflow": ("step",), "jax": ("step", "epoch_scan"), "torch": ("step",)}
+# What a multi-worker case ([train] workers > 1) can feed, per backend (bench.measure.multiworker says why).
+WORKER_INPUTS = {"tensorflow": ("tf_data_prefetch",), "jax": ("tf_data_prefetch", "numpy")}
 # Backends cpu_predict knows how to run on.
 SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 # Methods that change or replace the trained model get their own; the rest share one ("plain").
@@ -34,18 +36,28 @@ class TrainCase:
     jit_compile: JitCompile
     input: str = "device"
     steps_per_execution: int = 1
+    workers: int = 1  # processes (bench.measure.multiworker); gpus replicas in each
+    keras: str = "keras3"  # or "tf_keras" (Keras 2 on TensorFlow)
 
     @property
     def per_replica_batch(self) -> int:
-        return self.global_batch // self.gpus
+        return self.global_batch // (self.gpus * self.workers)
+
+    @property
+    def per_worker_batch(self) -> int:
+        return self.global_batch // self.workers
 
     @property
     def case_id(self) -> str:
         # input and spe are always named: ids from before these axes existed measured other input paths
         # (tf.data with prefetch on TensorFlow, a cycling PyDataset elsewhere) and must not match new ones.
+        # workers and keras are named only off their defaults: a one-process Keras 3 case measures exactly
+        # what it measured before these axes existed, so its id (and every baseline keyed on it) stays.
         return (
             f"train/{self.backend}/gpus={self.gpus}/batch={self.global_batch}/"
             f"{self.precision}/jit={jit_label(self.jit_compile)}/input={self.input}/spe={self.steps_per_execution}"
+            + (f"/workers={self.workers}" if self.workers != 1 else "")
+            + (f"/keras={self.keras}" if self.keras != "keras3" else "")
         )
 
     def params(self) -> dict[str, Any]:
@@ -57,6 +69,8 @@ class TrainCase:
             "jit_compile": self.jit_compile,
             "input": self.input,
             "steps_per_execution": self.steps_per_execution,
+            "workers": self.workers,
+            "keras": self.keras,
         }
 
 
@@ -69,11 +83,11 @@ def train_cases(config: BenchConfig) -> list[TrainCase]:
     each ``[[train.add]]`` sweep; a case that two sweeps both produce is listed once, where it first came."""
     cases: dict[str, TrainCase] = {}
     for axes in (config.train, *config.train.add):
-        for backend, gpus, batch, precision, jit, feed, spe in itertools.product(
+        for backend, gpus, batch, precision, jit, feed, spe, workers, keras in itertools.product(
             axes.backend, axes.gpus, axes.global_batch, axes.precision, axes.jit_compile, axes.input,
-            axes.steps_per_execution,
+            axes.steps_per_execution, axes.workers, axes.keras,
         ):
-            case = TrainCase(backend, gpus, batch, precision, jit, feed, spe)
+            case = TrainCase(backend, gpus, batch, precision, jit, feed, spe, workers, keras)
             if not any(_matches(case.params(), rule) for rule in axes.exclude):
                 cases.setdefault(case.case_id, case)
     return list(cases.values())

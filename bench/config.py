@@ -32,6 +32,13 @@ CPU_PREDICT_METHODS = ("naive", "recompile", "strategy", "clone", "saved_model")
 LR_SCALINGS = ("none", "linear", "sqrt")
 # How batches reach fit (bench.measure.inputs); tf_data and tf_data_prefetch exist on TensorFlow only.
 INPUTS = ("numpy", "numpy_uint8", "tf_data", "tf_data_prefetch", "device")
+# Which Keras trains on TensorFlow: Keras 3 (``import keras``) or Keras 2 (``tf_keras``, what tf.keras is with
+# TF_USE_LEGACY_KERAS=1). tf_keras exists for TensorFlow only; other backends skip it with the reason.
+KERAS_FLAVOURS = ("keras3", "tf_keras")
+# How a multi-worker case's processes are started (bench.run.cluster): auto = the scheduler's cluster when
+# the environment names one (TF_CONFIG, KERAS_DISTRIBUTION_*, a SLURM step of 2+ tasks), else the local
+# launcher (N processes on loopback ports of this machine); local = always the local launcher.
+LAUNCHERS = ("auto", "local")
 
 JitCompile = bool | str  # True, False or "auto"
 
@@ -64,6 +71,15 @@ class TrainAxes:
     )
     steps_per_execution: tuple[int, ...] = _doc(
         "model.compile(steps_per_execution=...): training steps per call of Keras' train function.", default=(1,)
+    )
+    workers: tuple[int, ...] = _doc(
+        "Worker processes per case (each with `gpus` replicas): 1 = one process; N > 1 = TensorFlow's "
+        "MultiWorkerMirroredStrategy or JAX's distributed runtime across N processes (bench.measure.multiworker); "
+        "global batch = global_batch over all workers.", default=(1,)
+    )
+    keras: tuple[str, ...] = _doc(
+        "Keras on TensorFlow: keras3 (import keras) or tf_keras (Keras 2, the legacy tf.keras); "
+        "tf_keras on another backend is skipped with the reason.", default=("keras3",)
     )
     exclude: tuple[Mapping[str, Any], ...] = _doc(
         "Partial cases to leave out, e.g. {precision = 'mixed_float16', jit_compile = true}.", default=()
@@ -196,6 +212,31 @@ class FaultSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Multi-worker cases (``[train] workers`` > 1): how the cluster is formed and how long it may take."""
+
+    launcher: str = _doc(
+        "auto: the scheduler's cluster when TF_CONFIG, KERAS_DISTRIBUTION_* or a SLURM step of 2+ tasks is in "
+        "the environment, else start the workers on this machine on loopback ports; local: always start them here.",
+        default="auto",
+    )
+    connect_timeout_s: float = _doc(
+        "Bound on forming the cluster (every worker started, reachable and agreeing on the config); past it the "
+        "case fails naming the workers that did not join, instead of hanging.", default=120.0
+    )
+    peer_timeout_s: float = _doc(
+        "Bound on a silent or dead peer once the cluster runs: TensorFlow's collective timeout and "
+        "coordination-service heartbeat, JAX's heartbeat timeout; the local launcher notices a dead worker "
+        "process at once.", default=60.0
+    )
+    port_base: int = _doc(
+        "First port of a SLURM step's TensorFlow workers on each node (SlurmClusterResolver(port_base=...)).",
+        default=8888,
+    )
+    host: str = _doc("Address the local launcher's workers listen on.", default="127.0.0.1")
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """One sweep definition."""
 
@@ -211,6 +252,7 @@ class BenchConfig:
     converge: ConvergeSettings = ConvergeSettings()
     control: ControlSettings = ControlSettings()
     faults: FaultSettings = FaultSettings()
+    cluster: ClusterSettings = ClusterSettings()
     path: str = ""
     sha256: str = ""
 
@@ -273,6 +315,12 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     faults = _parse_simple(FaultSettings, _table(raw, "faults", where), where, "faults")
     if not faults.slowdown < 10:
         raise ConfigError(f"{where}: [faults] slowdown is a fraction of the step time (0.1 = 10 %), got {faults.slowdown}")
+    cluster = _parse_simple(ClusterSettings, _table(raw, "cluster", where), where, "cluster")
+    if cluster.launcher not in LAUNCHERS:
+        raise ConfigError(f"{where}: [cluster] launcher: unknown value {cluster.launcher!r}; choose from "
+                          f"{', '.join(LAUNCHERS)}")
+    if cluster.port_base > 65535:
+        raise ConfigError(f"{where}: [cluster] port_base must be a TCP port (1-65535), got {cluster.port_base}")
 
     if data.source not in DATA_SOURCES:
         raise ConfigError(f"{where}: [data] source: unknown value {data.source!r}; choose from {', '.join(DATA_SOURCES)}")
@@ -297,6 +345,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
         converge=converge,
         control=control,
         faults=faults,
+        cluster=cluster,
         path=source,
         sha256=sha256,
     )
@@ -308,6 +357,11 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
                 raise ConfigError(
                     f"{where}: [train] global_batch {case.global_batch} is not divisible by gpus = {case.gpus}; "
                     "use a multiple of every replica count or exclude the pair"
+                )
+            if case.global_batch % (case.gpus * case.workers):
+                raise ConfigError(
+                    f"{where}: [train] global_batch {case.global_batch} is not divisible by workers x gpus = "
+                    f"{case.workers} x {case.gpus}; use a multiple of every replica count or exclude the pair"
                 )
         if not train_cases(config):
             raise ConfigError(f"{where}: [train] every case is excluded; loosen 'exclude'")
@@ -347,7 +401,8 @@ def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str, section: 
         )
 
 
-_AXES = ("backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution")
+_AXES = ("backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution", "workers",
+         "keras")
 
 
 def _parse_train(raw: Mapping[str, Any], where: str) -> TrainAxes:
@@ -397,6 +452,8 @@ def _parse_axes(raw: Mapping[str, Any], where: str, label: str, allow_add: bool)
         input=_str_axis(raw.get("input", list(defaults.input)), f"{label}.input", INPUTS, where),
         steps_per_execution=_int_axis(raw.get("steps_per_execution", list(defaults.steps_per_execution)),
                                       f"{label}.steps_per_execution", where),
+        workers=_int_axis(raw.get("workers", list(defaults.workers)), f"{label}.workers", where),
+        keras=_str_axis(raw.get("keras", list(defaults.keras)), f"{label}.keras", KERAS_FLAVOURS, where),
         exclude=tuple(
             {k: (_jit_value(v, f"{label}.exclude.jit_compile", where) if k == "jit_compile" else v) for k, v in rule.items()}
             for rule in exclude

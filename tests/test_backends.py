@@ -82,3 +82,32 @@ def test_one_report_for_all_backends(backends_run):
     html = out.read_text()
     for backend in ("tensorflow", "jax", "torch"):
         assert f"train/{backend}/gpus=1" in html
+
+
+def test_the_timed_fit_thread_sees_the_callers_keras_distribution():
+    """EpochGate runs fit in its own thread; Keras' distribution is thread-local, so without carrying it a
+    JAX DataParallel case would train as if on one device (seen before this was fixed: main DataParallel,
+    thread None)."""
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import threading, keras
+from bench.measure.train import in_caller_state
+devices = keras.distribution.list_devices()
+keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+seen = {}
+def body():
+    seen["distribution"] = type(keras.distribution.distribution()).__name__
+thread = threading.Thread(target=in_caller_state(keras, body)); thread.start(); thread.join()
+bare = {}
+thread = threading.Thread(target=lambda: bare.update(d=keras.distribution.distribution())); thread.start(); thread.join()
+print(len(devices), seen["distribution"], bare["d"])
+"""
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["2", "DataParallel", "None"]

@@ -895,7 +895,8 @@ def test_report_command_imports_no_framework_and_no_measuring_code(tmp_path):
     assert out.returncode == 0, out.stderr
     loaded = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
     allowed = {"bench", "bench.errors", "bench.store", "bench.store.results", "bench.analyze", "bench.analyze.stats",
-               "bench.config", "bench.cases", "bench.commands", "bench.commands.report", "bench.analyze.bottleneck"}
+               "bench.analyze.scaling", "bench.config", "bench.cases", "bench.commands", "bench.commands.report",
+               "bench.analyze.bottleneck"}
     assert {m for m in loaded if not m.startswith(("bench.report", "bench.store."))} <= allowed
 
 

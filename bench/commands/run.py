@@ -65,8 +65,15 @@ def run(args: argparse.Namespace) -> int:
         resumed = plan.resumed
         return _dry_run(plan.planned, plan.config, resumed[3] if resumed else Path(args.results_dir),
                         resumed[0].read()[1] if resumed else [])
+    # A task of a scheduler's cluster (TF_CONFIG, KERAS_DISTRIBUTION_*, srun): only worker 0 writes results.
+    member = _cluster_member(plan.config)
+    if member is not None and not member.is_chief:
+        if plan.resumed:
+            raise UserError("--resume is for worker 0 of a cluster, which holds the results; start the other "
+                            "tasks without it")
+        return _run_peer(plan.config, member, {c.case_id for c in plan.planned})
     log, data, run_id, results_dir = plan.resumed or _start(args, plan)
-    return _sweep(args, plan, log, data, run_id, results_dir)
+    return _sweep(args, plan, log, data, run_id, results_dir, member)
 
 
 def _plan(args: argparse.Namespace) -> _Plan:
@@ -115,7 +122,7 @@ def _start(args: argparse.Namespace, plan: _Plan) -> tuple[CaseLog, dict[str, An
 
 
 def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, Any], run_id: str,
-           results_dir: Path) -> int:
+           results_dir: Path, member: Any = None) -> int:
     from bench.run.sweep import Sweep
 
     config = plan.config
@@ -130,7 +137,7 @@ def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, 
                   file=out, flush=True)
 
     sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case,
-                  case_ids={c.case_id for c in plan.planned})
+                  case_ids={c.case_id for c in plan.planned}, member=member)
     done_before = len(sweep.done & {c.case_id for c in sweep.planned})
     if data["source"] == "synthetic":
         print(f"WARNING: synthetic data — {data['note']}. Accuracy numbers are not MNIST's.", file=out)
@@ -167,9 +174,16 @@ def _derive(config: BenchConfig, cases: list[CaseRecord]) -> tuple[list[CaseReco
     if "train" in config.suites:
         from bench.analyze.bottleneck import derive_tables
 
-        derived.update(derive_tables([case.to_dict() for case in cases]))
+        # Keras 3 configurations in one process: a cluster's or Keras 2's throughput is another question
+        # (derived["worker_scaling"] below), not a configuration of the same Keras.
+        derived.update(derive_tables([c.to_dict() for c in cases if getattr(c.params, "workers", 1) == 1
+                                      and getattr(c.params, "keras", "keras3") == "keras3"]))
     if "cpu_predict" in config.suites:
         derived["cpu_predict_ranking"] = ranking(case.to_dict() for case in cases)
+    if any(c.suite == "train" and getattr(c.params, "workers", 1) > 1 for c in cases):
+        from bench.analyze.scaling import worker_scaling
+
+        derived["worker_scaling"] = worker_scaling([case.to_dict() for case in cases])
     return cases, derived
 
 
@@ -217,6 +231,30 @@ def _check_setup(config: BenchConfig, planned: list[Any]) -> tuple[dict[str, Any
                            f"so every case would be skipped, and nothing was run (python -m bench doctor --config "
                            f"{where} explains; --set devices.simulate=true runs on simulated devices instead)")
     return frameworks, [f.line for f in verdict.findings if f.level in ("problem", "warning")]
+
+
+def _cluster_member(config: BenchConfig):
+    """This task's place in a scheduler's cluster (TF_CONFIG, KERAS_DISTRIBUTION_*, srun), or None; its own
+    port is checked here, so a clash is one line before the sweep (bench.run.cluster)."""
+    from bench.run.cluster import check_own_port, detect
+
+    member = detect(os.environ, config.cluster)
+    if member is not None:
+        check_own_port(member)
+        print(f"cluster: this task is {member.describe()}", file=sys.stderr)
+    return member
+
+
+def _run_peer(config: BenchConfig, member: Any, case_ids: set[str]) -> int:
+    """A non-chief task: its worker of every multi-worker case, no results file (worker 0 writes it)."""
+    import tempfile
+
+    from bench.measure import data as data_mod
+    from bench.run.launcher import run_peer
+
+    data = data_mod.resolve(config.data, config.measure.seed).to_dict()
+    logs = Path(tempfile.mkdtemp(prefix=f"bench-worker{member.index}-"))
+    return run_peer(config, data, member, logs, sys.stdout, case_ids)
 
 
 def _default_config_path() -> Path:

@@ -6,7 +6,9 @@ ids with :func:`fnmatch.fnmatch`. Faults:
 - ``oom``: raise TensorFlow's own ``ResourceExhaustedError`` (what a too-large batch raises on a GPU);
 - ``nan``: set the output layer's bias to NaN, so the real training step produces a non-finite loss;
 - ``segfault``: the worker process receives SIGSEGV (a crash in a native library);
-- ``hang``: the case never finishes (exercises ``case_timeout_s``).
+- ``hang``: the case never finishes (exercises ``case_timeout_s``);
+- ``worker_dies``: in a multi-worker case, worker 1 is SIGKILLed at its first timed round (applied by
+  :mod:`bench.measure.multiworker`; exercises the launcher's dead-worker detection).
 
 Unset (always, outside tests) this module does nothing.
 

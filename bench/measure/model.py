@@ -11,6 +11,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from bench.measure import flavour
+
 LEARNING_RATE = 1e-3
 
 
@@ -21,14 +23,12 @@ def precision_policy(precision: str) -> Iterator[None]:
     The policy is process-global state in Keras; leaving it set would silently turn the next case (or
     the next test) into a mixed-precision one.
     """
-    import keras
-
-    previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(precision)
+    previous = flavour.dtype_policy()  # Keras 3 or tf_keras, whichever this process measures
+    flavour.set_dtype_policy(precision)
     try:
         yield
     finally:
-        keras.mixed_precision.set_dtype_policy(previous)
+        flavour.set_dtype_policy(previous)
 
 
 def build_model(seed: int = 0, uint8_input: bool = False) -> Any:
@@ -42,8 +42,8 @@ def build_model(seed: int = 0, uint8_input: bool = False) -> Any:
     ``pixels / 255`` (within one float32 rounding: x * (1/255) is not always x / 255), a quarter of the bytes
     fed per step. The layer has no weights, so the Dense layers draw the same initial weights.
     """
-    import keras
-    from keras import layers
+    keras = flavour.keras()  # Keras 3, or tf_keras for the legacy Keras 2 row
+    layers = keras.layers
 
     keras.utils.set_random_seed(seed)
     first = ([keras.Input(shape=(784,), dtype="uint8"), layers.Rescaling(1.0 / 255, dtype="float32")]
@@ -68,13 +68,13 @@ def compile_model(model: Any, jit_compile: bool | str, steps_per_execution: int 
     optimizer), so recompiles elsewhere go through this function too. Under a ``mixed_float16`` policy
     Keras wraps the optimizer in a LossScaleOptimizer itself (``auto_scale_loss=True``).
     """
-    import keras
+    keras = flavour.keras()
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        jit_compile=jit_compile,
+        jit_compile=flavour.jit_compile_argument(jit_compile),
         steps_per_execution=steps_per_execution,
     )
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from bench.cases import TrainCase
 from bench.config import BenchConfig
+from bench.measure import flavour
 from bench.measure.data import Mnist
 from bench.measure.devices import DeviceInventory, Placement, place
 from bench.measure.faults import inject, slowdown_callbacks
@@ -39,7 +40,7 @@ def _last_logs(history: Any) -> dict[str, float]:
 
 def _epoch_timer(clock: Callable[[], float]) -> Any:
     """A callback recording each epoch's duration, the device synchronised at the end of each."""
-    import keras
+    keras = flavour.keras()  # a tf_keras model takes tf_keras callbacks only
 
     class EpochTimer(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -60,7 +61,7 @@ def _execution_counter() -> Any:
     """Counts calls of Keras' train function (one ``on_train_batch_end`` per execution of
     ``steps_per_execution`` steps). Only used in the warm-up ``fit``: a callback with a batch hook turns off
     Keras' asynchronous callback dispatch, which the timed rounds must keep."""
-    import keras
+    keras = flavour.keras()
 
     class ExecutionCounter(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -71,6 +72,28 @@ def _execution_counter() -> Any:
             self.executions += 1
 
     return ExecutionCounter()
+
+
+def in_caller_state(keras: Any, body: Callable[[], None]) -> Callable[[], None]:
+    """``body`` wrapped to run, in another thread, under the calling thread's Keras distribution and dtype policy.
+
+    Keras keeps both in thread-local state (keras/src/backend/common/global_state.py: ``threading.local()``),
+    so a ``fit`` started in a fresh thread would see no ``keras.distribution`` at all: on JAX a
+    ``DataParallel`` case would then feed every batch as if there were one device. tf_keras has no
+    ``keras.distribution``; TensorFlow's strategies are captured by ``compile`` and re-entered by ``fit``.
+    """
+    distribution_lib = getattr(keras, "distribution", None)
+    distribution = distribution_lib.distribution() if distribution_lib is not None else None
+    policy = keras.mixed_precision.dtype_policy() if hasattr(keras.mixed_precision, "dtype_policy") else None
+
+    def wrapped() -> None:
+        if distribution is not None:
+            distribution_lib.set_distribution(distribution)
+        if policy is not None:
+            keras.mixed_precision.set_dtype_policy(policy)
+        body()
+
+    return wrapped
 
 
 class EpochGate:
@@ -86,7 +109,7 @@ class EpochGate:
     """
 
     def __init__(self, feed: Feed, model: Any, steps: int | None, epochs_per_round: int, rounds: int):
-        import keras
+        keras = flavour.keras()
 
         gate = self
         self.go = threading.Semaphore(0)
@@ -117,7 +140,7 @@ class EpochGate:
             finally:
                 gate.done.release()
 
-        self.thread = threading.Thread(target=body, name="bench-fit", daemon=True)
+        self.thread = threading.Thread(target=in_caller_state(keras, body), name="bench-fit", daemon=True)
 
     def __enter__(self) -> EpochGate:
         self.thread.start()
@@ -180,6 +203,14 @@ class FitRounds:
 def run_train_case(case: TrainCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory,
                    benchmark: Any, clock: Callable[[], float] = time.perf_counter) -> CaseRecord:
     """Measure one case and return its record; failures and skips are records, not exceptions."""
+    if case.workers > 1 or case.keras != "keras3":
+        # Several worker processes, or Keras 2 off TensorFlow: bench.measure.multiworker (it reuses FitRounds).
+        # A one-process tf_keras case on TensorFlow gets None back and runs below like any other.
+        from bench.measure.multiworker import special_case
+
+        special = special_case(case, config, data, inventory, benchmark, clock)
+        if special is not None:
+            return special
     case_clock = CaseClock()
     record = base_record("train", case.case_id, case.params(), data.spec.source, case_clock,
                          flags={"simulated": inventory.simulated, "unstable": False,
@@ -234,7 +265,7 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
     metrics["optimizer"] = optimizer_name(model)
     # What Keras ran, read back: the compiled setting, and the train-function calls it took for the
     # warm-up steps (ceil(warmup / spe) when every call ran spe steps).
-    metrics["steps_per_execution_resolved"] = int(model.steps_per_execution)
+    metrics["steps_per_execution_resolved"] = flavour.steps_per_execution(model)
     metrics["warmup_executions"] = counter.executions
 
     passes = feed.unit == PASS

@@ -8,7 +8,7 @@ store's one loader, ``bench.store.results.load_run``.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ TRAIN_COLUMNS = (
     "gpu_metrics.aggregate.utilization_pct_p95", "simulated", "synthetic_data", "unstable",
     "stand_in_device", "gpu_metrics_unreliable", "devices.simulated", "devices.kind", "data_source",
     *OVERHEAD_COLUMNS, "native_ratio", "native_case_id", "native_ratio_ceiling", "native_ceiling_case_id",
-    "samples_per_round", "round_s",
+    "samples_per_round", "round_s", "workers", "keras", "per_worker_batch", "per_worker", "keras_version",
+    "local_cluster", "cluster_failure.worker",
 )
 CPU_PREDICT_COLUMNS = (
     "case_id", "status", "reason", "backend", "precision", "train_jit_compile", "predict_batch", "method",
@@ -62,11 +63,14 @@ class RunData:
 
     path: Path
     document: dict[str, Any]
-    train: pd.DataFrame
+    train: pd.DataFrame  # the one-process Keras 3 sweep: what the training charts, findings and checks read
     cpu_predict: pd.DataFrame
     native: pd.DataFrame
     file_sha256: str
     file_bytes: int
+    # Train cases off that sweep — workers > 1 or keras = tf_keras — drawn by bench.report.multiworker only, so
+    # no chart pairs a cluster's or Keras 2's number with a one-process Keras 3 one.
+    train_extra: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def run_id(self) -> str:
@@ -91,10 +95,12 @@ def load_runs(paths: list[Path]) -> list[RunData]:
         path = Path(path)
         document = load_run(path)  # a .json document or a .partial.jsonl log (complete: false)
         raw = path.read_bytes()
+        train, train_extra = split_train(train_frame(document))
         runs.append(RunData(
             path=path,
             document=document,
-            train=train_frame(document),
+            train=train,
+            train_extra=train_extra,
             cpu_predict=cpu_predict_frame(document),
             native=native_frame(document),
             file_sha256=hashlib.sha256(raw).hexdigest(),
@@ -136,6 +142,18 @@ def train_frame(document: dict[str, Any]) -> pd.DataFrame:
     frame["variant"] = [f"{prec} · {lab}" for prec, lab in zip(frame["precision"], frame["jit_label"], strict=True)]
     frame["peak_memory_mib"] = [_peak_memory(devs) for devs in frame["gpu_metrics.devices"]]
     return frame
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+
+
+def split_train(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one-process Keras 3 cases, the others): cases from before the workers and keras axes are the first."""
+    workers = frame["workers"].map(lambda v: 1 if _blank(v) else v)
+    keras = frame["keras"].map(lambda v: v if isinstance(v, str) else "keras3")
+    extra = (workers != 1) | (keras != "keras3")
+    return frame[~extra].reset_index(drop=True), frame[extra].reset_index(drop=True)
 
 
 def cpu_predict_frame(document: dict[str, Any]) -> pd.DataFrame:

@@ -7,7 +7,7 @@ autoescaping on, so text from result files can never become markup. CSS and Java
 ``templates/report.css`` and ``report.js``; charts are inline SVG; the Content-Security-Policy forbids
 anything else, so the file stands alone.
 
-Section ids are stable (``r1-findings``, ``r1-train``, ``r1-native``, ``r1-nvml``, ``r1-cpu-predict``,
+Section ids are stable (``r1-findings``, ``r1-train``, ``r1-multiworker``, ``r1-native``, ``r1-nvml``, ``r1-cpu-predict``,
 ``r1-cases``, ``r1-environment``, ``side-by-side``, ``comparison``, ``sources``) so readers can link to them
 and tests can count charts. A section without data says "Not measured in this run" and why, instead of
 disappearing.
@@ -48,7 +48,7 @@ from typing import Any
 import jinja2
 
 from bench import __version__
-from bench.report import convergence, run_sections, side_by_side, tables, time_goes
+from bench.report import convergence, multiworker, run_sections, side_by_side, tables, time_goes
 from bench.report.checks import ReportWarning, run_warnings
 from bench.report.comparison import ComparisonView
 from bench.report.findings import NOT_MEASURED
@@ -98,6 +98,8 @@ RUN_SECTIONS: tuple[Section, ...] = (
     Section("findings", "findings.html.j2", run_sections.findings, "Headline findings", "Findings"),
     Section("train", "train.html.j2", run_sections.train, "Training throughput", "Training"),
     Section("time-goes", "time_goes.html.j2", time_goes.report_section, "Where the time goes", "Where the time goes"),
+    Section("multiworker", "multiworker.html.j2", multiworker.prepare, "Multi-worker training and Keras 2",
+            "Multi-worker"),
     Section("native", "native.html.j2", run_sections.native, "Framework overhead: Keras vs a native loop",
             "Keras vs native"),
     Section("converge", "converge.html.j2", convergence.report_section, "Time to accuracy (real MNIST)",

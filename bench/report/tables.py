@@ -287,9 +287,12 @@ CPU_METHODS = {
 }
 
 
-def train_table(run: RunData, table_id: str) -> Table:
-    frame = run.train
-    return build(frame, TRAIN_TABLE, table_id, {"flags": flags(frame, TRAIN_FLAGS)}, "cases")
+def train_table(run: RunData, table_id: str, frame: pd.DataFrame | None = None) -> Table:
+    """``frame``: another selection of training cases (``run.train_extra``), with its workers and Keras."""
+    if frame is None:
+        return build(run.train, TRAIN_TABLE, table_id, {"flags": flags(run.train, TRAIN_FLAGS)}, "cases")
+    columns = {**TRAIN_TABLE, "workers": ("workers", number()), "Keras": ("keras", text)}
+    return build(frame, columns, table_id, {"flags": flags(frame, (*TRAIN_FLAGS, "local_cluster"))}, "cases")
 
 
 def cpu_predict_table(run: RunData, table_id: str) -> Table:

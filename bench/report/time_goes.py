@@ -27,7 +27,11 @@ def bottleneck_tables(document: Mapping[str, Any]) -> dict[str, Any]:
     derived = document.get("derived") or {}
     if derived.get("where_the_time_goes") is not None:
         return {key: derived.get(key) or [] for key in KEYS}
-    cases = [c for c in document.get("cases") or [] if c.get("suite") in ("train", "native")]
+    # As bench.commands.run derives them: one-process Keras 3 cases (a cluster's or Keras 2's throughput is
+    # another question, the multi-worker section's).
+    cases = [c for c in document.get("cases") or [] if c.get("suite") in ("train", "native")
+             and (c.get("params") or {}).get("workers", 1) in (1, None)
+             and (c.get("params") or {}).get("keras", "keras3") in ("keras3", None)]
     return derive_tables(cases)
 
 

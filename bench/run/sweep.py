@@ -23,6 +23,7 @@ from typing import Any
 from bench.cases import suite_cases
 from bench.config import BenchConfig
 from bench.measure.records import CaseClock, base_record, finish
+from bench.run.cluster import ClusterMember
 from bench.run.worker import WorkerPlan
 from bench.store.results import CaseLog
 
@@ -37,6 +38,14 @@ class PlannedCase:
     replicas: int
     params: dict[str, Any]
 
+    @property
+    def workers(self) -> int:
+        return int(self.params.get("workers", 1)) if self.suite == "train" else 1
+
+    @property
+    def keras(self) -> str:
+        return str(self.params.get("keras", "keras3")) if self.suite == "train" else "keras3"
+
 
 @dataclass(frozen=True)
 class LayoutGroup:
@@ -46,10 +55,13 @@ class LayoutGroup:
     backend: str
     replicas: int
     case_ids: tuple[str, ...]
+    workers: int = 1  # > 1: each case is a cluster of that many processes (bench.run.launcher)
+    keras: str = "keras3"  # one Keras per process (bench.measure.flavour)
 
     @property
     def label(self) -> str:
-        return f"{self.suite}-{self.backend}-{self.replicas}dev"
+        extra = (f"-{self.workers}workers" if self.workers > 1 else "") + (f"-{self.keras}" if self.keras != "keras3" else "")
+        return f"{self.suite}-{self.backend}-{self.replicas}dev{extra}"
 
 
 def plan_cases(config: BenchConfig) -> list[PlannedCase]:
@@ -70,10 +82,10 @@ def _replicas(suite: str, case: Any) -> int:
 
 
 def group_layouts(cases: list[PlannedCase]) -> list[LayoutGroup]:
-    groups: dict[tuple[str, str, int], list[str]] = {}
+    groups: dict[tuple[str, str, int, int, str], list[str]] = {}
     for case in cases:
-        groups.setdefault((case.suite, case.backend, case.replicas), []).append(case.case_id)
-    return [LayoutGroup(s, b, r, tuple(ids)) for (s, b, r), ids in groups.items()]
+        groups.setdefault((case.suite, case.backend, case.replicas, case.workers, case.keras), []).append(case.case_id)
+    return [LayoutGroup(s, b, r, tuple(ids), w, k) for (s, b, r, w, k), ids in groups.items()]
 
 
 def worker_env(group: LayoutGroup, simulate: bool, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -91,6 +103,12 @@ def worker_env(group: LayoutGroup, simulate: bool, base: dict[str, str] | None =
         from bench.measure.cpu_predict import WORKER_ENV
 
         env.update(WORKER_ENV)
+    from bench.measure.flavour import ENV_VAR
+
+    env.pop(ENV_VAR, None)
+    if group.keras != "keras3":
+        env[ENV_VAR] = group.keras
+        env["TF_USE_LEGACY_KERAS"] = "1"  # tf.keras inside TensorFlow is then the same Keras 2
     return env
 
 
@@ -99,8 +117,9 @@ class Sweep:
 
     def __init__(self, config: BenchConfig, data: dict[str, Any], log: CaseLog, logs_dir: Path,
                  on_case: Callable[[dict[str, Any], int, int], None] | None = None,
-                 case_ids: Collection[str] | None = None):
+                 case_ids: Collection[str] | None = None, member: ClusterMember | None = None):
         self.config = config
+        self.member = member  # this task's place in a scheduler's cluster (bench.run.cluster); None: local
         self.data = data
         self.log = log
         self.logs_dir = logs_dir
@@ -118,8 +137,13 @@ class Sweep:
 
     def run(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        groups = group_layouts(self.remaining)
+        if self.member is not None:
+            # The other tasks of the scheduler's cluster run only its multi-worker cases, and wait for this
+            # chief to join each: those go first, the chief's one-process cases after.
+            groups.sort(key=lambda g: g.workers == 1)
         try:
-            for group in group_layouts(self.remaining):
+            for group in groups:
                 self._run_group(group)
         finally:
             self._kill()
@@ -127,6 +151,10 @@ class Sweep:
     # ------------------------------------------------------------------ one layout
 
     def _run_group(self, group: LayoutGroup) -> None:
+        if group.workers > 1:
+            from bench.run.launcher import run_cluster_group
+
+            return run_cluster_group(self, group)
         attempt = 0
         while True:
             todo = tuple(i for i in group.case_ids if i not in self.done)
@@ -135,7 +163,7 @@ class Sweep:
             attempt += 1
             progress = self.logs_dir / f"{group.label}.{attempt}.progress.jsonl"
             plan = WorkerPlan(group.suite, group.backend, group.replicas, self.config.devices.simulate, todo,
-                              self.config.to_dict(), self.data, str(self.log.path), str(progress))
+                              self.config.to_dict(), self.data, str(self.log.path), str(progress), keras=group.keras)
             plan_path = self.logs_dir / f"{group.label}.{attempt}.plan.json"
             plan_path.write_text(plan.to_json(), encoding="utf-8")
             progress.touch()
@@ -194,13 +222,16 @@ class Sweep:
         if record is not None:
             self.on_case(record.to_dict(), len(self.done), self.total)
 
-    def _record_parent_failure(self, case_id: str, reason: str, error_type: str) -> None:
+    def _record_parent_failure(self, case_id: str, reason: str, error_type: str | None,
+                               status: str = "failed", metrics: dict[str, Any] | None = None) -> None:
         planned = next(c for c in self.planned if c.case_id == case_id)
         clock = CaseClock()
         draft = base_record(planned.suite, case_id, planned.params, self.data["source"], clock,
                             flags={"simulated": self.config.devices.simulate})
-        draft["error"] = {"type": error_type, "message": reason}
-        record = finish(draft, clock, "failed", reason)
+        draft["metrics"].update(metrics or {})
+        if error_type is not None:
+            draft["error"] = {"type": error_type, "message": reason}
+        record = finish(draft, clock, status, reason)
         self.log.append(record)
         self.done.add(case_id)
         self.on_case(record.to_dict(), len(self.done), self.total)

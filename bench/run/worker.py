@@ -32,8 +32,12 @@ class WorkerPlan:
     case_ids: tuple[str, ...]
     config: dict[str, Any]
     data: dict[str, Any]
-    log_path: str
+    log_path: str  # "" for a non-chief worker of a cluster: only the chief appends results
     progress_path: str
+    keras: str = "keras3"  # the Keras flavour (bench.measure.flavour)
+    # Multi-worker cases (bench.run.launcher): {"index", "size", "source", "connect_timeout_s", "peer_timeout_s",
+    # "port_base"}; None for a single-process worker.
+    cluster: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         d = dict(self.__dict__)

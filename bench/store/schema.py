@@ -239,6 +239,10 @@ class TrainParams(Model):
                                                             "files from before the input axis.")
     steps_per_execution: int | None = Field(None, description="model.compile(steps_per_execution=...); null in files "
                                                               "from before that axis.")
+    workers: int | None = Field(None, description="Processes in the case's cluster (bench.measure.multiworker); "
+                                                  "null before that axis: 1.")
+    keras: Literal["keras3", "tf_keras"] | None = Field(None, description="Keras 3, or Keras 2 (tf_keras) on "
+                                                                          "TensorFlow; null before that axis: keras3.")
 
 
 class NativeParams(Model):
@@ -309,6 +313,51 @@ class InjectedSlowdown(Model):
     sleep_s: float = Field(0.0, description="Summed sleeps.")
 
 
+class ClusterMemberInfo(Model):
+    """One worker of a multi-worker case."""
+
+    worker: int = Field(description="Task index (0: the chief).")
+    host: str | None = Field(None, description="Its host.")
+    pid: int | None = Field(None, description="Its process id.")
+    devices: list[str] | None = Field(None, description="Its devices.")
+
+
+class ClusterInfo(Model):
+    """How a multi-worker case's cluster was formed."""
+
+    source: str = Field(description="local, TF_CONFIG, KERAS_DISTRIBUTION or SLURM.")
+    workers: int = Field(description="Processes in the cluster.")
+    rendezvous_s: float | None = Field(None, description="Joining until every worker answered the rendezvous.")
+    members: list[ClusterMemberInfo] | None = Field(None, description="Every worker.")
+
+
+class WorkerRounds(Model):
+    """One worker's own view of the timed rounds."""
+
+    worker: int = Field(description="Task index.")
+    host: str | None = Field(None, description="Its host.")
+    pid: int | None = Field(None, description="Its process id.")
+    devices: list[str] | None = Field(None, description="Its devices.")
+    round_s: list[float] | None = Field(None, description="Its own round durations.")
+    samples_per_round: int | None = Field(None, description="Its share: global / workers.")
+    samples_per_second: Summary | None = Field(None, description="Statistics of its share over its rounds.")
+    timing_check: TimingCheck | None = Field(None, description="Its harness timer against its monotonic clock.")
+    gpu_metrics: dict[str, Any] | None = Field(None, description="status, reason, reliable and aggregate of its "
+                                                                 "own NVML window.")
+
+
+class ClusterFailure(Model):
+    """What the sweep saw when a cluster failed (ClusterWorkerDied, ClusterConnectTimeout, CaseTimeout)."""
+
+    worker: int | None = Field(None, description="The worker that failed.")
+    phase: str | None = Field(None, description="starting, joining or running.")
+    exit: str | None = Field(None, description="e.g. SIGKILL, signal 9 or exit code 1.")
+    cause: str | None = Field(None, description="The line from its log that says why, or null.")
+    after_s: float | None = Field(None, description="Seconds from starting the case's processes.")
+    detected_after_s: float | None = Field(None, description="From that worker's last progress event to the verdict.")
+    log: str | None = Field(None, description="The worker's log file.")
+
+
 class TrainMetrics(TimedRoundsMetrics):
     """A Keras ``fit`` case (``bench.measure.train``); ratios added when the run is finalised."""
 
@@ -322,6 +371,12 @@ class TrainMetrics(TimedRoundsMetrics):
     native_ratio_ceiling: float | None = Field(None, description="The same against JAX's epoch_scan case.")
     native_ceiling_case_id: str | None = Field(None, description="The native case behind native_ratio_ceiling.")
     injected_slowdown: InjectedSlowdown | None = Field(None, description="Only with [faults] slowdown.")
+    workers: int | None = Field(None, description="Processes in the cluster (workers > 1).")
+    per_worker_batch: int | None = Field(None, description="global_batch / workers.")
+    keras_version: str | None = Field(None, description="The Keras that trained (tf_keras' own for Keras 2).")
+    cluster: ClusterInfo | None = Field(None, description="How the cluster was formed.")
+    per_worker: list[WorkerRounds] | None = Field(None, description="One entry per worker.")
+    cluster_failure: ClusterFailure | None = Field(None, description="What the sweep saw when the cluster failed.")
 
 
 class NativeMetrics(TimedRoundsMetrics):
@@ -481,6 +536,8 @@ class Flags(Model):
     gpu_metrics_unreliable: bool = Field(False, description="gpu_metrics.reliable is false.")
     injected_slowdown: bool = Field(False, description="[faults] slowdown slowed this case's steps: a test of the "
                                                        "regression gate, never a measurement.")
+    local_cluster: bool = Field(False, description="workers > 1 all ran on this machine (the local launcher on "
+                                                   "loopback): the runtime's code path, not a network.")
 
 
 class CaseControl(Model):
@@ -737,6 +794,8 @@ class Derived(Model):
     mixed_precision_speedups: list[dict[str, Any]] | None = Field(None, description="Best mixed / best float32, "
                                                                                     "against the native loop's.")
     mixed_precision_summary: list[str] | None = Field(None, description="One line per backend and policy.")
+    worker_scaling: list[dict[str, Any]] | None = Field(None, description="Per workers > 1 train case: weak and "
+        "strong scaling against workers = 1 (bench.analyze.scaling; fields in docs/results.md).")
 
 
 class RunHeader(Model):

@@ -31,7 +31,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config._bench_plan = plan  # type: ignore[attr-defined]
     bench_config = config_from_dict(plan.config)
     config._bench_config = bench_config  # type: ignore[attr-defined]
-    if plan.suite in ("train", "native", "converge"):
+    if plan.suite in ("train", "native") and plan.cluster:
+        # One process of a multi-worker case: join the cluster first (bench.measure.distributed).
+        from bench.measure import distributed
+
+        config._bench_inventory = distributed.configure(plan)  # type: ignore[attr-defined]
+    elif plan.suite in ("train", "native", "converge"):
         config._bench_inventory = devices.configure(  # type: ignore[attr-defined]
             plan.backend, plan.replicas, plan.simulate, bench_config.devices.logical_gpu_memory_mib)
     elif plan.suite == "cpu_predict":
@@ -94,9 +99,10 @@ def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest, control)
     """Append a finished case to the run's log; tell the sweep which case is in flight.
 
     The control workload is timed right before the case (this fixture is set up last) and right after
-    it (when the case hands over its record), in the same process on the same device.
+    it (when the case hands over its record), in the same process on the same device. A cluster's
+    non-chief worker has no log: worker 0 writes the case.
     """
-    log = CaseLog(bench_plan.log_path)
+    log = CaseLog(bench_plan.log_path) if bench_plan.log_path else None
     case_id = request.node.callspec.id if hasattr(request.node, "callspec") else request.node.name
     _progress(bench_plan, {"event": "start", "case_id": case_id})
     before = control.sample() if control is not None else []
@@ -105,7 +111,8 @@ def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest, control)
         if control is not None and result.status != "skipped":
             # A new record with the control beside the case (records are frozen; the case log checks it).
             result = case_record({**result.to_dict(), "control": jsonable(control.record(before, control.sample()))})
-        log.append(result)
+        if log is not None:
+            log.append(result)
         _progress(bench_plan, {"event": "done", "case_id": result.case_id, "status": result.status})
 
     return record
