@@ -112,7 +112,7 @@ def test_overrides_are_validated_and_recorded(write_config):
 
 @pytest.mark.parametrize("override, message", [
     ("measure.roundz=3", "with --set measure.roundz=3: [measure] unknown key 'roundz'; allowed: case_timeout_s"),
-    ("measur.rounds=3", "with --set measur.rounds=3: unknown key 'measur'; allowed: control, converge, cpu_predict"),
+    ("measur.rounds=3", "with --set measur.rounds=3: unknown key 'measur'; allowed: cluster, control, converge, cpu_predict"),
     ("measure.rounds=1", "[measure] rounds must be at least 2"),
     ("measure.rounds=ten", "[measure] rounds must be an integer, got 'ten'"),
     ("train.global_batch=[101]", "[train] global_batch 101 is not divisible by gpus = 2"),

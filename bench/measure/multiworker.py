@@ -169,9 +169,9 @@ class DistributedFit(Feed):
         super().__init__(inner.global_batch)
         self.inner, self.distribution, self.fed, self.uint8 = inner, distribution, inner.fed, inner.uint8
 
-    def fit(self, model: Any, epochs: int, steps: int | None = None, callbacks: list[Any] | None = None) -> Any:
+    def _fit(self, model: Any, epochs: int, steps: int | None, callbacks: list[Any]) -> Any:
         with _distribution_scope(self.distribution):
-            return self.inner.fit(model, epochs=epochs, steps=steps, callbacks=callbacks)
+            return self.inner._fit(model, epochs, steps, callbacks)
 
 
 class ShardFeed(Feed):
