@@ -183,7 +183,7 @@ def tables(results: list[dict[str, Any]]) -> str:
         slow_cases = sum(r["methods"][name]["cases"] for r in slow)
         lines.append(f"| {name} | {_rate(fa_pairs, len(aa))} | {_rate(fa_cases, aa_cases)} | "
                      f"{_rate(det_pairs, len(slow))} | {_rate(det_cases, slow_cases)} |")
-    split = ["", "By whether the judged run had the added busy process (A/A: pairs with a false alarm; slowdown: pairs with every case flagged); other agents loaded the box throughout:", "",
+    split = ["", "By whether the judged run had the added busy process (A/A: pairs with a false alarm; slowdown: pairs with every case flagged):", "",
              "| method | A/A, no added load | A/A, + busy process | slowdown, no added load | slowdown, + busy process |", "| --- | ---: | ---: | ---: | ---: |"]
     for name in METHODS:
         cells = []
@@ -252,6 +252,16 @@ def adjacent_pairs(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _load_line(entries: list[dict[str, Any]]) -> str:
+    """What else ran on the machine, as its 1-minute load average at the start of each run said."""
+    loads = [e["loadavg_1min_before"] for e in entries if isinstance(e.get("loadavg_1min_before"), (int, float))]
+    if not loads:
+        return ""
+    walls = [e["wall_s"] for e in entries]
+    return (f"Load average (1 min) at run starts: {min(loads):.2f}-{max(loads):.2f} (median "
+            f"{sorted(loads)[len(loads) // 2]:.2f}) on {os.cpu_count()} CPUs; runs took {min(walls):.0f}-{max(walls):.0f} s.")
+
+
 def analyze(out: Path, entries: list[dict[str, Any]], window: int | None) -> str:
     from bench.analyze.regression import DEFAULT_HISTORY_WINDOW, MIN_HISTORY_RUNS
 
@@ -269,6 +279,7 @@ def analyze(out: Path, entries: list[dict[str, Any]], window: int | None) -> str
         f"{sum(r['kind'] == 'normal' for r in results)} A/A pairs and {sum(r['kind'] == 'slow' for r in results)} "
         f"slowdown pairs (every run after the first {MIN_HISTORY_RUNS} normal ones; rounds: against the newest "
         f"normal run before it; history: the newest {window or DEFAULT_HISTORY_WINDOW} normal runs before it).",
+        _load_line(entries),
         "",
         tables(results),
         "",

@@ -8,6 +8,7 @@ before the framework initialises, which is why the parent starts one process per
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,13 +101,14 @@ def place(inventory: DeviceInventory, gpus: int) -> Placement:
         wanted = [d for d in jax.devices() if str(d) in devices]
         distribution = keras.distribution.DataParallel(devices=wanted)
         return Placement("keras.distribution.DataParallel", devices, gpus, inventory.kind, simulated,
-                         _distribution_scope(distribution), ordinals)
+                         distribution_scope(distribution), ordinals)
     return Placement("none (single device)", devices, 1, inventory.kind, simulated,
                      contextlib.nullcontext(), ordinals)
 
 
 @contextlib.contextmanager
-def _distribution_scope(distribution: Any):
+def distribution_scope(distribution: Any) -> Iterator[None]:
+    """Keras' global distribution set to ``distribution`` for the block, restored after it (thread-local on JAX)."""
     import keras
 
     previous = keras.distribution.distribution()

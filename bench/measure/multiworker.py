@@ -35,7 +35,7 @@ from bench.cases import TrainCase
 from bench.config import BenchConfig
 from bench.measure import flavour
 from bench.measure.data import Mnist
-from bench.measure.devices import DeviceInventory, Placement
+from bench.measure.devices import DeviceInventory, Placement, distribution_scope
 from bench.measure.distributed import Cluster, ClusterMismatch, emit_to, one_line_error
 from bench.measure.faults import fault_for
 from bench.measure.inputs import PASS, FedInput, Feed, PrefetchFeed, make_feed
@@ -126,19 +126,7 @@ def _place(cluster: Cluster, inventory: DeviceInventory, case: TrainCase) -> tup
     distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=case.input != "numpy")
     ordinals = [] if inventory.kind == "cpu" else list(range(case.gpus))
     return Placement("keras.distribution.DataParallel (multi-process)", [str(d) for d in devices], len(devices),
-                     inventory.kind, inventory.simulated, _distribution_scope(distribution), ordinals), distribution
-
-
-@contextlib.contextmanager
-def _distribution_scope(distribution: Any) -> Iterator[None]:
-    import keras
-
-    previous = keras.distribution.distribution()
-    keras.distribution.set_distribution(distribution)
-    try:
-        yield
-    finally:
-        keras.distribution.set_distribution(previous)
+                     inventory.kind, inventory.simulated, distribution_scope(distribution), ordinals), distribution
 
 
 def _feed(case: TrainCase, data: Mnist, cluster: Cluster, placement: Placement, distribution: Any,
@@ -170,7 +158,7 @@ class DistributedFit(Feed):
         self.inner, self.distribution, self.fed, self.uint8 = inner, distribution, inner.fed, inner.uint8
 
     def _fit(self, model: Any, epochs: int, steps: int | None, callbacks: list[Any]) -> Any:
-        with _distribution_scope(self.distribution):
+        with distribution_scope(self.distribution):
             return self.inner._fit(model, epochs, steps, callbacks)
 
 
