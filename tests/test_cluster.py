@@ -15,8 +15,9 @@ import pytest
 from bench.analyze.scaling import worker_scaling
 from bench.cases import TrainCase
 from bench.config import ClusterSettings, ConfigError, parse_config
+from bench.measure.data import DataSpec, Mnist
 from bench.measure.distributed import all_gather_json, cluster_message, find_mismatch
-from bench.measure.multiworker import job_rounds, per_worker_metrics
+from bench.measure.multiworker import ShardFeed, job_rounds, per_worker_metrics
 from bench.measure.protocol import TimedRounds
 from bench.run import cluster
 from bench.run.cluster import ClusterError, ClusterMember
@@ -318,3 +319,24 @@ def test_launcher_says_which_worker_died_how_and_why(tmp_path):
     waiting = _no_cluster([chief, _Worker(1, None, _FakeProc(14, None), tmp_path / "p", log)], None, 60, 61)
     assert waiting.failure == ("ClusterConnectTimeout", "the cluster did not form within 60 s ([cluster] "
                                "connect_timeout_s): worker(s) 1 never began to join")
+
+
+def test_jax_numpy_feed_fits_each_process_on_its_own_shard_at_the_local_batch():
+    """JAX ``numpy`` across processes (ShardFeed): a real Feed, its fit given this process's contiguous shard."""
+    x = np.arange(1000 * 784, dtype=np.float32).reshape(1000, 784)
+    y = np.arange(1000, dtype=np.int32)
+    data = Mnist(x, y, x[:10], y[:10], DataSpec("npz", None, None, "test", 0))
+    calls = []
+
+    class Model:  # the boundary: Keras' fit
+        def fit(self, x, y, **kwargs):
+            calls.append((x, y, kwargs))
+            return "history"
+
+    feed = ShardFeed(data, global_batch=200, index=1, processes=2)  # 5 global batches, 500 samples a process
+    assert feed.fit(Model(), epochs=2, steps=None, callbacks=["cb"]) == "history"
+    (xs, ys, kwargs), = calls
+    assert ys.tolist() == list(range(500, 1000)) and xs.shape == (500, 784)
+    assert kwargs["batch_size"] == 100 and kwargs["epochs"] == 2 and kwargs["shuffle"] is True
+    assert kwargs["callbacks"] == ["cb"]
+    assert feed.fed.samples_per_pass == 1000 and feed.fed.steps_per_pass == 5 and feed.unit == "pass"

@@ -40,7 +40,7 @@ from bench.measure.distributed import Cluster, ClusterMismatch, emit_to, one_lin
 from bench.measure.faults import fault_for
 from bench.measure.inputs import PASS, FedInput, Feed, PrefetchFeed, make_feed
 from bench.measure.model import build_model, compile_model, optimizer_name, precision_policy
-from bench.measure.protocol import RoundSettings, TimedRounds, measure_rounds, throughput_metrics
+from bench.measure.protocol import RoundSettings, TimedRounds, measure_rounds, round_up, throughput_metrics
 from bench.measure.records import CaseClock, CaseSkipped, base_record, measure_into
 from bench.monitor.select import monitor_for
 
@@ -82,11 +82,11 @@ def run_multiworker_case(case: TrainCase, config: BenchConfig, data: Mnist, inve
         record["metrics"]["cluster"] = cluster.describe()  # who took part, also when the case fails
         if cluster.mismatch:
             raise ClusterMismatch(cluster.mismatch)
-        placement, distribution = _place(cluster, inventory, case)
+        placement = _place(cluster, inventory, case)
         record["devices"] = placement.describe()
         try:
             with precision_policy(case.precision), placement.scope:
-                _measure(case, config, data, cluster, placement, distribution, benchmark, clock, record)
+                _measure(case, config, data, cluster, placement, benchmark, clock, record)
         except (CaseSkipped, ClusterMismatch):
             raise
         except Exception as exc:  # the framework's error, as one informative line
@@ -100,8 +100,12 @@ def run_multiworker_case(case: TrainCase, config: BenchConfig, data: Mnist, inve
     return measure_into(record, case_clock, body)
 
 
-def _place(cluster: Cluster, inventory: DeviceInventory, case: TrainCase) -> tuple[Placement, Any]:
-    """The case's placement, and for JAX the ``DataParallel`` distribution its feed must carry."""
+def _place(cluster: Cluster, inventory: DeviceInventory, case: TrainCase) -> Placement:
+    """The case's placement: the strategy's scope on TensorFlow, the ``DataParallel`` distribution on JAX.
+
+    Every ``fit`` of the case runs in that scope: the warm-up and the calibration trials in this thread,
+    the timed rounds in EpochGate's, which takes this thread's Keras distribution with it
+    (bench.measure.train.in_caller_state; Keras keeps it thread-local)."""
     from bench.measure.devices import require_devices
 
     require_devices(inventory, case.gpus)  # skipped, with the reason, where this worker has too few devices
@@ -114,7 +118,7 @@ def _place(cluster: Cluster, inventory: DeviceInventory, case: TrainCase) -> tup
                               "(logical CPU devices are not used)")
         ordinals = [] if inventory.kind == "cpu" else list(range(case.gpus))
         return Placement("MultiWorkerMirroredStrategy", every_device, replicas, inventory.kind, inventory.simulated,
-                         cluster.strategy.scope(), ordinals), None
+                         cluster.strategy.scope(), ordinals)
     import jax
     import keras
 
@@ -126,40 +130,21 @@ def _place(cluster: Cluster, inventory: DeviceInventory, case: TrainCase) -> tup
     distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=case.input != "numpy")
     ordinals = [] if inventory.kind == "cpu" else list(range(case.gpus))
     return Placement("keras.distribution.DataParallel (multi-process)", [str(d) for d in devices], len(devices),
-                     inventory.kind, inventory.simulated, distribution_scope(distribution), ordinals), distribution
+                     inventory.kind, inventory.simulated, distribution_scope(distribution), ordinals)
 
 
-def _feed(case: TrainCase, data: Mnist, cluster: Cluster, placement: Placement, distribution: Any,
-          seed: int) -> Feed:
+def _feed(case: TrainCase, data: Mnist, cluster: Cluster, placement: Placement, seed: int) -> Feed:
     if case.backend == "tensorflow":
         return make_feed(case.input, case.backend, data, case.global_batch, placement, seed)
     if case.input == "numpy":
-        return DistributedFit(ShardFeed(data, case.global_batch, cluster.index, cluster.size), distribution)
+        return ShardFeed(data, case.global_batch, cluster.index, cluster.size)
     feed = PrefetchFeed(data, case.global_batch, seed)
     feed.fed = dataclasses.replace(
         feed.fed, description=feed.fed.description.replace("distributed by the strategy", "sharded by Keras' "
                                                            "DataParallel: rebatch(global / processes), shard(processes)"),
         pipeline=(*feed.fed.pipeline[:-1], "fit: DataParallel.distribute_dataset rebatches to global_batch / "
                   f"{cluster.size} and keeps every {cluster.size}th batch on each process"))
-    return DistributedFit(feed, distribution)
-
-
-class DistributedFit(Feed):
-    """A feed whose ``fit`` runs under the case's Keras distribution in whatever thread calls it.
-
-    Keras keeps the distribution in thread-local state (keras/src/backend/common/global_state.py:
-    ``threading.local()``), and the timed rounds call ``fit`` from their own thread
-    (bench.measure.train.EpochGate): without this, that ``fit`` would see no distribution and feed each
-    process's batches as if it were alone.
-    """
-
-    def __init__(self, inner: Feed, distribution: Any):
-        super().__init__(inner.global_batch)
-        self.inner, self.distribution, self.fed, self.uint8 = inner, distribution, inner.fed, inner.uint8
-
-    def _fit(self, model: Any, epochs: int, steps: int | None, callbacks: list[Any]) -> Any:
-        with distribution_scope(self.distribution):
-            return self.inner._fit(model, epochs, steps, callbacks)
+    return feed
 
 
 class ShardFeed(Feed):
@@ -189,7 +174,7 @@ class ShardFeed(Feed):
             round_unit=PASS, samples_per_pass=k * global_batch, steps_per_pass=k, shuffled=True,
         )
 
-    def fit(self, model: Any, epochs: int, steps: int | None = None, callbacks: list[Any] | None = None) -> Any:
+    def _fit(self, model: Any, epochs: int, steps: int | None, callbacks: list[Any]) -> Any:
         return model.fit(self.x, self.y, batch_size=self.local_batch, epochs=epochs, steps_per_epoch=steps,
                          shuffle=True, callbacks=callbacks, verbose=0)
 
@@ -223,8 +208,8 @@ class AgreedRounds:
 
 
 def _measure(case: TrainCase, config: BenchConfig, data: Mnist, cluster: Cluster, placement: Placement,
-             distribution: Any, benchmark: Any, clock: Callable[[], float], record: dict[str, Any]) -> None:
-    from bench.measure.train import FitRounds
+             benchmark: Any, clock: Callable[[], float], record: dict[str, Any]) -> None:
+    from bench.measure.train import FitRounds, _last_logs
 
     m = config.measure
     metrics = record["metrics"]
@@ -232,19 +217,18 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, cluster: Cluster
                    per_worker_batch=case.global_batch // cluster.size, replicas=placement.replicas,
                    workers=cluster.size, keras_version=flavour.version())
     fault = fault_for(case.case_id)
-    feed = _feed(case, data, cluster, placement, distribution, m.seed)
+    feed = _feed(case, data, cluster, placement, m.seed)
     metrics["input_fed"] = feed.fed.to_dict()
     metrics["input_pipeline"] = feed.fed.description
     model = build_model(seed=m.seed)
     spe = case.steps_per_execution
     compile_model(model, case.jit_compile, spe)
 
-    warmup = -(-m.warmup_steps // spe) * spe
+    warmup = round_up(m.warmup_steps, spe)
     if feed.unit == PASS:
         warmup = min(warmup, feed.fed.steps_per_pass)
     t0 = clock()
-    history = feed.fit(model, epochs=1, steps=warmup)
-    float(history.history["loss"][-1])  # waits for the device: the warm-up is really over
+    _last_logs(feed.fit(model, epochs=1, steps=warmup))  # waits for the device: the warm-up is really over
     metrics["compile_s"] = clock() - t0
     metrics["warmup_steps"] = warmup
     metrics["jit_compile_resolved"] = bool(model.jit_compile)
