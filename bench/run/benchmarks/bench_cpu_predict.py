@@ -7,13 +7,9 @@ the backend (``strategy`` off TensorFlow) is recorded as skipped and shown as a 
 
 from __future__ import annotations
 
-import pytest
-
 from bench.measure.cpu_predict import run_cpu_predict_case
 
 
 def bench_cpu_predict(cpu_predict_case, benchmark, bench_config, cpu_setup, mnist, record_case):
     record = run_cpu_predict_case(cpu_predict_case, bench_config, mnist, cpu_setup, benchmark)
     record_case(record)
-    if record.status == "skipped":
-        pytest.skip(record.reason)

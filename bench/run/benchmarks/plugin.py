@@ -114,6 +114,8 @@ def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest, control)
         if log is not None:
             log.append(result)
         _progress(bench_plan, {"event": "done", "case_id": result.case_id, "status": result.status})
+        if result.status == "skipped":  # recorded with its reason, and shown as a pytest skip
+            pytest.skip(result.reason)
 
     return record
 
