@@ -403,3 +403,21 @@ def test_ab_units_cover_the_input_and_steps_per_execution_axes():
     for unit in plan:
         (only,) = suite_cases("train", parse_config(unit.config))
         assert only.case_id == unit.label
+
+
+def test_ab_units_cover_the_workers_keras_and_converge_axes():
+    """Every axis of a case pins its unit (workers and keras too), and converge cases get units of their own."""
+    from bench.cases import suite_cases
+
+    config = parse_config({"name": "q", "suites": ["train", "converge"],
+                           "train": {"global_batch": [256], "jit_compile": [False], "workers": [1, 2],
+                                     "keras": ["keras3", "tf_keras"]},
+                           "converge": {"global_batch": [512, 1024], "lr_scaling": ["none", "sqrt"]}})
+    plan = units(config)
+    train_ids = [c.case_id for c in suite_cases("train", config)]
+    converge_ids = [c.case_id for c in suite_cases("converge", config)]
+    assert len(train_ids) == 4 and len(converge_ids) == 4
+    assert [u.label for u in plan] == train_ids + converge_ids
+    for unit in plan:
+        one = parse_config(unit.config)
+        assert [c.case_id for s in one.suites for c in suite_cases(s, one)] == [unit.label]

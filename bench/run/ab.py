@@ -90,15 +90,18 @@ def units(config: BenchConfig) -> list[Unit]:
         for case in suite_cases(suite, config):
             cell = dict(base, suites=[suite], name=f"{config.name}-ab")
             train = dict(base["train"], backend=[case.backend], exclude=[], add=[])
-            if suite == "train":
-                train.update(gpus=[case.gpus], global_batch=[case.global_batch], precision=[case.precision],
-                             jit_compile=[case.jit_compile], input=[case.input],
-                             steps_per_execution=[case.steps_per_execution])
+            if suite == "train":  # every axis of the case, so a unit is exactly one case
+                train.update({axis: [value] for axis, value in case.params().items()})
                 label = case.case_id
             elif suite == "native":
                 train.update(gpus=[1], global_batch=[case.global_batch], precision=[case.precision],
-                             input=[base["train"]["input"][0]], steps_per_execution=[1])
+                             input=[base["train"]["input"][0]], steps_per_execution=[1], workers=[1],
+                             keras=["keras3"])
                 label = f"native/{case.backend}/batch={case.global_batch}/{case.precision}"
+            elif suite == "converge":
+                cell["converge"] = dict(base["converge"], exclude=[],
+                                        **{axis: [value] for axis, value in case.params().items()})
+                label = case.case_id
             else:
                 cell["cpu_predict"] = dict(base["cpu_predict"], precision=[case.precision],
                                            train_jit_compile=[case.train_jit_compile],
