@@ -26,29 +26,16 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
 
 CONFIG=${1:-configs/gpu-jax.toml}
-# SIGINT past the budget: the sweep stops, keeping every finished case in its .partial.jsonl.
+# SIGINT past the budget: the sweep stops and writes the finished cases to its results file (complete: false).
 timeout -s INT 345 python3 -m bench run --config "$CONFIG" --results-dir "$RESULTS" 2>&1 | tee "$OUT/run.log" \
   | grep -v "^\[" | tail -40
 echo "sweep done after $(( $(date +%s) - START )) s"
+# An interrupted sweep still writes its results file (complete: false); without one, nothing was measured.
 run=$(ls -t "$RESULTS"/*.json 2>/dev/null | head -1)
 if [ -z "$run" ]; then
-  partial=$(ls -t "$RESULTS"/*.partial.jsonl 2>/dev/null | head -1)
-  [ -n "$partial" ] || { echo "no results"; exit 1; }
-  run=${partial%.partial.jsonl}.json
-  python3 - "$partial" "$run" <<'PY'
-import sys
-from datetime import datetime, timezone
-from pathlib import Path
-from bench.analyze.bottleneck import derive_tables
-from bench.analyze.derive import attach_native_ratios
-from bench.store.results import CaseLog, finalize_run
-def derive(cases):
-    attach_native_ratios(cases)
-    return derive_tables(cases)
-now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-finalize_run(CaseLog(Path(sys.argv[1])), Path(sys.argv[2]), now, complete=False, derive=derive)
-print("interrupted sweep: finished cases kept in", sys.argv[2])
-PY
+  cp "$RESULTS"/*.partial.jsonl "$OUT/" 2>/dev/null
+  echo "no results file: the partial log (if any) is in \$OUT; resume it with --resume"
+  exit 1
 fi
 tar czf "$OUT/worker-logs.tgz" -C "$RESULTS" --exclude "*.json" . 2>/dev/null
 cp "$run" "$OUT/"

@@ -218,6 +218,13 @@ def test_resume_refuses_set_and_k(tmp_path, capsys):
     assert "--resume continues a run exactly as it was planned" in capsys.readouterr().err
 
 
+def test_resume_dry_run_leaves_the_finished_cases_out(tmp_path, capsys):
+    log, planned = _partial(tmp_path, 2)
+    assert cli.main(["run", "--resume", str(log.path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(planned) - 2} cases" in out and "(2 case(s) already finished in the log are not counted)" in out
+
+
 def test_resume_keeps_the_logged_selection_and_counts_progress_from_zero(tmp_path, capsys, monkeypatch):
     """Done cases of the earlier run are not this run's progress: [1/6] ... [6/6], not [3/8] ... [8/8]."""
     from bench.measure.records import CaseClock, base_record, finish

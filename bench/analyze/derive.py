@@ -99,3 +99,26 @@ def ranking(cases: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             ranks[row["backend"] or ""] += 1
         row["rank"] = ranks[row["backend"] or ""] if row["total_s_median"] is not None else None
     return rows
+
+
+def derive_run(suites: Sequence[str], cases: list[CaseRecord]) -> tuple[list[CaseRecord], dict[str, Any]]:
+    """A run's cross-case results (``finalize_run``'s ``derive``): new train records with Keras/native
+    ratios, where the time goes (bench.analyze.bottleneck), the CPU-prediction ranking table, and the
+    multi-worker scaling (bench.analyze.scaling)."""
+    derived: dict[str, Any] = {}
+    if "native" in suites:
+        cases = attach_native_ratios(cases)
+    if "train" in suites:
+        from bench.analyze.bottleneck import derive_tables
+
+        # Keras 3 configurations in one process: a cluster's or Keras 2's throughput is another question
+        # (derived["worker_scaling"] below), not a configuration of the same Keras.
+        derived.update(derive_tables([c.to_dict() for c in cases if getattr(c.params, "workers", 1) == 1
+                                      and getattr(c.params, "keras", "keras3") == "keras3"]))
+    if "cpu_predict" in suites:
+        derived["cpu_predict_ranking"] = ranking(case.to_dict() for case in cases)
+    if any(c.suite == "train" and getattr(c.params, "workers", 1) > 1 for c in cases):
+        from bench.analyze.scaling import worker_scaling
+
+        derived["worker_scaling"] = worker_scaling([case.to_dict() for case in cases])
+    return cases, derived

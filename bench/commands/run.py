@@ -7,12 +7,12 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import __version__
+from bench.analyze.derive import derive_run
 from bench.commands import add_results_dir
 from bench.config import BenchConfig, ConfigError, config_from_dict, shipped_config
 from bench.config_overrides import load_config_with_overrides
@@ -150,41 +150,17 @@ def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, 
         # What finished is a document too (complete: false), so it can be reported and compared now; the
         # log stays for --resume, which finalises the same file again when the run is complete.
         partial = finalize_run(log, results_dir / f"{run_id}.json", utc_now(), complete=False, order=order,
-                               derive=lambda cases: _derive(config, cases))
+                               derive=lambda cases: derive_run(config.suites, cases))
         print(f"\ninterrupted: {len(sweep.done)} of {sweep.total} cases are saved in {log.path} and in {partial} "
               f"(complete: false)\nresume with: python -m bench run --resume {log.path}", file=sys.stderr)
         return 130
     final = finalize_run(log, results_dir / f"{run_id}.json", utc_now(), order=order,
-                         derive=lambda cases: _derive(config, cases))
+                         derive=lambda cases: derive_run(config.suites, cases))
     from bench.store.results import load_run
 
     print(format_summary(load_run(final)), file=out)
     print(final, file=out)
     return 0
-
-
-def _derive(config: BenchConfig, cases: list[CaseRecord]) -> tuple[list[CaseRecord], Mapping[str, Any]]:
-    """Cross-case results: new train records with Keras/native ratios, where the time goes
-    (bench.analyze.bottleneck), the CPU-prediction ranking table."""
-    from bench.analyze.derive import attach_native_ratios, ranking
-
-    derived: dict[str, Any] = {}
-    if "native" in config.suites:
-        cases = attach_native_ratios(cases)
-    if "train" in config.suites:
-        from bench.analyze.bottleneck import derive_tables
-
-        # Keras 3 configurations in one process: a cluster's or Keras 2's throughput is another question
-        # (derived["worker_scaling"] below), not a configuration of the same Keras.
-        derived.update(derive_tables([c.to_dict() for c in cases if getattr(c.params, "workers", 1) == 1
-                                      and getattr(c.params, "keras", "keras3") == "keras3"]))
-    if "cpu_predict" in config.suites:
-        derived["cpu_predict_ranking"] = ranking(case.to_dict() for case in cases)
-    if any(c.suite == "train" and getattr(c.params, "workers", 1) > 1 for c in cases):
-        from bench.analyze.scaling import worker_scaling
-
-        derived["worker_scaling"] = worker_scaling([case.to_dict() for case in cases])
-    return cases, derived
 
 
 def _select(planned: list[Any], expression: str | None) -> list[Any]:
@@ -195,11 +171,11 @@ def _select(planned: list[Any], expression: str | None) -> list[Any]:
     return select_cases(planned, expression)
 
 
-def _dry_run(planned: list[Any], config: BenchConfig, results_dir: Path, finished: list[dict[str, Any]]) -> int:
+def _dry_run(planned: list[Any], config: BenchConfig, results_dir: Path, finished: list[CaseRecord]) -> int:
     from bench.environment.fingerprint import gpu_inventory
     from bench.run.estimate import estimate, format_estimate, previous_durations
 
-    done = {c["case_id"] for c in finished}
+    done = {c.case_id for c in finished}
     todo = [c for c in planned if c.case_id not in done]
     visible = len(gpu_inventory().get("gpus") or [])
     previous, previous_run = previous_durations(results_dir, config)
