@@ -164,7 +164,10 @@ def _join_tensorflow(plan: WorkerPlan) -> tuple[DeviceInventory, Any, Callable[[
             auto_set_gpu=False)
     else:
         resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    inventory = devices.configure("tensorflow", plan.replicas, plan.simulate)  # logical devices before the context
+    from bench.config import config_from_dict
+
+    memory_mib = config_from_dict(plan.config).devices.logical_gpu_memory_mib  # as the one-process path passes it
+    inventory = devices.configure("tensorflow", plan.replicas, plan.simulate, memory_mib)  # before the context
     _configure_coordination(resolver, float(spec.get("connect_timeout_s", 120)), float(spec.get("peer_timeout_s", 60)))
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=float(spec.get("peer_timeout_s", 60)))
     strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=options)

@@ -78,8 +78,9 @@ def slowdown_callbacks(case_id: str, faults: FaultSettings, record: dict[str, An
     fraction = faults.slowdown
     if fraction <= 0 or not fnmatch.fnmatch(case_id, faults.slowdown_cases):
         return []
-    import keras
+    from bench.measure import flavour
 
+    keras = flavour.keras()  # a tf_keras model takes tf_keras callbacks only
     record["flags"]["injected_slowdown"] = True
     info = record["metrics"].setdefault("injected_slowdown", {
         "fraction": fraction, "method": "Keras callback: sleep after each training step, sized from its duration",
