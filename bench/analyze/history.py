@@ -15,7 +15,6 @@ to promote. A case measured in fewer of them is ``new`` with that reason, never 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,6 +36,7 @@ from bench.analyze.regression import (
     TRIM,
     HistoryCheck,
     Metric,
+    geomean,
     history_test,
     run_value,
 )
@@ -124,7 +124,7 @@ def _judge_history(row: dict[str, Any], metric: Metric, settings: CompareSetting
             row["notes"].append(f"not normalised by the control: {have}")
     result = history_test(values, current, metric.bigger_is_better, settings.alpha)
     row["ratio"] = result.ratio
-    row["raw_ratio"] = cur_raw / _geomean(raw)
+    row["raw_ratio"] = cur_raw / geomean(raw)
     row["median_ratio"] = row["current"]["median"] / row["baseline"]["median"]
     row["p_worse"], row["p_better"] = result.p_worse, result.p_better
     row["history"] = result.as_dict()
@@ -143,7 +143,3 @@ def _judge_history(row: dict[str, Any], metric: Metric, settings: CompareSetting
     if improved:
         return "improvement", f"{label} {improved}", False
     return "no change", None, False
-
-
-def _geomean(values: Sequence[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))

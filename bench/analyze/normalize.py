@@ -19,9 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from bench.analyze.regression import TRIM
+from bench.analyze.regression import geomean, run_value
 
 NORMALIZE_MODES = ("control", "none")
 
@@ -49,7 +48,7 @@ def control_value(case: Mapping[str, Any] | None) -> float | None:
     samples = control_samples(case)
     if not samples:
         return None
-    return float(np.exp(stats.trim_mean(np.log(samples), TRIM)))
+    return run_value(samples)
 
 
 def normalized(samples: Sequence[float], control: float, bigger_is_better: bool) -> list[float]:
@@ -72,7 +71,7 @@ def control_summary(baselines: Sequence[Mapping[str, Any]], current: Mapping[str
     cur = run_control(current)
     if not base_values and cur is None:
         return None
-    base = float(np.exp(np.mean(np.log(base_values)))) if base_values else None
+    base = geomean(base_values) if base_values else None
     return {
         "unit": "samples/s",
         "baseline": base,

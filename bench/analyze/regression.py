@@ -127,6 +127,11 @@ def run_value(samples: Sequence[float]) -> float:
     return float(math.exp(stats.trim_mean(_logs(samples), TRIM)))
 
 
+def geomean(values: Sequence[float]) -> float:
+    """The plain geometric mean (of run values: each run counts once)."""
+    return float(math.exp(np.mean(_logs(values))))
+
+
 def trimmed_ratio(baseline: Sequence[float], current: Sequence[float]) -> float:
     """current / baseline as the ratio of 20 %-trimmed geometric means."""
     diff = stats.trim_mean(_logs(current), TRIM) - stats.trim_mean(_logs(baseline), TRIM)

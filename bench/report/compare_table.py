@@ -11,6 +11,8 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
+from bench.analyze.compare import describe_differences
+
 HEADER = ("case", "metric", "baseline", "current", "change", "p", "verdict", "why")
 LEFT = {0, 1, 6}  # left-aligned columns; numbers are right-aligned
 MIN_WHY_WIDTH = 30
@@ -23,9 +25,9 @@ def environment_lines(document: Mapping[str, Any]) -> list[str]:
     forced = [d for d in env["differs"] if d["field"] not in env["allowed"]]
     allowed = [d for d in env["differs"] if d["field"] in env["allowed"]]
     if forced:
-        lines.append(f"warning: comparing despite environment differences (--force): {_differences(forced)}")
+        lines.append(f"warning: comparing despite environment differences (--force): {describe_differences(forced)}")
     if allowed:
-        lines.append(f"note: expected environment differences: {_differences(allowed)}")
+        lines.append(f"note: expected environment differences: {describe_differences(allowed)}")
     control = document.get("control") or {}
     if allowed and control.get("ratio") is not None and abs(control["ratio"] - 1) >= 0.05 \
             and (document.get("method") or {}).get("normalize") == "control":
@@ -33,10 +35,6 @@ def environment_lines(document: Mapping[str, Any]) -> list[str]:
                      "part of that may be the upgrade itself, which normalising divides out "
                      "(check with --normalize none)")
     return lines
-
-
-def _differences(differences: Any) -> str:
-    return ", ".join(f"{d['field']} ({d['baseline']!r} vs {d['current']!r})" for d in differences)
 
 
 def fmt(value: float | None) -> str:

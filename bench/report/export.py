@@ -18,6 +18,7 @@ from typing import Any
 from bench.analyze.stats import summarize
 from bench.errors import UserError
 from bench.report.compare_table import cell, changed, fmt, fmt_p, method_line, row_p, why
+from bench.store.baselines import injected_slowdown
 
 GITHUB_TOOLS = {"bigger": "customBiggerIsBetter", "smaller": "customSmallerIsBetter"}
 GITHUB_FILES = {"bigger": "github-benchmark-throughput.json", "smaller": "github-benchmark-seconds.json"}
@@ -49,10 +50,9 @@ def _per_round(case: Mapping[str, Any]) -> list[float] | None:
 
 
 def check_exportable(run: Mapping[str, Any], where: str) -> None:
-    slowed = [c["case_id"] for c in run.get("cases") or [] if (c.get("flags") or {}).get("injected_slowdown")]
-    if slowed or ((run.get("config") or {}).get("faults") or {}).get("slowdown"):
-        raise InjectedSlowdown(f"{where} was made with an injected slowdown ([faults] slowdown, {len(slowed)} case(s) "
-                               "flagged injected_slowdown): a test of the gate, not a measurement; not exported")
+    slowed = injected_slowdown(run)
+    if slowed:
+        raise InjectedSlowdown(f"{where} was made with an {slowed}: a test of the gate, not a measurement; not exported")
 
 
 def github_benchmark_entries(run: Mapping[str, Any], kind: str,

@@ -121,14 +121,6 @@ def resolve_baselines(specs: Sequence[str], results_dir: str | Path) -> Baseline
     raise ResultsError(f"baseline file not found: {spec}")
 
 
-def resolve_baseline(spec: str, results_dir: str | Path) -> tuple[Path, str | None]:
-    """A single baseline run given as a path or a name: (path, name or None); a history gives its newest run."""
-    baseline = resolve_baselines([spec], results_dir)
-    if baseline.history:
-        return load_history(baseline)[-1][1], baseline.name
-    return baseline.paths[0], baseline.name
-
-
 def injected_slowdown(run: Mapping[str, Any]) -> str | None:
     """Why a run is a gate test rather than a measurement ([faults] slowdown), or None."""
     slowed = sum(bool((c.get("flags") or {}).get("injected_slowdown")) for c in run.get("cases") or [])
