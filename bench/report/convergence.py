@@ -220,13 +220,16 @@ def time_to_target_chart(table: pd.DataFrame, chart_id: str = "converge-time") -
         return to_svg(fig, chart_id, f"Time to {target} test accuracy against global batch")
 
 
-def accuracy_curves_chart(document: Mapping[str, Any], chart_id: str = "converge-curves") -> str | None:
-    """Test accuracy after every epoch, every seed: against epochs and against cumulative train seconds."""
+def accuracy_curves_chart(document: Mapping[str, Any], chart_id: str = "converge-curves",
+                          table: pd.DataFrame | None = None) -> str | None:
+    """Test accuracy after every epoch, every seed: against epochs and against cumulative train seconds.
+
+    ``table``: the document's :func:`case_table`, when the caller has it already."""
     cases = [c for c in document.get("cases") or []
              if c.get("suite") == SUITE and any(s.get("epochs") for s in _seeds(c))]
     if not cases:
         return None
-    table = case_table(document)
+    table = case_table(document) if table is None else table
     keys = _varying(table) + ["global_batch"] if not table.empty else ["global_batch"]
     labels = {c["case_id"]: _label(c["params"], keys) for c in cases}
     colors = _colors(list(dict.fromkeys(labels.values())))
@@ -275,8 +278,9 @@ class ConvergenceSection:
     not_trained: list[dict[str, Any]] = field(default_factory=list)  # skipped / failed, with the reason
 
 
-def section(document: Mapping[str, Any]) -> ConvergenceSection | None:
-    """The section for one run document, or None when it has no converge case."""
+def section(document: Mapping[str, Any], time_id: str = "converge-time",
+            curves_id: str = "converge-curves") -> ConvergenceSection | None:
+    """The section for one run document, or None when it has no converge case; ``*_id``: the charts' ids."""
     cases = [c for c in document.get("cases") or [] if c.get("suite") == SUITE]
     if not cases:
         return None
@@ -285,8 +289,8 @@ def section(document: Mapping[str, Any]) -> ConvergenceSection | None:
         table=table,
         sentences=tradeoffs(table),
         reference=reference_rows(table),
-        time_chart=time_to_target_chart(table) if not table.empty else None,
-        curves_chart=accuracy_curves_chart(document),
+        time_chart=time_to_target_chart(table, time_id) if not table.empty else None,
+        curves_chart=accuracy_curves_chart(document, curves_id, table),
         not_trained=[{"case_id": c["case_id"], "status": c["status"], "reason": c.get("reason")}
                      for c in cases if c["status"] not in ("ok", "not_converged")],
     )
@@ -312,7 +316,7 @@ _TABLE_COLUMNS = {
 
 def report_section(run: RunData, rid: str) -> dict[str, Any] | Missing:
     """The run's time-to-accuracy section (see :mod:`bench.report.page` for how sections are registered)."""
-    view = section(run.document)
+    view = section(run.document, f"{rid}-chart-converge-time", f"{rid}-chart-converge-curves")
     if view is None:
         return Missing('the converge suite did not run (add "converge" to suites; it needs real MNIST)')
     frame = view.table.copy()
@@ -329,12 +333,11 @@ def report_section(run: RunData, rid: str) -> dict[str, Any] | Missing:
     return {
         "sentences": view.sentences,
         "figures": [
-            ChartView(f"{rid}-chart-converge-time",
-                      time_to_target_chart(view.table, f"{rid}-chart-converge-time") if not view.table.empty else None,
+            ChartView(f"{rid}-chart-converge-time", view.time_chart,
                    f"Median training seconds to {_percent(target) if target else 'the target'} test accuracy "
                    "against global batch (both axes log), one line per precision; bars span the seeds' quartiles. "
                    "Compile and evaluation time are excluded.", "no case reached the target"),
-            ChartView(f"{rid}-chart-converge-curves", accuracy_curves_chart(run.document, f"{rid}-chart-converge-curves"),
+            ChartView(f"{rid}-chart-converge-curves", view.curves_chart,
                    "Test accuracy (10 000 test images) after every epoch of every seed, against the epoch and "
                    "against cumulative training seconds.", "no epoch finished"),
         ],
