@@ -277,6 +277,15 @@ def shipped_config(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def default_config(name: str) -> Path:
+    """The sweep a command uses without ``--config``: ``configs/NAME`` where the command runs, else the shipped one."""
+    local = Path("configs") / name  # a configs/ folder where the command runs wins over the shipped one
+    found = local if local.is_file() else shipped_config(name)
+    if found is None:
+        raise ConfigError(f"no --config given and configs/{name} not found; pass --config PATH")
+    return found
+
+
 def load_config(path: str | Path) -> BenchConfig:
     """Read and validate a TOML sweep definition; raises :class:`ConfigError` with one line."""
     path = Path(path)

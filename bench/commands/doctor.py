@@ -12,10 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from bench.config import ConfigError, load_config
+from bench.config import ConfigError, default_config, load_config
 from bench.errors import EXIT_OK
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EXIT_NOT_READY = 1
 
 
@@ -34,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.environment.fingerprint import gpu_inventory
     from bench.environment.screen import format_screen
 
-    path = Path(args.config) if args.config else _default_config()
+    path = Path(args.config) if args.config else default_config("default.toml")
     config = load_config(path)
     timeout_s = fw.DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
     if timeout_s <= 0:
@@ -51,8 +50,3 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.runnable else EXIT_NOT_READY
 
 
-def _default_config() -> Path:
-    for base in (Path("configs"), REPO_CONFIGS):
-        if (base / "default.toml").is_file():
-            return base / "default.toml"
-    raise ConfigError("configs/default.toml not found; pass --config PATH")

@@ -14,7 +14,7 @@ from typing import Any
 from bench import __version__
 from bench.analyze.derive import derive_run
 from bench.commands import add_results_dir
-from bench.config import BenchConfig, ConfigError, config_from_dict, shipped_config
+from bench.config import BenchConfig, config_from_dict, default_config
 from bench.config_overrides import load_config_with_overrides
 from bench.errors import UserError
 from bench.report.terminal import format_progress, format_summary
@@ -236,12 +236,7 @@ def _run_peer(config: BenchConfig, member: Any, case_ids: set[str]) -> int:
 def _default_config_path() -> Path:
     from bench.environment.fingerprint import gpu_inventory
 
-    name = "default.toml" if gpu_inventory().get("gpus") else "quick.toml"
-    local = Path("configs") / name  # a configs/ folder where the command runs wins over the shipped one
-    found = local if local.is_file() else shipped_config(name)
-    if found is None:
-        raise ConfigError(f"no --config given and configs/{name} not found; pass --config PATH")
-    return found
+    return default_config("default.toml" if gpu_inventory().get("gpus") else "quick.toml")
 
 
 def _writable_dir(path: Path) -> Path:
