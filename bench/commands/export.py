@@ -19,7 +19,7 @@ from bench.errors import UserError
 from bench.report.export import markdown_summary, write_github_benchmark
 from bench.store.baselines import newest_run, resolve_run
 from bench.store.comparisons import load_comparison
-from bench.store.results import ResultsError, load_run
+from bench.store.results import load_run, write_text_atomic
 
 FORMATS = ("github-action-benchmark", "markdown")
 
@@ -42,10 +42,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--format markdown needs SOURCE: the comparison document written by compare --json")
         text = markdown_summary(load_comparison(args.source), only_changed=not args.all_rows)
         if args.output:
-            try:
-                Path(args.output).write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise ResultsError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+            write_text_atomic(Path(args.output), text, option="--output")
         else:
             sys.stdout.write(text)
         return 0
