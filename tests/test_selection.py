@@ -174,6 +174,18 @@ def test_estimate_is_the_sum_of_its_stated_parts(write_config):
     assert estimate(planned, real_gpus, visible_gpus=1).skipped == 2  # the gpus=2 cases skip at once
 
 
+def test_estimate_counts_the_processes_the_sweep_starts():
+    """One per device layout (keras flavour and workers included), plus each cluster case's own workers."""
+    config = load_config(REPO / "configs" / "multiworker.toml")
+    planned = plan_cases(config)
+    clusters = [c for c in planned if c.workers > 1]
+    layouts = {(c.suite, c.backend, c.replicas, c.keras) for c in planned if c.workers == 1}
+    assert clusters and len(layouts) == 3  # TensorFlow Keras 3, TensorFlow tf_keras, JAX
+    est = estimate(planned, config, visible_gpus=0)
+    assert est.workers == len(layouts) + sum(c.workers for c in clusters)
+    assert est.seconds["worker start allowance"] == pytest.approx(est.workers * WORKER_START_S)
+
+
 def test_estimate_uses_an_earlier_run_of_the_same_config_on_this_host(write_config, tmp_path):
     import socket
 

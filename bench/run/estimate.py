@@ -56,10 +56,8 @@ def estimate(planned: Sequence[Any], config: BenchConfig, visible_gpus: int,
     result = Estimate(previous_run=previous_run if previous else None)
     on_cpu = visible_gpus == 0
     trained: set[tuple[Any, ...]] = set()
-    layouts: set[tuple[str, str, int]] = set()
     for case in planned:
         result.cases[case.suite] += 1
-        layouts.add((case.suite, case.backend, case.replicas))
         if previous and case.case_id in previous:
             result.seconds["earlier run's durations"] += previous[case.case_id]
             result.from_previous += 1
@@ -84,8 +82,11 @@ def estimate(planned: Sequence[Any], config: BenchConfig, visible_gpus: int,
                 trained.add(key)
                 result.seconds["cpu_predict training allowance"] += CPU_PREDICT_TRAIN_S
             result.seconds["cpu_predict allowance"] += CPU_PREDICT_CASE_S
-    result.workers = len(layouts)
-    result.seconds["worker start allowance"] += WORKER_START_S * len(layouts)
+    from bench.run.sweep import group_layouts
+
+    # The sweep's own grouping: one process per device layout, and a cluster case starts its workers itself.
+    result.workers = sum(g.workers * len(g.case_ids) if g.workers > 1 else 1 for g in group_layouts(list(planned)))
+    result.seconds["worker start allowance"] += WORKER_START_S * result.workers
     return result
 
 
