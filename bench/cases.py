@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench.config import BenchConfig, JitCompile
+from bench.config import BenchConfig, ConfigError, JitCompile
 
 # The native loop's variants per backend (see bench.measure.native).
 VARIANTS = {"tensorflow": ("step",), "jax": ("step", "epoch_scan"), "torch": ("step",)}
@@ -237,3 +237,35 @@ def suite_cases(suite: str, config: BenchConfig) -> list[Any]:
     if suite == "converge":
         return converge_cases(config)
     raise ValueError(f"unknown suite {suite!r}")
+
+
+def check_cases(config: BenchConfig) -> BenchConfig:
+    """The config, once the cases its axes make are known to be runnable; else :class:`ConfigError`, one line.
+
+    Every global batch divides over its replicas (and workers), and no suite's exclude rules leave it empty.
+    Checked where a sweep is loaded (``bench.config_overrides.load_config_with_overrides``), not while parsing:
+    the product of the axes is the cases' business.
+    """
+    where = config.path or "<config>"
+    if "train" in config.suites:
+        cases = train_cases(config)
+        if not cases:
+            raise ConfigError(f"{where}: [train] every case is excluded; loosen 'exclude'")
+        for case in cases:
+            if case.global_batch % case.gpus:
+                raise ConfigError(
+                    f"{where}: [train] global_batch {case.global_batch} is not divisible by gpus = {case.gpus}; "
+                    "use a multiple of every replica count or exclude the pair")
+            if case.global_batch % (case.gpus * case.workers):
+                raise ConfigError(
+                    f"{where}: [train] global_batch {case.global_batch} is not divisible by workers x gpus = "
+                    f"{case.workers} x {case.gpus}; use a multiple of every replica count or exclude the pair")
+    if "converge" in config.suites:
+        converge = converge_cases(config)
+        if not converge:
+            raise ConfigError(f"{where}: [converge] every case is excluded; loosen 'exclude'")
+        for case in converge:
+            if case.global_batch % case.gpus:
+                raise ConfigError(f"{where}: [converge] global_batch {case.global_batch} is not divisible by gpus = "
+                                  f"{case.gpus}; use a multiple of every replica count or exclude the pair")
+    return config

@@ -358,40 +358,11 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
         path=source,
         sha256=sha256,
     )
-    if "train" in suites:
-        from bench.cases import train_cases
-
-        for case in train_cases(config):
-            if case.global_batch % case.gpus:
-                raise ConfigError(
-                    f"{where}: [train] global_batch {case.global_batch} is not divisible by gpus = {case.gpus}; "
-                    "use a multiple of every replica count or exclude the pair"
-                )
-            if case.global_batch % (case.gpus * case.workers):
-                raise ConfigError(
-                    f"{where}: [train] global_batch {case.global_batch} is not divisible by workers x gpus = "
-                    f"{case.workers} x {case.gpus}; use a multiple of every replica count or exclude the pair"
-                )
-        if not train_cases(config):
-            raise ConfigError(f"{where}: [train] every case is excluded; loosen 'exclude'")
-    if "converge" in suites:
-        _check_converge(config, where)
-    return config
-
-
-def _check_converge(config: BenchConfig, where: str) -> None:
-    from bench.cases import converge_cases
-
-    if config.data.source == "synthetic":
+    if "converge" in suites and data.source == "synthetic":
         raise ConfigError(f"{where}: the converge suite refuses [data] source = 'synthetic' (accuracy on it means "
                           "nothing); use 'auto', 'mnist' or a path to mnist.npz")
-    cases = converge_cases(config)
-    if not cases:
-        raise ConfigError(f"{where}: [converge] every case is excluded; loosen 'exclude'")
-    for case in cases:
-        if case.global_batch % case.gpus:
-            raise ConfigError(f"{where}: [converge] global_batch {case.global_batch} is not divisible by gpus = "
-                              f"{case.gpus}; use a multiple of every replica count or exclude the pair")
+    # The cases these axes make (divisibility, exclusions) are checked with the cases: bench.cases.check_cases.
+    return config
 
 
 def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:

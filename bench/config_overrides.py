@@ -22,6 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+from bench.cases import check_cases
 from bench.config import BenchConfig, ConfigError, load_config, parse_config
 
 _KEY_PART = re.compile(r"[A-Za-z0-9_-]+")
@@ -85,8 +86,9 @@ def override_sha256(raw_bytes: bytes, overrides: Sequence[Override]) -> str:
 
 
 def load_config_with_overrides(path: str | Path, overrides: Sequence[str] = ()) -> BenchConfig:
-    """:func:`bench.config.load_config`, then the overrides applied and the result validated again."""
-    config = load_config(path)  # the file's own mistakes are reported against the file alone
+    """:func:`bench.config.load_config`, then the overrides applied and the result validated again; the cases
+    of either are checked (:func:`bench.cases.check_cases`). The way every command loads a sweep."""
+    config = check_cases(load_config(path))  # the file's own mistakes are reported against the file alone
     if not overrides:
         return config
     parsed = [parse_override(text) for text in overrides]
@@ -94,7 +96,7 @@ def load_config_with_overrides(path: str | Path, overrides: Sequence[str] = ()) 
     raw_bytes = path.read_bytes()
     raw = apply_overrides(tomllib.loads(raw_bytes.decode("utf-8")), parsed)
     try:
-        return parse_config(raw, source=str(path), sha256=override_sha256(raw_bytes, parsed))
+        return check_cases(parse_config(raw, source=str(path), sha256=override_sha256(raw_bytes, parsed)))
     except ConfigError as exc:
         message = str(exc)
         prefix = f"{path}: "

@@ -202,7 +202,7 @@ def spread(runs: list[dict[str, Any]]) -> str:
 
     from bench.analyze.compare import case_samples
     from bench.analyze.normalize import control_value
-    from bench.analyze.regression import run_value
+    from bench.analyze.values import run_value
 
     normal = [r["doc"] for r in runs if r["kind"] == "normal"]
     slow = [r["doc"] for r in runs if r["kind"] == "slow"]
@@ -230,7 +230,7 @@ def adjacent_pairs(runs: list[dict[str, Any]]) -> str:
     import numpy as np
 
     from bench.analyze.compare import case_samples
-    from bench.analyze.regression import run_value
+    from bench.analyze.values import run_value
 
     def value(doc: dict[str, Any], case_id: str) -> float | None:
         c = next((x for x in doc["cases"] if x["case_id"] == case_id and x["status"] == "ok"), None)

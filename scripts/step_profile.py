@@ -44,7 +44,7 @@ def profile(batch: int, precision: str, data, steps: int, trace: str | None) -> 
     from bench.measure.devices import Placement
     from bench.measure.inputs import JaxDeviceFeed
     from bench.measure.model import build_model, compile_model, precision_policy
-    from bench.measure.train import _epoch_timer
+    from bench.measure.rounds import epoch_timer
 
     device = jax.devices()[0]
     placement = Placement("none (single device)", [str(device)], 1, device.platform, False, None, [])
@@ -54,7 +54,7 @@ def profile(batch: int, precision: str, data, steps: int, trace: str | None) -> 
         model = build_model(seed=0)
         compile_model(model, True, 1)
         feed.fit(model, epochs=1, steps=steps)  # compile and warm up
-        timer = _epoch_timer(time.perf_counter)
+        timer = epoch_timer(time.perf_counter)
         feed.fit(model, epochs=2, steps=steps, callbacks=[timer])
         out["fit_s"] = _per_step(timer.durations[-1], steps)
         if trace:

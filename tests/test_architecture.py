@@ -1,4 +1,8 @@
-"""The package's import graph, read statically: the analysis and report layers read result files only.
+"""The package's import graph, read statically: data flows one way, and the readers read result files only.
+
+Three rules: the analysis and report layers never reach a framework or the measuring code; no module imports
+itself back through others (an import cycle, function-level imports included); the measuring code
+(``bench.measure``) never imports the runner (``bench.run``), which starts it.
 
 Every module under ``bench/`` is parsed with :mod:`ast` (nothing is imported, so a framework that is not
 installed cannot hide an edge), and every ``import`` statement is an edge: at module level, inside
@@ -59,8 +63,9 @@ def _with_parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
-    """The absolute names ``module`` imports (bench modules resolved to the module that runs)."""
+def imports_of(module: str, path: Path, known: set[str], parents: bool = True) -> set[str]:
+    """The absolute names ``module`` imports (bench modules resolved to the module that runs); with
+    ``parents``, also the packages whose ``__init__`` each import runs."""
     is_package = path.name == "__init__.py"
     found: set[str] = set()
     for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
@@ -78,7 +83,7 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
             targets = [source] + [f"{source}.{alias.name}" for alias in node.names
                                   if f"{source}.{alias.name}" in known]
         for target in targets:
-            found.update(_with_parents(target) if target.split(".")[0] == "bench" else [target])
+            found.update(_with_parents(target) if parents and target.split(".")[0] == "bench" else [target])
     found.discard(module)
     return found
 
@@ -87,6 +92,66 @@ def import_graph(root: Path, package: str = "bench") -> dict[str, set[str]]:
     files = module_files(root, package)
     known = set(files)
     return {module: imports_of(module, path, known) for module, path in files.items()}
+
+
+def module_edges(root: Path, package: str = "bench") -> dict[str, set[str]]:
+    """Module -> the package's modules it imports by name (a package's ``__init__`` only when named itself).
+
+    The implicit edges to parent packages (:func:`_with_parents`) are left out here: every submodule would
+    otherwise "import" its package, and a package ``__init__`` that re-exports a submodule would look like a
+    cycle with it.
+    """
+    files = module_files(root, package)
+    known = set(files)
+    # ``from bench.report import section`` inside bench.report names its own package: not an edge to a sibling.
+    return {module: {name for name in imports_of(module, path, known, parents=False)
+                     if name in known and not module.startswith(name + ".")}
+            for module, path in files.items()}
+
+
+def import_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted, largest first."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(edges.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return sorted(found, key=lambda c: (-len(c), c))
+
+
+def upward_imports(edges: dict[str, set[str]], lower: str = "bench.measure", upper: str = "bench.run") -> list[str]:
+    """``a -> b`` for every module of ``lower`` that imports a module of ``upper``."""
+    def inside(name: str, package: str) -> bool:
+        return name == package or name.startswith(package + ".")
+
+    return [f"{a} -> {b}" for a in sorted(edges) if inside(a, lower) for b in sorted(edges[a]) if inside(b, upper)]
 
 
 def _forbidden(name: str) -> bool:
@@ -166,3 +231,32 @@ def test_a_direct_forbidden_import_is_named(tmp_path, source):
     _write(tmp_path, {"bench/__init__.py": "", "bench/analyze/__init__.py": "", "bench/analyze/x.py": source,
                       "bench/run/__init__.py": "", "bench/run/sweep.py": ""})
     assert violations(import_graph(tmp_path))[0].startswith("bench.analyze.x -> ")
+
+
+def test_no_import_cycles_and_the_measuring_code_never_imports_the_runner():
+    edges = module_edges(REPO)
+    # The edges are real (an empty graph would pass vacuously): the sweep imports its plan.
+    assert "bench.run.plan" in edges["bench.run.sweep"], sorted(edges["bench.run.sweep"])
+    cycles = import_cycles(edges)
+    assert not cycles, "import cycles (function-level imports count):\n  " + "\n  ".join(" <-> ".join(c) for c in cycles)
+    upward = upward_imports(edges)
+    assert not upward, "bench.measure imports the runner:\n  " + "\n  ".join(upward)
+
+
+def test_a_planted_cycle_and_an_upward_import_are_caught(tmp_path):
+    _write(tmp_path, {
+        "bench/__init__.py": "",
+        "bench/config.py": "def load():\n    from bench.cases import train_cases  # lazy, still a cycle\n",
+        "bench/cases.py": "from bench.config import load\n",
+        "bench/run/__init__.py": "",
+        "bench/run/worker.py": "PLAN = 1\n",
+        "bench/measure/__init__.py": "",
+        "bench/measure/distributed.py": "from typing import TYPE_CHECKING\nfrom bench.run.worker import PLAN\n",
+        "bench/measure/typed.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bench.run import worker\n",
+        "bench/report/__init__.py": "from . import page\n",  # a package face re-exporting: no cycle
+        "bench/report/page.py": "from bench.report import section\n",
+        "bench/report/section.py": "X = 1\n",
+    })
+    edges = module_edges(tmp_path)
+    assert import_cycles(edges) == [["bench.cases", "bench.config"]]
+    assert upward_imports(edges) == ["bench.measure.distributed -> bench.run.worker"]

@@ -94,7 +94,7 @@ def test_the_timed_fit_thread_sees_the_callers_keras_distribution():
 
     script = """
 import threading, keras
-from bench.measure.train import in_caller_state
+from bench.measure.rounds import in_caller_state
 devices = keras.distribution.list_devices()
 keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
 seen = {}

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bench.analyze.scaling import worker_scaling
-from bench.cases import TrainCase
+from bench.cases import TrainCase, check_cases
 from bench.config import ClusterSettings, ConfigError, parse_config
 from bench.measure.data import DataSpec, Mnist
 from bench.measure.distributed import all_gather_json, cluster_message, find_mismatch
@@ -154,7 +154,7 @@ def test_workers_and_keras_axes():
     assert two.case_id.endswith("/spe=1/workers=2/keras=tf_keras")
     assert (two.per_worker_batch, two.per_replica_batch, two.params()["workers"]) == (64, 64, 2)
     with pytest.raises(ConfigError, match="not divisible by workers x gpus = 3 x 1"):
-        parse_config({"name": "m", "train": {"workers": [3], "global_batch": [128]}})
+        check_cases(parse_config({"name": "m", "train": {"workers": [3], "global_batch": [128]}}))
     with pytest.raises(ConfigError, match="unknown value 'keras2'"):
         parse_config({"name": "m", "train": {"keras": ["keras2"]}})
     with pytest.raises(ConfigError, match=r"\[cluster\] launcher: unknown value 'srun'"):

@@ -9,6 +9,7 @@ import pytest
 from bench.cases import TrainCase, train_cases
 from bench.cli import main
 from bench.config import ConfigError, load_config, parse_config, shipped_config
+from bench.config_overrides import load_config_with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,7 +109,7 @@ def test_config_round_trips_through_dict(write_config):
 def test_invalid_configs_fail_with_one_line(write_config, text, message):
     path = write_config(text)
     with pytest.raises(ConfigError) as err:
-        load_config(path)
+        load_config_with_overrides(path)  # how every command loads a sweep: the file, then its cases
     assert message in str(err.value)
     assert "\n" not in str(err.value)
     assert str(path) in str(err.value)

@@ -13,12 +13,12 @@ import pytest
 
 from bench.analyze.compare import PRIMARY_METRIC
 from bench.analyze.regression import METRICS, RegressionCheck, p_worse
-from bench.cases import ConvergeCase, converge_cases, suite_cases
+from bench.cases import ConvergeCase, check_cases, converge_cases, suite_cases
 from bench.config import ConfigError, ConvergeSettings, parse_config
 from bench.measure.converge import EpochRecorder, case_outcome, seed_summary, summarize_seeds
 from bench.measure.records import CaseClock, base_record, measure_into
 from bench.report.terminal import case_headline
-from bench.run.sweep import group_layouts, plan_cases
+from bench.run.plan import group_layouts, plan_cases
 from bench.store.results import load_run
 from tests.conftest import run_cli
 
@@ -67,7 +67,7 @@ def test_learning_rate_scaling_against_the_reference_batch():
 ])
 def test_bad_converge_settings_are_one_line(converge, data, message):
     with pytest.raises(ConfigError) as err:
-        parse_config({"name": "c", "suites": ["converge"], "converge": converge, "data": data})
+        check_cases(parse_config({"name": "c", "suites": ["converge"], "converge": converge, "data": data}))
     assert message in str(err.value) and "\n" not in str(err.value)
 
 

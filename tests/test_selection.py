@@ -10,8 +10,8 @@ from bench import cli
 from bench.config import ConfigError, load_config
 from bench.config_overrides import OverrideError, load_config_with_overrides, parse_override
 from bench.run.estimate import COMPILE_S, ROUND_HEADROOM, WORKER_START_S, estimate, previous_durations
+from bench.run.plan import plan_cases
 from bench.run.select import SelectionError, compile_expression
-from bench.run.sweep import plan_cases
 from bench.store.results import CaseLog
 from tests.conftest import REPO
 

@@ -35,8 +35,8 @@ from bench.analyze.regression import (
     PairedCheck,
     p_paired_worse,
     paired_ratio,
-    run_value,
 )
+from bench.analyze.values import run_value
 
 Pair = tuple[Mapping[str, Any], Mapping[str, Any]]  # (side a's run document, side b's) of one repetition
 

@@ -31,15 +31,8 @@ from bench.analyze.compare import (
     tested_thresholds,
 )
 from bench.analyze.normalize import control_summary, control_value
-from bench.analyze.regression import (
-    MIN_HISTORY_RUNS,
-    TRIM,
-    HistoryCheck,
-    Metric,
-    geomean,
-    history_test,
-    run_value,
-)
+from bench.analyze.regression import MIN_HISTORY_RUNS, HistoryCheck, Metric, history_test
+from bench.analyze.values import TRIM, geomean, run_value
 from bench.errors import UserError
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.analyze.regression import geomean, run_value
+from bench.analyze.values import geomean, run_value
 
 NORMALIZE_MODES = ("control", "none")
 

@@ -79,9 +79,11 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from bench.analyze.values import TRIM
+from bench.analyze.values import logs as _logs
+
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ALPHA = 0.05
-TRIM = 0.2  # proportion cut from each end: 1 of 5 rounds, 2 of 10
 MIN_ROUNDS = 2
 # Between-run tests. Five runs give four degrees of freedom: t(0.99, 4) = 3.75, so a history must be
 # tight to flag anything; fewer would make the interval mostly guesswork. alpha is per case: a sweep of
@@ -113,23 +115,6 @@ METRICS: dict[str, Metric] = {
     # converge: train seconds to the target test accuracy, one sample per converged seed.
     "seconds_to_target": Metric("seconds_to_target", "s", False),
 }
-
-
-def _logs(samples: Sequence[float]) -> np.ndarray:
-    values = np.asarray(samples, dtype=float)
-    if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError("samples must be positive finite numbers")
-    return np.log(values)
-
-
-def run_value(samples: Sequence[float]) -> float:
-    """One value for one run of a case: the 20 %-trimmed geometric mean of its rounds."""
-    return float(math.exp(stats.trim_mean(_logs(samples), TRIM)))
-
-
-def geomean(values: Sequence[float]) -> float:
-    """The plain geometric mean (of run values: each run counts once)."""
-    return float(math.exp(np.mean(_logs(values))))
 
 
 def trimmed_ratio(baseline: Sequence[float], current: Sequence[float]) -> float:

@@ -17,7 +17,7 @@ from bench.analyze.compare import CompareSettings, exit_code
 from bench.analyze.regression import DEFAULT_ALPHA
 from bench.commands import add_results_dir
 from bench.commands.compare import parse_thresholds
-from bench.config import load_config
+from bench.config_overrides import load_config_with_overrides
 from bench.errors import UserError
 from bench.report.compare_table import environment_lines, render_table
 from bench.report.export import markdown_summary
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                         "--a-python/--b-python or --a-env/--b-env, or --allow-same for an A/A session")
     settings = CompareSettings(thresholds=parse_thresholds(args.threshold), alpha=args.alpha,
                                normalize=args.normalize)
-    config = load_config(args.config)
+    config = load_config_with_overrides(args.config)
     out_dir = Path(args.results_dir) / f"ab-{run_id_stamp()}"
     out_dir.mkdir(parents=True, exist_ok=True)
     runner = ProcessRunner(_repo_root(), out_dir)

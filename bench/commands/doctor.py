@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from bench.config import ConfigError, default_config, load_config
+from bench.config import ConfigError, default_config
+from bench.config_overrides import load_config_with_overrides
 from bench.errors import EXIT_OK
 
 EXIT_NOT_READY = 1
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.environment.screen import format_screen
 
     path = Path(args.config) if args.config else default_config("default.toml")
-    config = load_config(path)
+    config = load_config_with_overrides(path)
     timeout_s = fw.DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
     if timeout_s <= 0:
         raise ConfigError(f"--timeout must be positive, got {timeout_s:g}")

@@ -49,7 +49,7 @@ class SetupRefused(UserError):
 @dataclass
 class _Plan:
     config: BenchConfig
-    planned: list[Any]  # bench.run.sweep.PlannedCase, after -k
+    planned: list[Any]  # bench.run.plan.PlannedCase, after -k
     selection: dict[str, Any]
     resumed: tuple[CaseLog, dict[str, Any], str, Path] | None = None  # log, data, run_id, results_dir
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> _Plan:
-    from bench.run.sweep import plan_cases
+    from bench.run.plan import plan_cases
 
     if args.resume:
         if args.overrides or args.select is not None:

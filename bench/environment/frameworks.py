@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,9 @@ from importlib import metadata
 from typing import Any
 
 from bench.environment.probe import MARKER
+from bench.measure.worker_plan import framework_env
 from bench.monitor import inventory
+from bench.process import kill_group, spawn
 
 FRAMEWORKS = ("tensorflow", "jax", "torch")
 LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
@@ -81,12 +82,7 @@ def probe_command(framework: str) -> list[str]:
 
 def probe_env(framework: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a sweep worker of this backend gets, as far as device discovery is concerned."""
-    env = dict(os.environ if base is None else base)
-    env["KERAS_BACKEND"] = framework
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX would take 75 % of each GPU otherwise
-    return env
+    return framework_env(framework, base)
 
 
 # --------------------------------------------------------------------------- running the probes
@@ -109,8 +105,7 @@ def run_probes(frameworks: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_
             continue
         out, err = tempfile.TemporaryFile(mode="w+"), tempfile.TemporaryFile(mode="w+")
         # Files, not pipes: a framework that logs a lot must not block on a full pipe while we wait on another.
-        proc = subprocess.Popen(command(name), stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True,
-                                env=probe_env(name, env), start_new_session=True)
+        proc = spawn(command(name), probe_env(name, env), out, err, text=True)
         running[name] = (proc, out, err, time.monotonic())
     deadline = time.monotonic() + timeout_s
     for name, (proc, out, err, started) in running.items():
@@ -118,7 +113,7 @@ def run_probes(frameworks: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_
             proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             timed_out = False
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            kill_group(proc)
             timed_out = True
         seconds = round(time.monotonic() - started, 3)
         out.seek(0)
@@ -127,14 +122,6 @@ def run_probes(frameworks: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_
         out.close()
         err.close()
     return {name: results[name] for name in frameworks}
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
 
 
 def _empty(name: str, status: str, reason: str | None) -> dict[str, Any]:

@@ -44,9 +44,10 @@ import numpy as np
 from bench.measure import flavour
 from bench.measure.devices import DeviceInventory
 from bench.measure.records import key_line
+from bench.process import write_event
 
 if TYPE_CHECKING:
-    from bench.run.worker import WorkerPlan
+    from bench.measure.worker_plan import WorkerPlan
 
 
 class ClusterMismatch(RuntimeError):
@@ -115,8 +116,7 @@ def emit(plan: WorkerPlan, event: str, **fields: Any) -> None:
 
 def emit_to(path: str, event: str, **fields: Any) -> None:
     """A progress event for the sweep's launcher (bench.run.launcher), same file and format as the plugin's."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"event": event, "t": time.time(), "pid": os.getpid(), **fields}) + "\n")
+    write_event(path, event, **fields)
 
 
 def configure(plan: WorkerPlan) -> ClusterInventory:

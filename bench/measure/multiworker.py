@@ -2,7 +2,7 @@
 
 Every process of the case's cluster runs the case in step (it joined in :mod:`bench.measure.distributed`)
 and only the chief (worker 0) writes the record. The protocol is :mod:`bench.measure.protocol`'s with the
-rounds of :class:`bench.measure.train.FitRounds` (one long ``fit``); what changes across processes:
+rounds of :class:`bench.measure.rounds.FitRounds` (one long ``fit``); what changes across processes:
 
 - **Calibration** agrees on the slowest worker's trial time (all-gathered), so every worker runs the same
   steps per round (:class:`AgreedRounds`).
@@ -42,6 +42,7 @@ from bench.measure.inputs import PASS, FedInput, Feed, PrefetchFeed, make_feed
 from bench.measure.model import build_model, compile_model, optimizer_name, precision_policy
 from bench.measure.protocol import RoundSettings, TimedRounds, measure_rounds, round_up, throughput_metrics
 from bench.measure.records import CaseClock, CaseSkipped, base_record, measure_into
+from bench.measure.rounds import FitRounds, last_logs
 from bench.monitor.select import monitor_for
 
 # A fault (bench.measure.faults) only this module applies: worker 1 is SIGKILLed at its first timed round.
@@ -105,7 +106,7 @@ def _place(cluster: Cluster, inventory: DeviceInventory, case: TrainCase) -> Pla
 
     Every ``fit`` of the case runs in that scope: the warm-up and the calibration trials in this thread,
     the timed rounds in EpochGate's, which takes this thread's Keras distribution with it
-    (bench.measure.train.in_caller_state; Keras keeps it thread-local)."""
+    (bench.measure.rounds.in_caller_state; Keras keeps it thread-local)."""
     from bench.measure.devices import require_devices
 
     require_devices(inventory, case.gpus)  # skipped, with the reason, where this worker has too few devices
@@ -209,8 +210,6 @@ class AgreedRounds:
 
 def _measure(case: TrainCase, config: BenchConfig, data: Mnist, cluster: Cluster, placement: Placement,
              benchmark: Any, clock: Callable[[], float], record: dict[str, Any]) -> None:
-    from bench.measure.train import FitRounds, _last_logs
-
     m = config.measure
     metrics = record["metrics"]
     metrics.update(per_replica_batch=case.global_batch // placement.replicas, global_batch=case.global_batch,
@@ -228,7 +227,7 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, cluster: Cluster
     if feed.unit == PASS:
         warmup = min(warmup, feed.fed.steps_per_pass)
     t0 = clock()
-    _last_logs(feed.fit(model, epochs=1, steps=warmup))  # waits for the device: the warm-up is really over
+    last_logs(feed.fit(model, epochs=1, steps=warmup))  # waits for the device: the warm-up is really over
     metrics["compile_s"] = clock() - t0
     metrics["warmup_steps"] = warmup
     metrics["jit_compile_resolved"] = bool(model.jit_compile)

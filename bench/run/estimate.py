@@ -51,7 +51,7 @@ class Estimate:
 
 def estimate(planned: Sequence[Any], config: BenchConfig, visible_gpus: int,
              previous: Mapping[str, float] | None = None, previous_run: str | None = None) -> Estimate:
-    """``planned``: :class:`bench.run.sweep.PlannedCase` items (suite, case_id, backend, replicas, params)."""
+    """``planned``: :class:`bench.run.plan.PlannedCase` items (suite, case_id, backend, replicas, params)."""
     m = config.measure
     result = Estimate(previous_run=previous_run if previous else None)
     on_cpu = visible_gpus == 0
@@ -82,7 +82,7 @@ def estimate(planned: Sequence[Any], config: BenchConfig, visible_gpus: int,
                 trained.add(key)
                 result.seconds["cpu_predict training allowance"] += CPU_PREDICT_TRAIN_S
             result.seconds["cpu_predict allowance"] += CPU_PREDICT_CASE_S
-    from bench.run.sweep import group_layouts
+    from bench.run.plan import group_layouts
 
     # The sweep's own grouping: one process per device layout, and a cluster case starts its workers itself.
     result.workers = sum(g.workers * len(g.case_ids) if g.workers > 1 else 1 for g in group_layouts(list(planned)))

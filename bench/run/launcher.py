@@ -36,18 +36,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from bench.config import BenchConfig
+from bench.measure.worker_plan import WorkerPlan
+from bench.process import kill_group, read_events, spawn
 from bench.run import cluster
 from bench.run.cluster import ClusterMember
-from bench.run.worker import WorkerPlan
-
-if TYPE_CHECKING:
-    from bench.run.sweep import LayoutGroup, PlannedCase, Sweep
+from bench.run.plan import LayoutGroup, PlannedCase, group_layouts, plan_cases, worker_env
 
 POLL_S = 0.25
 # Lines of a dead worker's log that say why, most telling first (framework messages seen on this suite's
@@ -92,31 +91,11 @@ class CaseOutcome:
 # --------------------------------------------------------------------------- the sweep's side
 
 
-def run_cluster_group(sweep: Sweep, group: LayoutGroup) -> None:
-    """Every case of a ``workers > 1`` layout group, each as its own cluster; skips and failures recorded
-    by the sweep (``Sweep._record_parent_failure``), finished cases read back from the log."""
-    for case_id in group.case_ids:
-        if case_id in sweep.done:
-            continue
-        planned = next(c for c in sweep.planned if c.case_id == case_id)
-        reason = cluster.skip_reason(planned.params, sweep.member)
-        if reason is not None:
-            sweep._record_parent_failure(case_id, reason, None, status="skipped")
-            continue
-        outcome = run_cluster_case(sweep.config, sweep.data, group, planned, sweep.member, str(sweep.log.path),
-                                   sweep.logs_dir, on_done=sweep._case_done)
-        if outcome.failure is not None and case_id not in sweep.done:
-            error_type, reason = outcome.failure
-            sweep._record_parent_failure(case_id, reason, error_type, metrics={"cluster_failure": outcome.detail})
-
-
 def run_peer(config: BenchConfig, data: dict[str, Any], member: ClusterMember, logs_dir: Path, out: TextIO,
              case_ids: Collection[str] | None = None) -> int:
     """A non-chief task of the scheduler's cluster: run this task's worker of every multi-worker case the
     cluster can take (of ``case_ids``, the cases ``-k`` kept, when given), in the chief's order, and write no
     results (the chief's run holds them)."""
-    from bench.run.sweep import group_layouts, plan_cases
-
     logs_dir.mkdir(parents=True, exist_ok=True)
     planned = [c for c in plan_cases(config) if c.workers > 1 and cluster.skip_reason(c.params, member) is None
                and (case_ids is None or c.case_id in case_ids)]
@@ -138,8 +117,6 @@ def run_cluster_case(config: BenchConfig, data: dict[str, Any], group: LayoutGro
                      member: ClusterMember | None, log_path: str, logs_dir: Path,
                      on_done: Callable[[str], None]) -> CaseOutcome:
     """Start the case's processes (all of them locally, or this task's one), watch them, stop them all."""
-    from bench.run.sweep import worker_env
-
     settings = config.cluster
     if member is None:
         indexes = list(range(case.workers))
@@ -170,9 +147,7 @@ def run_cluster_case(config: BenchConfig, data: dict[str, Any], group: LayoutGro
                 env["CUDA_VISIBLE_DEVICES"] = gpu_slices[index]
             log = Path(f"{stem}.log")
             with open(log, "w", encoding="utf-8") as fh:
-                proc = subprocess.Popen([sys.executable, "-m", "bench.run.worker", str(plan_path)], env=env,
-                                        stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+                proc = spawn([sys.executable, "-m", "bench.run.worker", str(plan_path)], env, fh)
             workers.append(_Worker(index, addresses[index] if index < len(addresses) else None, proc, progress, log))
         return _watch(workers, config, case, member, launched, on_done)
     finally:
@@ -189,7 +164,7 @@ def _watch(workers: list[_Worker], config: BenchConfig, case: PlannedCase, membe
         # Exits first, events second: a worker that wrote "done" and exited between the two reads is done.
         exited = [w for w in workers if w.proc.poll() is not None]
         for w in workers:
-            events, w.offset = _read_events(w.progress, w.offset)
+            events, w.offset = read_events(w.progress, w.offset)
             for event in events:
                 kind = event.get("event")
                 w.last_event_t = float(event.get("t", time.time()))
@@ -320,15 +295,4 @@ def _wait_all(workers: Iterable[_Worker], timeout_s: float) -> None:
 
 def _stop(workers: Iterable[_Worker]) -> None:
     for w in workers:
-        if w.proc.poll() is None:
-            try:
-                os.killpg(w.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                w.proc.kill()
-        w.proc.wait()
-
-
-def _read_events(path: Path, offset: int) -> tuple[list[Mapping[str, Any]], int]:
-    from bench.run.sweep import _read_events as read
-
-    return read(path, offset)
+        kill_group(w.proc)

@@ -8,12 +8,11 @@ plugin before anything imports the framework; finished cases are appended to the
 from __future__ import annotations
 
 import ctypes
-import json
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from bench.measure.worker_plan import WorkerPlan
 
 BENCHMARK_MODULES = {
     "train": "bench_train.py",
@@ -21,34 +20,6 @@ BENCHMARK_MODULES = {
     "native": "bench_native.py",
     "converge": "bench_converge.py",
 }
-
-
-@dataclass(frozen=True)
-class WorkerPlan:
-    suite: str
-    backend: str
-    replicas: int  # devices this worker must make visible (logical or physical)
-    simulate: bool
-    case_ids: tuple[str, ...]
-    config: dict[str, Any]
-    data: dict[str, Any]
-    log_path: str  # "" for a non-chief worker of a cluster: only the chief appends results
-    progress_path: str
-    keras: str = "keras3"  # the Keras flavour (bench.measure.flavour)
-    # Multi-worker cases (bench.run.launcher): {"index", "size", "source", "connect_timeout_s", "peer_timeout_s",
-    # "port_base"}; None for a single-process worker.
-    cluster: dict[str, Any] | None = None
-
-    def to_json(self) -> str:
-        d = dict(self.__dict__)
-        d["case_ids"] = list(self.case_ids)
-        return json.dumps(d)
-
-    @classmethod
-    def read(cls, path: str | Path) -> WorkerPlan:
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-        d["case_ids"] = tuple(d["case_ids"])
-        return cls(**d)
 
 
 def die_with_parent() -> None:

@@ -6,16 +6,14 @@ hence before the framework initialises — because logical devices cannot be add
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from typing import Any
 
 import pytest
 
 from bench.cases import suite_cases
 from bench.config import config_from_dict
-from bench.run.worker import WorkerPlan
+from bench.measure.worker_plan import WorkerPlan
+from bench.process import write_event
 from bench.store.results import CaseLog, jsonable
 from bench.store.schema import CaseRecord, case_record
 
@@ -121,7 +119,4 @@ def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest, control)
 
 
 def _progress(plan: WorkerPlan, event: dict[str, Any]) -> None:
-    event["t"] = time.time()
-    event["pid"] = os.getpid()
-    with open(plan.progress_path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(event) + "\n")
+    write_event(plan.progress_path, **event)

@@ -1,0 +1,56 @@
+"""What the sweep asks of one worker process: the contract between the runner and the measuring code.
+
+Written by the sweep (:mod:`bench.run.sweep`) and the multi-worker launcher (:mod:`bench.run.launcher`) as
+``PLAN.json``; read by the worker's benchmark plugin (:mod:`bench.run.benchmarks.plugin`) and, for a process
+of a multi-worker case, by :mod:`bench.measure.distributed`. It lives with the measuring code so that code
+can read it without importing the runner (data flows one way: the runner imports the measuring code).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    suite: str
+    backend: str
+    replicas: int  # devices this worker must make visible (logical or physical)
+    simulate: bool
+    case_ids: tuple[str, ...]
+    config: dict[str, Any]
+    data: dict[str, Any]
+    log_path: str  # "" for a non-chief worker of a cluster: only the chief appends results
+    progress_path: str
+    keras: str = "keras3"  # the Keras flavour (bench.measure.flavour)
+    # Multi-worker cases (bench.run.launcher): {"index", "size", "source", "connect_timeout_s", "peer_timeout_s",
+    # "port_base"}; None for a single-process worker.
+    cluster: dict[str, Any] | None = None
+
+    def to_json(self) -> str:
+        d = dict(self.__dict__)
+        d["case_ids"] = list(self.case_ids)
+        return json.dumps(d)
+
+    @classmethod
+    def read(cls, path: str | Path) -> WorkerPlan:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        d["case_ids"] = tuple(d["case_ids"])
+        return cls(**d)
+
+
+def framework_env(backend: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every process that imports ``backend`` gets from this tool: sweep workers and the
+    framework probes alike, so a probe discovers devices exactly as a worker will."""
+    env = dict(os.environ if base is None else base)
+    env["KERAS_BACKEND"] = backend
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    if backend == "jax":
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX would take 75 % of each GPU otherwise
+    return env

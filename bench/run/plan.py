@@ -1,0 +1,92 @@
+"""What a sweep will run: the planned cases, the worker processes they share, and each worker's environment.
+
+Framework-free and pure: ``bench run --list/--dry-run``, the sweep, the multi-worker launcher and the
+estimate all plan from here, so they agree on ids and on the processes a run starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.cases import suite_cases
+from bench.config import BenchConfig
+from bench.measure.worker_plan import framework_env
+
+
+@dataclass(frozen=True)
+class PlannedCase:
+    suite: str
+    case_id: str
+    backend: str
+    replicas: int
+    params: dict[str, Any]
+
+    @property
+    def workers(self) -> int:
+        return int(self.params.get("workers", 1)) if self.suite == "train" else 1
+
+    @property
+    def keras(self) -> str:
+        return str(self.params.get("keras", "keras3")) if self.suite == "train" else "keras3"
+
+
+@dataclass(frozen=True)
+class LayoutGroup:
+    """Cases that share one worker process: same suite, backend and device layout."""
+
+    suite: str
+    backend: str
+    replicas: int
+    case_ids: tuple[str, ...]
+    workers: int = 1  # > 1: each case is a cluster of that many processes (bench.run.launcher)
+    keras: str = "keras3"  # one Keras per process (bench.measure.flavour)
+
+    @property
+    def label(self) -> str:
+        extra = (f"-{self.workers}workers" if self.workers > 1 else "") + (f"-{self.keras}" if self.keras != "keras3" else "")
+        return f"{self.suite}-{self.backend}-{self.replicas}dev{extra}"
+
+
+def plan_cases(config: BenchConfig) -> list[PlannedCase]:
+    planned: list[PlannedCase] = []
+    for suite in ("train", "cpu_predict", "native", "converge"):
+        if suite in config.suites:
+            planned += [PlannedCase(suite, c.case_id, c.backend, _replicas(suite, c), c.params())
+                        for c in suite_cases(suite, config)]
+    return planned
+
+
+def _replicas(suite: str, case: Any) -> int:
+    """Devices the suite's worker must make visible for this case."""
+    if suite in ("train", "converge"):
+        return case.gpus
+    # cpu_predict: the training device (GPU, or a logical CPU standing in) plus CPU:0; native: one device.
+    return 2 if suite == "cpu_predict" else 1
+
+
+def group_layouts(cases: list[PlannedCase]) -> list[LayoutGroup]:
+    groups: dict[tuple[str, str, int, int, str], list[str]] = {}
+    for case in cases:
+        groups.setdefault((case.suite, case.backend, case.replicas, case.workers, case.keras), []).append(case.case_id)
+    return [LayoutGroup(s, b, r, tuple(ids), w, k) for (s, b, r, w, k), ids in groups.items()]
+
+
+def worker_env(group: LayoutGroup, simulate: bool, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = framework_env(group.backend, base)
+    if group.backend == "jax":
+        if simulate and group.replicas > 1:
+            # Only affects the CPU platform: N host devices stand in for N GPUs when none are visible.
+            flags = env.get("XLA_FLAGS", "")
+            env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={group.replicas}".strip()
+    if group.suite == "cpu_predict":
+        from bench.measure.cpu_predict import WORKER_ENV
+
+        env.update(WORKER_ENV)
+    from bench.measure.flavour import ENV_VAR
+
+    env.pop(ENV_VAR, None)
+    if group.keras != "keras3":
+        env[ENV_VAR] = group.keras
+        env["TF_USE_LEGACY_KERAS"] = "1"  # tf.keras inside TensorFlow is then the same Keras 2
+    return env
