@@ -40,6 +40,9 @@ KERAS_FLAVOURS = ("keras3", "tf_keras")
 # launcher (N processes on loopback ports of this machine); local = always the local launcher.
 LAUNCHERS = ("auto", "local")
 
+# How the processes of a sweep follow each other (MeasureSettings.order).
+ORDERS = ("interleaved", "sequential")
+
 JitCompile = bool | str  # True, False or "auto"
 
 
@@ -96,12 +99,35 @@ class MeasureSettings:
     """How each case is timed."""
 
     warmup_steps: int = _doc("Steps in the first (compile) call, timed and reported as compile time.", default=20)
-    rounds: int = _doc("Timed rounds per case (at least 5 for a trustworthy spread).", default=5)
+    rounds: int = _doc("Timed rounds per case in each of its processes (at least 2; the spread that counts is the "
+                       "one between processes, so trade rounds for processes).", default=5)
     min_round_s: float = _doc("Each round is calibrated to last at least this long.", default=2.0)
     max_steps_per_round: int = _doc("Upper bound on calibrated steps per round.", default=100_000)
     case_timeout_s: float = _doc("A case running longer is failed and the sweep goes on.", default=900.0)
     cv_threshold: float = _doc("Rounds whose coefficient of variation exceeds this are flagged unstable.", default=0.05)
     seed: int = _doc("Seed for data shuffling, weights and synthetic data.", default=0)
+    processes: int = _doc(
+        "Fresh worker processes that measure each train and native case (pyperf's worker processes): a case's "
+        "uncertainty is the spread between its processes, and comparisons pair the cases' processes by pass. "
+        "cpu_predict, converge and multi-worker cases run once.", default=3)
+    order: str = _doc(
+        "interleaved: pass 1 runs every layout's cases in order, pass 2 in reverse, ... (ABCD DCBA ABCD), so no case "
+        "always runs first or last and the cases of one pass are adjacent in time; sequential: each layout's "
+        "processes back to back, cases always in config order (processes = 1 is the one-process order of "
+        "earlier versions).", default="interleaved")
+
+
+@dataclass(frozen=True)
+class ThreadSettings:
+    """Framework thread pools: the main cause of process-to-process differences on small CPU machines."""
+
+    intra_op: int | str = _doc(
+        'Threads one op may use (TensorFlow intra-op pool, torch.set_num_threads, XLA\'s CPU Eigen pool): an integer '
+        '(0 = the framework\'s default) or "auto" = 1 on a machine with no GPU, the framework\'s default with one.',
+        default="auto")
+    inter_op: int | str = _doc(
+        'Ops run at once (TensorFlow inter-op pool, torch.set_num_interop_threads): an integer (0 = the framework\'s '
+        'default) or "auto", as intra_op.', default="auto")
 
 
 @dataclass(frozen=True)
@@ -251,6 +277,7 @@ class BenchConfig:
     cpu_predict: CpuPredictSettings = CpuPredictSettings()
     converge: ConvergeSettings = ConvergeSettings()
     control: ControlSettings = ControlSettings()
+    threads: ThreadSettings = ThreadSettings()
     faults: FaultSettings = FaultSettings()
     cluster: ClusterSettings = ClusterSettings()
     path: str = ""
@@ -321,6 +348,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     cpu_predict = _parse_cpu_predict(_table(raw, "cpu_predict", where), where)
     converge = _parse_converge(_table(raw, "converge", where), where)
     control = _parse_simple(ControlSettings, _table(raw, "control", where), where, "control")
+    threads = _parse_threads(_table(raw, "threads", where), where)
     faults = _parse_simple(FaultSettings, _table(raw, "faults", where), where, "faults")
     if not faults.slowdown < 10:
         raise ConfigError(f"{where}: [faults] slowdown is a fraction of the step time (0.1 = 10 %), got {faults.slowdown}")
@@ -338,6 +366,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     if nvml.poll_interval_s > 0.1:
         raise ConfigError(f"{where}: [nvml] poll_interval_s must be at most 0.1 s (NVML updates utilisation "
                           f"every 1/6-1 s; slower polling misses samples), got {nvml.poll_interval_s}")
+    if measure.order not in ORDERS:
+        raise ConfigError(f"{where}: [measure] order: unknown value {measure.order!r}; choose from {', '.join(ORDERS)}")
     if measure.rounds < 2:
         raise ConfigError(f"{where}: [measure] rounds must be at least 2 to give a spread, got {measure.rounds}")
 
@@ -353,6 +383,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
         cpu_predict=cpu_predict,
         converge=converge,
         control=control,
+        threads=threads,
         faults=faults,
         cluster=cluster,
         path=source,
@@ -439,6 +470,36 @@ def _parse_axes(raw: Mapping[str, Any], where: str, label: str, allow_add: bool)
             for rule in exclude
         ),
     )
+
+
+def _parse_threads(raw: Mapping[str, Any], where: str) -> ThreadSettings:
+    _check_keys(raw, {f.name for f in fields(ThreadSettings)}, where, "threads")
+    values = {}
+    for key in ("intra_op", "inter_op"):
+        value = raw.get(key, "auto")
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ConfigError(f'{where}: [threads] {key} must be "auto" or an integer >= 0 (0 = the framework\'s '
+                              f"default), got {value!r}")
+        values[key] = value
+    return ThreadSettings(**values)
+
+
+def resolve_threads(settings: ThreadSettings, gpus_visible: bool) -> dict[str, Any]:
+    """The thread counts workers apply ("auto" resolved) and why: recorded in every run (environment.threads).
+
+    "auto" is 1 and 1 on a machine with no GPU: measured on the project's 2-core CI box, TensorFlow's default
+    pools made processes of one case differ by up to 1.7x, one intra-op and one inter-op thread brought them
+    within 2-8 % at about the same throughput (README "Noise at its source"). With a GPU the host threads feed
+    the device (tf.data, dispatch), so the framework keeps its default (0).
+    """
+    resolved: dict[str, Any] = {}
+    for key in ("intra_op", "inter_op"):
+        value = getattr(settings, key)
+        resolved[key] = (0 if gpus_visible else 1) if value == "auto" else int(value)
+    auto = [key for key in ("intra_op", "inter_op") if getattr(settings, key) == "auto"]
+    resolved["source"] = ("config" if not auto else
+                          f"auto ({'a GPU is visible: framework default' if gpus_visible else 'no GPU: 1 thread'})")
+    return resolved
 
 
 def _parse_cpu_predict(raw: Mapping[str, Any], where: str) -> CpuPredictSettings:

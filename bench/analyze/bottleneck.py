@@ -31,6 +31,8 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bench.analyze.paired import best_comparisons, case_value, interval_text, paired
+
 HOST_INPUTS = ("numpy", "numpy_uint8", "tf_data", "tf_data_prefetch")
 NEAR_NATIVE = 0.8  # Keras within 20 % of the hand-written loop
 BUSY_PCT = 70.0  # NVML kernel-busy share above which the GPU, not the host, sets the pace
@@ -41,10 +43,24 @@ Case = Mapping[str, Any]
 
 
 def median_sps(case: Case | None) -> float | None:
-    if case is None:
-        return None
-    value = ((case.get("metrics") or {}).get("samples_per_second") or {}).get("median")
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+    """The case's samples/s as every ranking here uses it (bench.analyze.paired.case_value: the geometric mean
+    of its process values), so the best case is the same one wherever it is named."""
+    return case_value(case)
+
+
+def _interval(prefix: str, a: Case | None, b: Case | None) -> dict[str, Any]:
+    """``<prefix>_ci_low``, ``_ci_high``, ``_pairs``, ``_verdict`` for a / b paired by pass (bench.analyze.paired)."""
+    if a is None or b is None:
+        return {f"{prefix}_ci_low": None, f"{prefix}_ci_high": None, f"{prefix}_pairs": 0,
+                f"{prefix}_verdict": "no interval"}
+    found = paired(a, b)
+    return {f"{prefix}_ci_low": found["ci_low"], f"{prefix}_ci_high": found["ci_high"],
+            f"{prefix}_pairs": found["pairs"], f"{prefix}_verdict": found["verdict"]}
+
+
+def _with_interval(value: float, row: Mapping[str, Any], prefix: str) -> str:
+    low, high = row.get(f"{prefix}_ci_low"), row.get(f"{prefix}_ci_high")
+    return f"{value:.2f}× [{low:.2f}, {high:.2f}]" if low is not None and high is not None else f"{value:.2f}×"
 
 
 def utilization_pct(case: Case | None) -> float | None:
@@ -139,6 +155,9 @@ def where_the_time_goes(cases: Iterable[Case]) -> list[dict[str, Any]]:
             "device_input_gain": (median_sps(device) / median_sps(host)) if device and host else None,
             "spe_best": _spe(spe_many) if spe_many else None,
             "spe_gain": (median_sps(spe_many) / median_sps(spe_one)) if spe_one and spe_many else None,
+            **_interval("native_ratio", best, native),
+            **_interval("device_input_gain", device, host),
+            **_interval("spe_gain", spe_many, spe_one),
         }
         row["bottleneck"], row["sentence"] = _verdict(row)
         rows.append(row)
@@ -169,12 +188,12 @@ def _verdict(row: Mapping[str, Any]) -> tuple[str | None, str]:
     gain, spe_gain = row["device_input_gain"], row["spe_gain"]
     where = f"{row['backend']}, batch {row['global_batch']}, {row['precision']}"
     best = f"the best Keras configuration ({row['best_config']}) runs {rate(row['best_samples_per_second'])}"
-    vs = f", native ratio {ratio:.2f}" if ratio is not None else ""
+    vs = f", native ratio {_with_interval(ratio, row, 'native_ratio')}" if ratio is not None else ""
     best_text = f"{best}{vs}, {_busy(util)}"
-    input_text = (f"; device-resident input runs {gain:.2f}× the best host-fed input ({row['host_input_best']})"
-                  if gain is not None else "")
-    spe_text = (f"; steps_per_execution {row['spe_best']} runs {spe_gain:.2f}× steps_per_execution 1"
-                if spe_gain is not None else "")
+    input_text = (f"; device-resident input runs {_with_interval(gain, row, 'device_input_gain')} the best host-fed "
+                  f"input ({row['host_input_best']})" if gain is not None else "")
+    spe_text = (f"; steps_per_execution {row['spe_best']} runs {_with_interval(spe_gain, row, 'spe_gain')} "
+                "steps_per_execution 1" if spe_gain is not None else "")
     if ratio is not None and ratio >= NEAR_NATIVE and (util is None or util >= BUSY_PCT):
         return "device", f"{where}: the device — {best_text}{input_text}{spe_text}."
     if ratio is not None and ratio >= NEAR_NATIVE:
@@ -182,12 +201,12 @@ def _verdict(row: Mapping[str, Any]) -> tuple[str | None, str]:
         return "per-step dispatch", (f"{where}: per-step dispatch — {best_text}: Keras is close to the native loop, "
                                      f"but both leave the GPU idle between steps (native loop: "
                                      f"{_busy(native_util)}){input_text}{spe_text}.")
-    if gain is not None and gain >= INPUT_GAIN:
+    if gain is not None and gain >= INPUT_GAIN and row["device_input_gain_verdict"] != "no measurable difference":
         rest = ""
         if row["best_input"] == "device" and ratio is not None:
             rest = "; what remains with the data on the device is per-step dispatch"
         return "host input path", f"{where}: the host input path — {input_text[2:]}; {best_text}{spe_text}{rest}."
-    if spe_gain is not None and spe_gain >= SPE_GAIN:
+    if spe_gain is not None and spe_gain >= SPE_GAIN and row["spe_gain_verdict"] != "no measurable difference":
         return "per-step dispatch", f"{where}: per-step dispatch — {spe_text[2:]}; {best_text}{input_text}."
     if util is not None and util >= BUSY_PCT:
         return "device", (f"{where}: the device — {best_text}: the GPU is busy, so Keras' step does more device "
@@ -215,14 +234,28 @@ def best_configurations(cases: Iterable[Case]) -> list[dict[str, Any]]:
         native = natives.get((backend, p["global_batch"], p["precision"])) if p.get("gpus") == 1 else None
         ratio = median_sps(best) / median_sps(native) if native else None
         gpus = int(p["gpus"])
-        sentence = (f"Best configuration on {backend}: {gpus} GPU{'s' if gpus != 1 else ''}, global batch "
-                    f"{p['global_batch']}, {p['precision']}, {describe_config(best)} — {rate(median_sps(best))}"
-                    f"{f' (native ratio {ratio:.2f})' if ratio is not None else ''}.")
+        versus = next(iter(best_comparisons(group)), None)
+        verdict = versus["verdict"] if versus else "only case"
+        name = (f"{gpus} GPU{'s' if gpus != 1 else ''}, global batch {p['global_batch']}, {p['precision']}, "
+                f"{describe_config(best)}")
+        if verdict == "best":
+            lead = f"Best configuration on {backend}: {name}"
+        elif verdict == "tied":
+            lead = f"Fastest measured on {backend}, tied with the runner-up within the interval: {name}"
+        else:
+            lead = f"Fastest measured on {backend} (no interval over the runner-up): {name}"
+        margin = f"; {interval_text(versus)} the runner-up" if versus else ""
+        sentence = (f"{lead} — {rate(median_sps(best))}"
+                    f"{f' (native ratio {ratio:.2f})' if ratio is not None else ''}{margin}.")
         rows.append({"backend": backend, "case_id": best["case_id"], "gpus": gpus,
                      "global_batch": p["global_batch"], "precision": p["precision"], "input": _input(best),
                      "steps_per_execution": _spe(best), "jit_compile": p.get("jit_compile"),
                      "samples_per_second": median_sps(best), "native_ratio": ratio,
-                     "utilization_pct": utilization_pct(best), "sentence": sentence})
+                     "utilization_pct": utilization_pct(best), "verdict": verdict,
+                     "runner_up_case_id": versus["b_case_id"] if versus else None,
+                     "runner_up_ratio": versus["ratio"] if versus else None,
+                     "ci_low": versus["ci_low"] if versus else None, "ci_high": versus["ci_high"] if versus else None,
+                     "pairs": versus["pairs"] if versus else 0, "sentence": sentence})
     return rows
 
 
@@ -250,12 +283,17 @@ def mixed_precision_speedups(cases: Iterable[Case]) -> list[dict[str, Any]]:
         configs = (f"both {describe_config(mixed)}" if same and describe_config(mixed) == describe_config(base)
                    else f"float32: {describe_config(base)}; {policy}: {describe_config(mixed)}")
         native_text = f"; the native loop gains {native_speedup:.2f}×" if native_speedup is not None else ""
-        sentence = (f"{policy} speeds up the best Keras configuration on {backend} by {speedup:.2f}× at batch {batch}"
-                    f"{f', {gpus} GPUs' if gpus != 1 else ''} ({configs}){native_text}.")
-        rows.append({"backend": backend, "gpus": gpus, "global_batch": batch, "policy": policy,
-                     "speedup": speedup, "native_speedup": native_speedup,
-                     "mixed_case_id": mixed["case_id"], "float32_case_id": base["case_id"],
-                     "mixed_input": _input(mixed), "float32_input": _input(base), "sentence": sentence})
+        row = {"backend": backend, "gpus": gpus, "global_batch": batch, "policy": policy,
+               "speedup": speedup, "native_speedup": native_speedup,
+               "mixed_case_id": mixed["case_id"], "float32_case_id": base["case_id"],
+               "mixed_input": _input(mixed), "float32_input": _input(base),
+               **_interval("speedup", mixed, base), **_interval("native_speedup", native_mixed, native_base)}
+        verb = {"faster": "speeds up", "slower": "slows down", "no measurable difference":
+                "makes no measurable difference to", "no interval": "changes"}[row["speedup_verdict"]]
+        row["sentence"] = (f"{policy} {verb} the best Keras configuration on {backend}: "
+                           f"{_with_interval(speedup, row, 'speedup')} at batch {batch}"
+                           f"{f', {gpus} GPUs' if gpus != 1 else ''} ({configs}){native_text}.")
+        rows.append(row)
     return rows
 
 
@@ -268,16 +306,23 @@ def mixed_precision_summary(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     for (backend, policy), group in groups.items():
         median = statistics.median(r["speedup"] for r in group)
         cells = ", ".join(_speedup_cell(r) for r in group)
-        verb = "speeds up" if median >= 1 else "slows down"
-        lines.append(f"Mixed precision ({policy} vs float32, best input path each) {verb} {backend} by a median "
-                     f"{median:.2f}×: {cells}.")
+        verdicts = [r.get("speedup_verdict", "no interval") for r in group]
+        if all(v == "no interval" for v in verdicts):
+            judged = "no intervals (one process each)"
+        elif all(v == verdicts[0] for v in verdicts):
+            judged = {"faster": "faster in every cell", "slower": "slower in every cell",
+                      "no measurable difference": "no measurable difference in any cell"}[verdicts[0]]
+        else:
+            judged = ", ".join(f"{verdicts.count(v)} of {len(verdicts)} cells {v}" for v in dict.fromkeys(verdicts))
+        lines.append(f"Mixed precision ({policy} vs float32, best input path each) on {backend}: median {median:.2f}× "
+                     f"over {len(group)} cell(s), {judged}: {cells}.")
     return lines
 
 
 def _speedup_cell(row: Mapping[str, Any]) -> str:
     where = f"batch {row['global_batch']}" + (f" ({row['gpus']} GPUs)" if row["gpus"] != 1 else "")
     native = "" if row["native_speedup"] is None else f"; native {row['native_speedup']:.2f}×"
-    return f"{where} {row['speedup']:.2f}× (input {row['mixed_input']}{native})"
+    return f"{where} {_with_interval(row['speedup'], row, 'speedup')} (input {row['mixed_input']}{native})"
 
 
 def derive_tables(cases: Iterable[Case]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from bench.analyze import paired
+from bench.analyze.passes import merge_passes
 from bench.analyze.stats import summarize
 from bench.store.schema import CaseRecord
 
@@ -55,9 +57,8 @@ def _with_ratios(case: CaseRecord, natives: Mapping[tuple[Any, ...], CaseRecord]
 
 
 def _median(case: CaseRecord) -> float | None:
-    summary = getattr(case.metrics, "samples_per_second", None)
-    value = summary.median if summary is not None else None
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+    """The case's samples/s as rankings use it (bench.analyze.paired.case_value)."""
+    return paired.case_value(case.to_dict())
 
 
 def ranking(cases: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -104,8 +105,11 @@ def ranking(cases: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def derive_run(suites: Sequence[str], cases: list[CaseRecord]) -> tuple[list[CaseRecord], dict[str, Any]]:
     """A run's cross-case results (``finalize_run``'s ``derive``): new train records with Keras/native
     ratios, where the time goes (bench.analyze.bottleneck), the CPU-prediction ranking table, and the
-    multi-worker scaling (bench.analyze.scaling)."""
+    multi-worker scaling (bench.analyze.scaling); first, each case's per-process records folded into one
+    (bench.analyze.passes), and last the per-case spread, every paired comparison with its interval and the
+    machine's speed during the run (bench.analyze.paired)."""
     derived: dict[str, Any] = {}
+    cases = merge_passes(cases)
     if "native" in suites:
         cases = attach_native_ratios(cases)
     if "train" in suites:
@@ -121,4 +125,10 @@ def derive_run(suites: Sequence[str], cases: list[CaseRecord]) -> tuple[list[Cas
         from bench.analyze.scaling import worker_scaling
 
         derived["worker_scaling"] = worker_scaling([case.to_dict() for case in cases])
+    if any(c.suite in ("train", "native") for c in cases):
+        plain = [c.to_dict() for c in cases if getattr(c.params, "workers", 1) == 1]
+        derived["case_stats"] = paired.case_stats(plain)
+        derived["comparisons"] = paired.comparisons(plain)
+        derived["machine_speed"] = paired.machine_speed(plain, derived["case_stats"])
+        cases = paired.flag_machine(cases, derived["machine_speed"])
     return cases, derived

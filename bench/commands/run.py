@@ -14,7 +14,7 @@ from typing import Any
 from bench import __version__
 from bench.analyze.derive import derive_run
 from bench.commands import add_results_dir
-from bench.config import BenchConfig, config_from_dict, default_config
+from bench.config import BenchConfig, config_from_dict, default_config, resolve_threads
 from bench.config_overrides import load_config_with_overrides
 from bench.errors import UserError
 from bench.report.terminal import format_progress, format_summary
@@ -117,7 +117,7 @@ def _start(args: argparse.Namespace, plan: _Plan) -> tuple[CaseLog, dict[str, An
         print(f"note: {line}", file=sys.stderr)
     print(f"setup: {frameworks['verdict']['line']} (frameworks probed in {frameworks['probe']['wall_s']:.1f} s)",
           flush=True)
-    header = _header(plan.config, data, run_id, frameworks, plan.selection)
+    header = _header(plan.config, data, run_id, frameworks, plan.selection, _threads(plan.config))
     return CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header), data, run_id, results_dir
 
 
@@ -128,21 +128,26 @@ def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, 
     config = plan.config
     started = time.monotonic()
     out = sys.stdout
-    done_before = 0  # cases an interrupted run already finished: they took none of this run's time
+    done_before = 0  # measurements an interrupted run already made: they took none of this run's time
 
     def on_case(record: dict[str, Any], done: int, total: int) -> None:
         if not args.quiet:
-            # Count only this invocation's cases, so the ETA divides this run's time by this run's cases.
+            # Count only this invocation's measurements, so the ETA divides this run's time by this run's work.
             print(format_progress(record, done - done_before, total - done_before, time.monotonic() - started),
                   file=out, flush=True)
 
+    # The threads the run started with (a resumed run keeps them), else resolved now for an older log.
+    threads = log.read()[0].environment.threads or _threads(config)
     sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case,
-                  case_ids={c.case_id for c in plan.planned}, member=member)
-    done_before = len(sweep.done & {c.case_id for c in sweep.planned})
+                  case_ids={c.case_id for c in plan.planned}, member=member, threads=threads)
+    done_before, wanted = sweep.measurements
     if data["source"] == "synthetic":
         print(f"WARNING: synthetic data — {data['note']}. Accuracy numbers are not MNIST's.", file=out)
-    print(f"run {run_id}: {len(sweep.remaining)} of {sweep.total} cases to run "
-          f"(config {config.path or config.name}); log {log.path}", file=out, flush=True)
+    m = config.measure
+    print(f"run {run_id}: {len(sweep.remaining)} of {sweep.total} cases to run, {wanted - done_before} "
+          f"measurement(s): train/native cases in {m.processes} process(es) each, {m.order} "
+          f"(config {config.path or config.name}); threads intra_op {threads.get('intra_op')}, inter_op "
+          f"{threads.get('inter_op')} ({threads.get('source')}); log {log.path}", file=out, flush=True)
     order = [c.case_id for c in sweep.planned]
     try:
         sweep.run()
@@ -151,7 +156,9 @@ def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, 
         # log stays for --resume, which finalises the same file again when the run is complete.
         partial = finalize_run(log, results_dir / f"{run_id}.json", utc_now(), complete=False, order=order,
                                derive=lambda cases: derive_run(config.suites, cases))
-        print(f"\ninterrupted: {len(sweep.done)} of {sweep.total} cases are saved in {log.path} and in {partial} "
+        made, wanted = sweep.measurements
+        print(f"\ninterrupted: {made} of {wanted} measurements ({len(sweep.done)} of {sweep.total} cases complete) "
+              f"are saved in {log.path} and in {partial} "
               f"(complete: false)\nresume with: python -m bench run --resume {log.path}", file=sys.stderr)
         return 130
     final = finalize_run(log, results_dir / f"{run_id}.json", utc_now(), order=order,
@@ -254,12 +261,20 @@ def _run_id(config: BenchConfig) -> str:
     return f"{run_id_stamp()}-{safe}-{secrets.token_hex(3)}"
 
 
+def _threads(config: BenchConfig) -> dict[str, Any]:
+    """``[threads]`` resolved for this machine (bench.config.resolve_threads)."""
+    from bench.environment.fingerprint import gpu_inventory
+
+    return resolve_threads(config.threads, bool(gpu_inventory().get("gpus")))
+
+
 def _header(config: BenchConfig, data: dict[str, Any], run_id: str, frameworks: dict[str, Any],
-            selection: dict[str, Any]) -> RunHeader:
+            selection: dict[str, Any], threads: dict[str, Any]) -> RunHeader:
     from bench.environment.fingerprint import fingerprint
 
     environment = fingerprint(config.sha256, config.measure.seed)
     environment["frameworks"] = frameworks
+    environment["threads"] = threads
     return RunHeader.model_validate({
         "kind": RUN_KIND,
         "schema_version": SCHEMA_VERSION,

@@ -33,10 +33,25 @@ def case_headline(record: dict[str, Any]) -> str:
 
 
 def format_progress(record: dict[str, Any], done: int, total: int, elapsed_s: float) -> str:
+    """One line per measurement: a case in one of its processes (``p2``: its second pass)."""
     eta = elapsed_s / done * (total - done) if done else 0.0
     width = len(str(total))
-    return (f"[{done:>{width}}/{total}] {record['status']:<10} {record['case_id']:<58} {case_headline(record)}"
+    process = (record.get("metrics") or {}).get("process")
+    where = f"p{process['pass_index'] + 1} " if isinstance(process, dict) else ""
+    return (f"[{done:>{width}}/{total}] {where}{record['status']:<10} {record['case_id']:<58} {case_headline(record)}"
             f"   (elapsed {_fmt_duration(elapsed_s)}, ETA {_fmt_duration(eta)})")
+
+
+def _stat_headline(record: dict[str, Any], stat: dict[str, Any] | None) -> str:
+    """A finished run's case: its value over processes with the 95 % interval (bench.analyze.paired)."""
+    if stat is None or record["status"] != "ok":
+        return case_headline(record)
+    interval = (f"[{stat['ci_low']:,.0f}, {stat['ci_high']:,.0f}]" if stat.get("ci_low") is not None
+                else "(one process: no interval)")
+    between = stat.get("between_process_cv")
+    noise = f"  between processes {100 * between:.1f}%" if between is not None else ""
+    return (f"{stat['value']:>12,.0f} samples/s {interval} over {stat['processes']} process(es){noise}"
+            f"  compile {record['metrics'].get('compile_s') or 0:.1f}s")
 
 
 def format_summary(run: dict[str, Any]) -> str:
@@ -52,9 +67,21 @@ def format_summary(run: dict[str, Any]) -> str:
     unstable = [c["case_id"] for c in cases if c.get("flags", {}).get("unstable")]
     if unstable:
         lines.append(f"  !! {len(unstable)} case(s) with unstable rounds (CV above threshold)")
+    derived = run.get("derived") or {}
+    speed = derived.get("machine_speed")
+    if speed:
+        lines.append(f"  {'!!' if speed.get('moved') or speed.get('contention') else '  '} {speed['sentence']}")
     lines.append("")
+    stats = {row["case_id"]: row for row in derived.get("case_stats") or []}
     for c in cases:
-        lines.append(f"  {c['status']:<10} {c['case_id']:<58} {case_headline(c)}")
+        lines.append(f"  {c['status']:<10} {c['case_id']:<58} {_stat_headline(c, stats.get(c['case_id']))}")
+    best = derived.get("best_configurations") or []
+    comparisons = [row for row in derived.get("comparisons") or [] if row.get("kind") != "best"]
+    if best or comparisons:
+        lines.append("\n  Comparisons (processes paired by pass; 95 % intervals; an interval holding 1 is no "
+                     "measurable difference):")
+        lines.extend(f"    {row['sentence']}" for row in best)
+        lines.extend(f"    {row['sentence']}" for row in comparisons)
     ranking = (run.get("derived") or {}).get("cpu_predict_ranking")
     if ranking:
         lines.append("\n  CPU prediction after GPU training, methods ranked by total time (prepare + first + steady):")

@@ -1,7 +1,19 @@
-"""What a sweep will run: the planned cases, the worker processes they share, and each worker's environment.
+"""What a sweep will run: the planned cases, the worker processes they share and their order in time, and
+each worker's environment.
 
 Framework-free and pure: ``bench run --list/--dry-run``, the sweep, the multi-worker launcher and the
 estimate all plan from here, so they agree on ids and on the processes a run starts.
+
+Processes as samples (:func:`schedule`). A process's rounds share its draw — where its threads landed, its
+allocator, the machine's state of the moment — so one process per case reports one draw as the truth. Each
+train and native case is therefore measured in ``[measure] processes`` fresh processes. With ``order =
+"interleaved"`` pass 1 runs every layout group once, its cases in config order; pass 2 runs the groups in
+reverse order and each group's cases in reverse; and so on (ABCD DCBA ABCD, pyperf's worker processes with
+asv's alternation). No case always runs first or last, and the cases of one pass are adjacent in time, so a
+comparison pairs them by pass and slow drift cancels. ``order = "sequential"`` runs each group's processes
+back to back with the cases always in config order; with one process it is the order of earlier versions.
+Suites whose cases are not throughput samples (cpu_predict, converge) and multi-worker clusters run once,
+after the passes.
 """
 
 from __future__ import annotations
@@ -72,8 +84,9 @@ def group_layouts(cases: list[PlannedCase]) -> list[LayoutGroup]:
     return [LayoutGroup(s, b, r, tuple(ids), w, k) for (s, b, r, w, k), ids in groups.items()]
 
 
-def worker_env(group: LayoutGroup, simulate: bool, base: dict[str, str] | None = None) -> dict[str, str]:
-    env = framework_env(group.backend, base)
+def worker_env(group: LayoutGroup, simulate: bool, base: dict[str, str] | None = None,
+               threads: dict[str, Any] | None = None) -> dict[str, str]:
+    env = framework_env(group.backend, base, threads)
     if group.backend == "jax":
         if simulate and group.replicas > 1:
             # Only affects the CPU platform: N host devices stand in for N GPUs when none are visible.
@@ -90,3 +103,42 @@ def worker_env(group: LayoutGroup, simulate: bool, base: dict[str, str] | None =
         env[ENV_VAR] = group.keras
         env["TF_USE_LEGACY_KERAS"] = "1"  # tf.keras inside TensorFlow is then the same Keras 2
     return env
+
+
+# Suites whose cases are measured in several processes: timed-rounds throughput cases.
+REPEATED_SUITES = ("train", "native")
+
+
+def repeated(group: LayoutGroup) -> bool:
+    """Whether this group's cases are measured once per pass (else once, after the passes)."""
+    return group.suite in REPEATED_SUITES and group.workers == 1
+
+
+@dataclass(frozen=True)
+class ProcessSlot:
+    """One worker process of the run: which pass it is, its layout group, and its cases in the order it measures them."""
+
+    pass_index: int
+    group: LayoutGroup
+    case_ids: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.group.label}.pass{self.pass_index}"
+
+
+def schedule(groups: list[LayoutGroup], processes: int, order: str) -> list[ProcessSlot]:
+    """Every process of the run, in the order they start (module docstring)."""
+    passes = max(1, processes)
+    timed = [g for g in groups if repeated(g)]
+    once = [ProcessSlot(0, g, g.case_ids) for g in groups if not repeated(g)]
+    slots: list[ProcessSlot] = []
+    if order == "sequential":
+        for group in timed:
+            slots += [ProcessSlot(p, group, group.case_ids) for p in range(passes)]
+    else:
+        for p in range(passes):
+            forward = p % 2 == 0
+            for group in (timed if forward else timed[::-1]):
+                slots.append(ProcessSlot(p, group, group.case_ids if forward else group.case_ids[::-1]))
+    return slots + once

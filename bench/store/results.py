@@ -34,7 +34,7 @@ from bench.store.schema import (
 from bench.store.upgrade import upgrade
 
 __all__ = ["DEFAULT_RESULTS_DIR", "PARTIAL_SUFFIX", "RUN_KIND", "SCHEMA_VERSION", "CaseLog", "ResultsError", "cases_frame",
-           "finalize_run", "load_run", "parse_run", "read_run", "write_json_atomic", "write_text_atomic"]
+           "finalize_run", "load_run", "parse_run", "read_run", "record_pass", "write_json_atomic", "write_text_atomic"]
 
 PARTIAL_SUFFIX = ".partial.jsonl"
 DEFAULT_RESULTS_DIR = Path("results")
@@ -251,13 +251,21 @@ def finalize_run(log: CaseLog, final_path: Path, finished_utc: str, complete: bo
     return final_path
 
 
+def record_pass(record: CaseRecord) -> int:
+    """The process (pass) a case-log record was measured in: ``metrics.process.pass_index``, else 0 (suites
+    measured once, and every record written before processes were samples)."""
+    process = getattr(record.metrics, "process", None)
+    return int(process.pass_index) if process is not None else 0
+
+
 def _dedupe(cases: list[CaseRecord]) -> list[CaseRecord]:
-    """Last record of each case wins (a resumed case replaces its earlier crash record)."""
-    by_id: dict[str, CaseRecord] = {}
+    """Last record of each (case, pass) wins (a resumed case replaces its earlier crash record)."""
+    by_key: dict[tuple[str, int], CaseRecord] = {}
     for case in cases:
-        by_id.pop(case.case_id, None)
-        by_id[case.case_id] = case
-    return list(by_id.values())
+        key = (case.case_id, record_pass(case))
+        by_key.pop(key, None)
+        by_key[key] = case
+    return list(by_key.values())
 
 
 # --------------------------------------------------------------------------- reading

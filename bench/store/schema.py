@@ -277,6 +277,38 @@ class ConvergeParams(Model):
                                                                       "reference_batch: x1, x B/ref, x sqrt(B/ref).")
 
 
+class MachineShare(Model):
+    """What else the machine did while a case's rounds were timed (``/proc/stat``; null off Linux)."""
+
+    others_cpu_share: float | None = Field(None, description="CPU time of every other process (and the kernel's "
+        "work for them) over the window, as a share of all CPUs' time: another job loading the box.")
+    steal_share: float | None = Field(None, description="CPU time the hypervisor gave to other machines (steal), "
+                                                        "as a share of all CPUs' time.")
+    own_cpu_share: float | None = Field(None, description="This worker process's CPU time, as a share of all "
+                                                          "CPUs' time.")
+    window_s: float | None = Field(None, description="Length of the window.")
+
+
+class ProcessInfo(Model):
+    """One worker process's measurement of a case (``[measure] processes``; bench.run.plan.schedule)."""
+
+    pass_index: int = Field(description="The pass: 0 for the case's first process, then 1, 2, ...")
+    pid: int | None = Field(None, description="Its process id (null when the parent recorded a crash).")
+    position: int | None = Field(None, description="Place of the case among the cases that process measured "
+                                                   "(0: the first).")
+    started_unix: float | None = Field(None, description="time.time() when the case began in that process.")
+    status: str | None = Field(None, description="That process's outcome (merged records).")
+    reason: str | None = Field(None, description="Why, when not ok (merged records).")
+    compile_s: float | None = Field(None, description="Its first call (merged records).")
+    units_per_round: int | None = Field(None, description="Round units it timed (merged records).")
+    rounds: int | None = Field(None, description="Timed rounds it contributed (merged records).")
+    threads: dict[str, Any] | None = Field(None, description="Thread pools the framework reported "
+                                                             "(bench.measure.threads.read_threads).")
+    machine: MachineShare | None = Field(None, description="What else the machine did while it timed the rounds "
+                                                           "(merged records).")
+    utilization_pct_mean: float | None = Field(None, description="NVML busy % over its rounds (merged records).")
+
+
 class TimedRoundsMetrics(Metrics):
     """Fields of every suite timed in rounds (train, native): batch split, compile, calibration, rounds."""
 
@@ -299,6 +331,16 @@ class TimedRoundsMetrics(Metrics):
     input_fed: FedInput | None = Field(None, description="Exactly what was fed.")
     round_unit: Literal["pass", "steps"] | None = Field(None, description="What a round unit is.")
     units_per_round: int | None = Field(None, description="Calibrated round units per round.")
+    round_start_unix: list[float] | None = Field(None, description="time.time() at the start of each round, "
+                                                                   "parallel to round_s.")
+    round_pass: list[int] | None = Field(None, description="The process (pass) of each round, parallel to round_s "
+                                                           "(merged records).")
+    machine: MachineShare | None = Field(None, description="What else the machine did during the timed rounds "
+                                                           "(one process's record in the case log).")
+    process: ProcessInfo | None = Field(None, description="Which process measured this (one record per process in "
+                                                          "the case log; merged into processes).")
+    processes: list[ProcessInfo] | None = Field(None, description="Every process that measured the case, in pass "
+                                                                  "order (the run document).")
     monitor_overhead: MonitorOverhead | None = Field(None, description="With [nvml] measure_overhead: the "
                                                                        "monitor's measured cost.")
 
@@ -538,6 +580,11 @@ class Flags(Model):
                                                        "regression gate, never a measurement.")
     local_cluster: bool = Field(False, description="workers > 1 all ran on this machine (the local launcher on "
                                                    "loopback): the runtime's code path, not a network.")
+    machine_drift: bool = Field(False, description="The control workload moved between this case's processes more "
+                                                   "than the cases' own noise: its absolute throughput is doubtful; "
+                                                   "paired ratios stand (derived.machine_speed).")
+    contention: bool = Field(False, description="Another process took a large share of the CPUs while this case "
+                                                "was timed (metrics.processes[].machine): the machine changed.")
 
 
 class CaseControl(Model):
@@ -553,6 +600,7 @@ class CaseControl(Model):
     samples_per_round: int | None = Field(None, description="steps_per_round x batch.")
     round_s: list[float] | None = Field(None, description="Raw durations: [control] rounds before, as many after.")
     position: list[Literal["before", "after"]] | None = Field(None, description="Per round: before or after the case.")
+    round_pass: list[int] | None = Field(None, description="Per round: the process (pass) it ran in (merged records).")
     samples_per_second: Summary | None = Field(None, description="Statistics over the rounds.")
 
 
@@ -750,6 +798,9 @@ class Environment(Model):
     seed: int | None = Field(description="[measure] seed.")
     frameworks: Frameworks | None = Field(None, description="What each framework saw (absent before schema 2 "
                                                              "files that predate the doctor).")
+    threads: dict[str, Any] | None = Field(None, description="[threads] as resolved for this run "
+                                                             "(bench.config.resolve_threads): intra_op, inter_op "
+                                                             "(0 = the framework's default), source.")
 
 
 class DataInfo(Model):
@@ -794,6 +845,12 @@ class Derived(Model):
     mixed_precision_speedups: list[dict[str, Any]] | None = Field(None, description="Best mixed / best float32, "
                                                                                     "against the native loop's.")
     mixed_precision_summary: list[str] | None = Field(None, description="One line per backend and policy.")
+    case_stats: list[dict[str, Any]] | None = Field(None, description="Per ok train/native case: its value over "
+        "processes with a 95 % interval, between- and within-process CV (bench.analyze.paired).")
+    comparisons: list[dict[str, Any]] | None = Field(None, description="Every derived comparison from process "
+        "values paired by pass, with a 95 % interval and a verdict (bench.analyze.paired).")
+    machine_speed: dict[str, Any] | None = Field(None, description="The control workload per pass: how the machine's "
+        "speed moved during the run, and whether another job loaded it (bench.analyze.paired).")
     worker_scaling: list[dict[str, Any]] | None = Field(None, description="Per workers > 1 train case: weak and "
         "strong scaling against workers = 1 (bench.analyze.scaling; fields in docs/results.md).")
 
