@@ -88,7 +88,7 @@ def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
         if case["status"] == "ok":
             merged = by_id[case["case_id"]]["metrics"]
             p = case["metrics"]["process"]["pass_index"]
-            assert [s for s, q in zip(merged["round_s"], merged["round_pass"]) if q == p] == case["metrics"]["round_s"]
+            assert [s for s, q in zip(merged["round_s"], merged["round_pass"], strict=True) if q == p] == case["metrics"]["round_s"]
             entry = next(e for e in merged["processes"] if e["pass_index"] == p)
             assert entry["pid"] == case["metrics"]["process"]["pid"]
             if p == 0:
