@@ -896,7 +896,7 @@ def test_report_command_imports_no_framework_and_no_measuring_code(tmp_path):
     loaded = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
     allowed = {"bench", "bench.errors", "bench.store", "bench.store.results", "bench.analyze", "bench.analyze.stats",
                "bench.analyze.scaling", "bench.config", "bench.cases", "bench.commands", "bench.commands.report",
-               "bench.analyze.bottleneck"}
+               "bench.analyze.bottleneck", "bench.analyze.paired", "bench.analyze.values"}
     assert {m for m in loaded if not m.startswith(("bench.report", "bench.store."))} <= allowed
 
 

@@ -57,8 +57,11 @@ def _with_ratios(case: CaseRecord, natives: Mapping[tuple[Any, ...], CaseRecord]
 
 
 def _median(case: CaseRecord) -> float | None:
-    """The case's samples/s as rankings use it (bench.analyze.paired.case_value)."""
-    return paired.case_value(case.to_dict())
+    """Median samples/s over every round of every process (the paired ratio with its interval is in
+    ``derived.comparisons``, kind "native")."""
+    summary = getattr(case.metrics, "samples_per_second", None)
+    value = summary.median if summary is not None else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def ranking(cases: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

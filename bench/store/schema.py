@@ -287,6 +287,8 @@ class MachineShare(Model):
     own_cpu_share: float | None = Field(None, description="This worker process's CPU time, as a share of all "
                                                           "CPUs' time.")
     window_s: float | None = Field(None, description="Length of the window.")
+    own_minor_faults: int | None = Field(None, description="Minor page faults of this process in the window.")
+    own_major_faults: int | None = Field(None, description="Major page faults of this process in the window.")
 
 
 class ProcessInfo(Model):
