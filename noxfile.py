@@ -6,11 +6,21 @@ the HTML report of the run it just wrote.
 
 from __future__ import annotations
 
+import glob
 import os
+import shlex
 import shutil
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import nox
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - nox on Python 3.10 brings tomli
+    import tomli as tomllib
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
@@ -154,3 +164,72 @@ def report(session: nox.Session) -> None:
     session.install(*_READER_DEPS)
     session.install("--no-deps", "-e", ".")
     session.run("python", "-m", "bench", "report", *session.posargs)
+
+
+# ----------------------------------------------------------------------------- the GPU machine, rehearsed
+
+DEVICE_PACKAGES = Path(__file__).resolve().parent / "scripts" / "device_packages.toml"
+
+
+def _device_python() -> str:
+    """A working interpreter of the GPU machine's Python version (3.12), else that version for nox to find.
+
+    pyenv's shims answer ``python3.12`` even where that version is not selected (and then fail), so the
+    versions pyenv installed are looked at directly too.
+    """
+    version = tomllib.loads(DEVICE_PACKAGES.read_text(encoding="utf-8"))["machine"]["python"]
+    candidates = [shutil.which(f"python{version}") or ""]
+    candidates += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")), reverse=True)
+    for candidate in filter(None, candidates):
+        try:
+            subprocess.run([candidate, "--version"], check=True, capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        return candidate
+    return version
+
+
+# The sweep the device script runs, shrunk for a 2-core CPU: gpu-jax.toml itself (so its plan and its settings
+# are checked too) on simulated devices, batch 256 float32 (3 train and 2 native cases), short rounds.
+REHEARSAL_ARGS = ("--set", "devices.simulate=true", "--set", "measure.rounds=2", "--set", "measure.min_round_s=0.05",
+                  "--set", "measure.warmup_steps=2", "--set", "measure.max_steps_per_round=20",
+                  "--set", "control.rounds=2", "-k", "batch=256/ and float32")
+REHEARSAL_ENV = {"BENCH_PROFILE_BATCHES": "256", "BENCH_PROFILE_STEPS": "10", "BENCH_PROFILE_PRECISIONS": "float32",
+                 "BENCH_VERDICT_BATCHES": "256", "BENCH_MAX_S": "300"}
+
+
+@nox.session(python=_device_python())
+def device_rehearsal(session: nox.Session) -> None:
+    """Run scripts/device_run.sh end to end on the CPU as the GPU machine would: only its packages plus the carried wheels, a copy of the tracked tree, a fresh $OUT; check what comes back."""
+    started = time.monotonic()
+    packages = tomllib.loads(DEVICE_PACKAGES.read_text(encoding="utf-8"))
+    repo = Path(__file__).resolve().parent
+    tmp = Path(session.create_tmp()).resolve()
+    for old in ("tree", "out", "site", "site-nightly", "results", "keras-home"):
+        shutil.rmtree(tmp / old, ignore_errors=True)
+    tree, out = tmp / "tree", tmp / "out"
+    # The machine's packages the code imports (CPU builds from PyPI), nothing else: no pip install -e of the
+    # project, no pydantic, no Keras, no TensorFlow.
+    session.install(*packages["rehearsal"]["install"])
+    # The tree as the device tool ships it: tracked files, no .git, no ../shared; plus the carried folders.
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    for name in filter(None, files.split("\0")):
+        if (repo / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / name, tree / name)
+    # Exactly the wheels scripts/device_wheels.py downloads for the machine; the nightly only where the config
+    # knows [environments] (the mechanism that runs a second Keras beside the first).
+    nightly = "    environments:" in (repo / "bench" / "config.py").read_text(encoding="utf-8")
+    session.run("python", str(repo / "scripts" / "device_wheels.py"), "--dest", str(tree / ".whl"),
+                "--nightly-dest", str(tree / ".whl-nightly"), *([] if nightly else ["--no-nightly"]),
+                "--python-version", packages["machine"]["python"])
+    env = {**REHEARSAL_ENV, "OUT": str(out), "BENCH_SITE": str(tmp / "site"), "BENCH_RESULTS": str(tmp / "results"),
+           "KERAS_HOME": str(tmp / "keras-home"), "PYTHONPATH": ""}
+    session.chdir(tree)
+    console = tmp / "console.log"
+    script = " ".join(["bash scripts/device_run.sh configs/gpu-jax.toml", *(shlex.quote(a) for a in REHEARSAL_ARGS)])
+    session.run("bash", "-o", "pipefail", "-c", f"{script} 2>&1 | tee {console}", env=env, external=True)
+    session.run("python", str(repo / "scripts" / "device_rehearsal_check.py"), str(out), str(console),
+                env={"PYTHONPATH": f"{tmp / 'site'}:{tree}"})
+    session.log(f"device rehearsal passed in {time.monotonic() - started:.0f} s")
+

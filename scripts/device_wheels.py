@@ -10,7 +10,7 @@ so a carried wheel cannot arrive without something it needs.
     python3 scripts/device_wheels.py --no-nightly --python-version 3.11 --dest /tmp/w   # for another Python
 
 Exit 0 with the files listed; 1 when pip cannot download one or a requirement is missing; 2 for bad arguments.
-Needs pip and ``packaging`` (both come with any pip-managed Python).
+Needs only pip (``packaging`` where installed, else pip's own copy).
 """
 
 from __future__ import annotations
@@ -77,8 +77,12 @@ def missing_requirements(wheels: list[Path], machine: set[str], carried: dict[st
                          python_version: str) -> list[str]:
     """Each requirement (extras left out, markers evaluated for that Python on Linux) that neither the machine
     nor a carried wheel of a matching version satisfies, as one line per problem."""
-    from packaging.requirements import Requirement
-    from packaging.version import Version
+    try:
+        from packaging.requirements import Requirement
+        from packaging.version import Version
+    except ModuleNotFoundError:  # a bare virtualenv: pip carries its own copy
+        from pip._vendor.packaging.requirements import Requirement
+        from pip._vendor.packaging.version import Version
 
     environment = {"python_version": python_version, "python_full_version": f"{python_version}.0",
                    "platform_system": "Linux", "sys_platform": "linux", "os_name": "posix",

@@ -129,9 +129,9 @@ def _requirements_on_linux(dist: str, python: str) -> list[str]:
     return names
 
 
-def test_every_carried_wheel_is_imported_or_needed_by_another_and_needs_nothing_missing():
-    """Offline, from the distributions installed here at the carried versions (scripts/device_wheels.py checks
-    the downloaded wheels' own metadata the same way)."""
+def _carried_needs() -> dict[str, set[str]]:
+    """Carried distribution -> what it requires on Linux for the machine's Python, read from the distributions
+    installed here at the carried versions (scripts/device_wheels.py checks the downloaded wheels the same way)."""
     carried = {normalize(k): v for k, v in PACKAGES["carried"].items()}
     installed = {}
     for name in carried:
@@ -142,13 +142,26 @@ def test_every_carried_wheel_is_imported_or_needed_by_another_and_needs_nothing_
     same = [name for name in carried if installed.get(name) == carried[name]]
     if not {"keras", "pydantic"} <= set(same):
         pytest.skip(f"keras and pydantic at the carried versions are not installed here (found {installed})")
+    return {name: set(_requirements_on_linux(name, PACKAGES["machine"]["python"])) for name in same}
+
+
+def test_every_carried_wheel_is_imported_or_needed_by_another_and_needs_nothing_missing():
+    carried = {normalize(k) for k in PACKAGES["carried"]}
     machine = {normalize(n) for n in PACKAGES["machine"]["packages"]}
-    python = PACKAGES["machine"]["python"]
-    needed_by = {name: set(_requirements_on_linux(name, python)) for name in same}
+    needed_by = _carried_needs()
     missing = sorted(f"{name} needs {req}" for name, reqs in needed_by.items() for req in reqs
                      if req not in machine and req not in carried)
     assert not missing, missing
     imported = {distribution(name) for name in device_run_imports()}
     required = set().union(*needed_by.values())
-    unused = sorted(set(same) - imported - required)
+    unused = sorted(set(needed_by) - imported - required)
     assert not unused, f"carried but neither imported by the device run nor needed by a carried wheel: {unused}"
+
+
+def test_the_rehearsal_installs_exactly_the_machine_packages_the_run_imports_or_the_wheels_need():
+    machine = {normalize(n) for n in PACKAGES["machine"]["packages"]}
+    imported = {distribution(name) for name in device_run_imports()}
+    required = set().union(*_carried_needs().values())
+    carried = {normalize(n) for n in PACKAGES["carried"]}  # a carried wheel shadows the machine's copy
+    expected = (imported | required) & machine - carried - {normalize(n) for n in PACKAGES["rehearsal"]["omit"]}
+    assert {normalize(n) for n in PACKAGES["rehearsal"]["install"]} == expected
