@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,12 @@ class Sweep:
 
     def __init__(self, config: BenchConfig, data: dict[str, Any], log: CaseLog, logs_dir: Path,
                  on_case: Callable[[dict[str, Any], int, int], None] | None = None,
-                 case_ids: Collection[str] | None = None, member: ClusterMember | None = None):
+                 case_ids: Collection[str] | None = None, member: ClusterMember | None = None,
+                 unavailable: Mapping[str, str] | None = None):
         self.config = config
+        # Backend or Keras flavour -> why it cannot run here (not installed): its cases are recorded as skipped
+        # with that reason, and no worker is started for them.
+        self.unavailable = dict(unavailable or {})
         self.member = member  # this task's place in a scheduler's cluster (bench.run.cluster); None: local
         self.data = data
         self.log = log
@@ -67,6 +71,11 @@ class Sweep:
     # ------------------------------------------------------------------ one layout
 
     def _run_group(self, group: LayoutGroup) -> None:
+        reason = self.unavailable.get(group.backend) or self.unavailable.get(group.keras)
+        if reason is not None:
+            for case_id in (i for i in group.case_ids if i not in self.done):
+                self._record_parent_failure(case_id, reason, None, status="skipped")
+            return
         if group.workers > 1:
             return self._run_cluster_group(group)
         attempt = 0
