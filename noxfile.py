@@ -62,12 +62,47 @@ def _nvidia_driver() -> str | None:
     return versions[0] if out.returncode == 0 and versions else None
 
 
-def _install_bench(session: nox.Session) -> None:
-    """The project with GPU builds of its frameworks when an NVIDIA GPU is visible, the CPU packages otherwise.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
-    Drivers >= 580 support CUDA 13 and get the ``gpu-cuda13`` extra (JAX's and PyTorch's CUDA 13 wheels),
-    older ones ``gpu`` (CUDA 12); TensorFlow's ``and-cuda`` wheels are CUDA 12 in both. ``BENCH_INSTALL=cpu``,
-    ``gpu`` or ``gpu-cuda13`` overrides the choice.
+
+def _config_needs(args: list[str], default_config: str) -> tuple[set[str], set[str]]:
+    """The backends and Keras flavours of the sweep ``python -m bench run ARGS`` would run: read from its TOML
+    (``[train]``, its ``[[train.add]]`` tables, ``[converge]``) and ``--set *.backend=`` / ``*.keras=``, without
+    the project installed (nox's own Python). Defaults as bench/config.py: TensorFlow and Keras 3."""
+    path = Path(_option(args, "--config", default_config))
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return set(), set()  # `bench run` reports the bad file in one line
+    for i, arg in enumerate(args):
+        text = args[i + 1] if arg == "--set" and i + 1 < len(args) else arg[6:] if arg.startswith("--set=") else ""
+        key, _, value = text.partition("=")
+        section, _, name = key.strip().partition(".")
+        if name in ("backend", "keras") and section in ("train", "converge"):
+            try:
+                raw.setdefault(section, {})[name] = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError:
+                raw.setdefault(section, {})[name] = [value]
+    suites = set(raw.get("suites", ["train"]))
+    train = raw.get("train", {}) if suites & {"train", "native", "cpu_predict"} else None
+    tables = [*([train, *train.get("add", [])] if train is not None else []),
+              *([raw.get("converge", {})] if "converge" in suites else [])]
+    base = train or {}
+    backends = {b for table in tables for b in table.get("backend", base.get("backend", ["tensorflow"]))}
+    flavours = {k for table in tables for k in table.get("keras", base.get("keras", ["keras3"]))}
+    return backends, flavours
+
+
+def _install_bench(session: nox.Session) -> None:
+    """The project, and what the sweep's config needs: GPU builds when an NVIDIA GPU is visible, CPU ones otherwise.
+
+    Drivers >= 580 support CUDA 13 and get the ``gpu-cuda13`` extra (TensorFlow, JAX's and PyTorch's CUDA 13
+    wheels), older ones ``gpu`` (CUDA 12; torch then from PyTorch's cu126 index when the config uses it);
+    TensorFlow's ``and-cuda`` wheels are CUDA 12 in both. Without a GPU: the project (TensorFlow, Keras 3),
+    plus JAX, torch and tf_keras only when the config (``--config``, else the default one) uses them — torch as
+    the CPU build from PyTorch's own index, since PyPI's torch is a CUDA build of several GB; ``BENCH_TORCH``
+    names another requirement for it (e.g. ``torch==2.13.0`` where pip finds that CPU wheel locally).
+    ``BENCH_INSTALL=cpu``, ``gpu`` or ``gpu-cuda13`` overrides the choice.
     """
     choice = os.environ.get("BENCH_INSTALL", "auto")
     if choice == "auto":
@@ -79,17 +114,29 @@ def _install_bench(session: nox.Session) -> None:
             choice = "gpu-cuda13" if major.isdigit() and int(major) >= 580 else "gpu"
         session.log(f"NVIDIA driver: {driver or 'none'} -> installing {'the CPU packages' if choice == 'cpu' else '.[' + choice + ']'}"
                     " (BENCH_INSTALL=cpu|gpu|gpu-cuda13 overrides)")
-    if choice == "cpu":
-        session.install("-e", ".")
-    elif choice in ("gpu", "gpu-cuda13"):
-        session.install("-e", f".[{choice}]")
-    else:
+    if choice not in ("cpu", "gpu", "gpu-cuda13"):
         session.error(f"BENCH_INSTALL={choice!r}: choose auto, cpu, gpu or gpu-cuda13")
+    default = "configs/quick.toml" if choice == "cpu" else "configs/default.toml"
+    backends, flavours = _config_needs(list(session.posargs), default)
+    extras = ([] if choice == "cpu" else [choice]) + (["legacy"] if "tf_keras" in flavours else [])
+    session.log(f"the sweep uses {', '.join(sorted(backends)) or 'an unreadable config'}"
+                f"{' and tf_keras' if 'tf_keras' in flavours else ''}: installing .[{','.join(extras)}]"
+                + "".join(f" + {b}" for b in sorted(backends - {"tensorflow"})))
+    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+    if choice == "cpu" and "jax" in backends:
+        session.install("jax")
+    if "torch" in backends and choice != "gpu-cuda13":  # the cuda13 extra has PyPI's torch, a CUDA 13 build
+        torch = os.environ.get("BENCH_TORCH")
+        if torch:
+            session.install(*torch.split())
+        else:
+            index = TORCH_CPU_INDEX if choice == "cpu" else "https://download.pytorch.org/whl/cu126"
+            session.install("torch", "--index-url", index)
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run a benchmark sweep (default config: configs/default.toml with a GPU, else configs/quick.toml), write results/<run>.json, then build report/index.html. Installs GPU builds when an NVIDIA GPU is visible. Arguments after -- go to `python -m bench run`."""
+    """Run a benchmark sweep (default config: configs/default.toml with a GPU, else configs/quick.toml), write results/<run>.json, then build report/index.html. Installs what the config's backends need, GPU builds when an NVIDIA GPU is visible. Arguments after -- go to `python -m bench run`."""
     _install_bench(session)
     session.run("python", "-m", "bench", "run", *session.posargs)
     results_dir = _option(session.posargs, "--results-dir", "results")
