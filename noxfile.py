@@ -119,10 +119,11 @@ def _install_bench(session: nox.Session) -> None:
     default = "configs/quick.toml" if choice == "cpu" else "configs/default.toml"
     backends, flavours = _config_needs(list(session.posargs), default)
     extras = ([] if choice == "cpu" else [choice]) + (["legacy"] if "tf_keras" in flavours else [])
+    project = f".[{','.join(extras)}]" if extras else "."
     session.log(f"the sweep uses {', '.join(sorted(backends)) or 'an unreadable config'}"
-                f"{' and tf_keras' if 'tf_keras' in flavours else ''}: installing .[{','.join(extras)}]"
+                f"{' and tf_keras' if 'tf_keras' in flavours else ''}: installing {project}"
                 + "".join(f" + {b}" for b in sorted(backends - {"tensorflow"})))
-    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+    session.install("-e", project)
     if choice == "cpu" and "jax" in backends:
         session.install("jax")
     if "torch" in backends and choice != "gpu-cuda13":  # the cuda13 extra has PyPI's torch, a CUDA 13 build
@@ -241,6 +242,8 @@ def _device_python() -> str:
 REHEARSAL_ARGS = ("--set", "devices.simulate=true", "--set", "measure.rounds=2", "--set", "measure.min_round_s=0.05",
                   "--set", "measure.warmup_steps=2", "--set", "measure.max_steps_per_round=20",
                   "--set", "control.rounds=2", "-k", "batch=256/ and float32")
+CONVERGE_REHEARSAL_ARGS = ("--set", "devices.simulate=true", "--set", "converge.seeds=1", "--set", "converge.max_epochs=1",
+                           "-k", "batch=256/ and float32")
 REHEARSAL_ENV = {"BENCH_PROFILE_BATCHES": "256", "BENCH_PROFILE_STEPS": "10", "BENCH_PROFILE_PRECISIONS": "float32",
                  "BENCH_VERDICT_BATCHES": "256", "BENCH_MAX_S": "300"}
 
@@ -252,7 +255,7 @@ def device_rehearsal(session: nox.Session) -> None:
     packages = tomllib.loads(DEVICE_PACKAGES.read_text(encoding="utf-8"))
     repo = Path(__file__).resolve().parent
     tmp = Path(session.create_tmp()).resolve()
-    for old in ("tree", "out", "site", "site-nightly", "results", "keras-home"):
+    for old in ("tree", "out", "out-converge", "site", "site-nightly", "results", "results-converge", "keras-home"):
         shutil.rmtree(tmp / old, ignore_errors=True)
     tree, out = tmp / "tree", tmp / "out"
     # The machine's packages the code imports (CPU builds from PyPI), nothing else: no pip install -e of the
@@ -276,7 +279,18 @@ def device_rehearsal(session: nox.Session) -> None:
     console = tmp / "console.log"
     script = " ".join(["bash scripts/device_run.sh configs/gpu-jax.toml", *(shlex.quote(a) for a in REHEARSAL_ARGS)])
     session.run("bash", "-o", "pipefail", "-c", f"{script} 2>&1 | tee {console}", env=env, external=True)
-    session.run("python", str(repo / "scripts" / "device_rehearsal_check.py"), str(out), str(console),
-                env={"PYTHONPATH": f"{tmp / 'site'}:{tree}"})
+    check = [str(repo / "scripts" / "device_rehearsal_check.py")]
+    session.run("python", *check, str(out), str(console), env={"PYTHONPATH": f"{tmp / 'site'}:{tree}"})
+    # The time-to-accuracy script too: one seed, one epoch (the suite refuses synthetic data: real MNIST only).
+    if (tree / ".whl" / "mnist.npz").is_file():
+        out = tmp / "out-converge"
+        script = " ".join(["bash scripts/device_converge.sh configs/converge.toml",
+                           *(shlex.quote(a) for a in CONVERGE_REHEARSAL_ARGS)])
+        session.run("bash", "-o", "pipefail", "-c", f"{script} 2>&1 | tee {console}",
+                    env={**env, "OUT": str(out), "BENCH_RESULTS": str(tmp / "results-converge")}, external=True)
+        session.run("python", *check, "--converge", str(out), str(console),
+                    env={"PYTHONPATH": f"{tmp / 'site'}:{tree}"})
+    else:
+        session.warn("no ../shared/data/mnist.npz: scripts/device_converge.sh (real MNIST only) is not rehearsed")
     session.log(f"device rehearsal passed in {time.monotonic() - started:.0f} s")
 

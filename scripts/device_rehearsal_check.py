@@ -1,11 +1,12 @@
 """What a device run left in $OUT, checked as the device tool would bring it back (`nox -s device_rehearsal`).
 
-    python scripts/device_rehearsal_check.py OUT_DIR CONSOLE_LOG
+    python scripts/device_rehearsal_check.py [--converge] OUT_DIR CONSOLE_LOG
 
 Fails (exit 1, one line per problem) unless: at most 8 files come back, none over 16 MiB, each named in letters,
 digits, '.', '_' and '-' and at most 2 folders down; one complete results file that ``bench.store.results.load_run``
-reads, with at least one ``ok`` case; and the console's last section is the verdict (scripts/gpu_summary.py),
-with a line for at least one batch.
+reads, in which no case failed or was skipped; and the console's last section is the verdict
+(scripts/gpu_summary.py) with a line for at least one batch — or, with ``--converge``, the case table of
+scripts/device_converge.sh.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ def check_results(files: list[Path]) -> list[str]:
     problems = []
     if document.get("complete") is False:
         problems.append(f"{runs[0].name} is incomplete (the sweep ran past its budget)")
-    if "ok" not in statuses:
-        problems.append(f"{runs[0].name} has no ok case: " + "; ".join(
-            f"{c['case_id']}: {c['status']} {c.get('reason') or ''}".strip() for c in document["cases"][:3]))
+    bad = [c for c in document["cases"] if c["status"] not in ("ok", "not_converged")]
+    if bad or not statuses:
+        problems.append(f"{runs[0].name}: every case must run on the CPU too: " + ("; ".join(
+            f"{c['case_id']}: {c['status']} {c.get('reason') or ''}".strip() for c in bad[:3]) or "no case"))
     return problems
 
 
@@ -67,16 +69,28 @@ def check_verdict(console: str) -> list[str]:
     return problems
 
 
+def check_converge_table(console: str) -> list[str]:
+    """scripts/device_converge.sh ends with its case table (bench.report.convergence.case_table)."""
+    lines = [line for line in console.splitlines() if line.strip()]
+    headers = [i for i, line in enumerate(lines) if line.split()[:2] == ["global_batch", "precision"]]
+    if not headers:
+        return ["the console has no converge table (global_batch precision ...): the script ended before it"]
+    return [] if len(lines) - headers[-1] > 1 else ["the converge table has no rows"]
+
+
 def main(argv: list[str]) -> int:
+    converge = "--converge" in argv
+    argv = [a for a in argv if a != "--converge"]
     if len(argv) != 2:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        print("usage: python scripts/device_rehearsal_check.py [--converge] OUT_DIR CONSOLE_LOG", file=sys.stderr)
         return 2
     out, console = Path(argv[0]), Path(argv[1])
     problems, files = check_out(out)
     print(f"$OUT: {len(files)} files, largest {max((p.stat().st_size for p in files), default=0) / 2**20:.2f} MiB: "
           + ", ".join(p.name for p in files))
     problems += check_results(files)
-    problems += check_verdict(console.read_text(encoding="utf-8", errors="replace"))
+    text = console.read_text(encoding="utf-8", errors="replace")
+    problems += check_converge_table(text) if converge else check_verdict(text)
     for problem in problems:
         print(f"device rehearsal: {problem}", file=sys.stderr)
     return 1 if problems else 0
