@@ -7,7 +7,7 @@ import os
 import secrets
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 class SetupRefused(UserError):
-    """The config asks for real GPUs, NVML has them, and the backend sees none: every case would be skipped."""
+    """Every case would be skipped: the config asks for real GPUs that its backend cannot see, or none of its
+    frameworks is installed here."""
 
 
 @dataclass
@@ -52,6 +53,9 @@ class _Plan:
     planned: list[Any]  # bench.run.plan.PlannedCase, after -k
     selection: dict[str, Any]
     resumed: tuple[CaseLog, dict[str, Any], str, Path] | None = None  # log, data, run_id, results_dir
+    # Backend or Keras flavour -> why its cases cannot run here (not installed; the install line): the sweep
+    # records them as skipped without starting a worker.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +109,7 @@ def _start(args: argparse.Namespace, plan: _Plan) -> tuple[CaseLog, dict[str, An
     results_dir = _writable_dir(Path(args.results_dir))
     run_id = _run_id(plan.config)
     # Before the data (which may be downloaded): a refused run should cost nothing more.
-    frameworks, findings = _check_setup(plan.config, plan.planned)
+    frameworks, findings, plan.unavailable = _check_setup(plan.config, plan.planned)
     spec = data_mod.resolve(plan.config.data, plan.config.measure.seed)
     if spec.synthetic and "converge" in plan.config.suites:
         # Test accuracy on synthetic data means nothing; refused before any case runs.
@@ -115,6 +119,9 @@ def _start(args: argparse.Namespace, plan: _Plan) -> tuple[CaseLog, dict[str, An
     # Printed only now, so a bad data file is still the one line a user mistake gets.
     for line in findings:
         print(f"note: {line}", file=sys.stderr)
+    for name, reason in plan.unavailable.items():
+        count = sum(1 for c in plan.planned if name in (c.backend, c.keras))
+        print(f"skipped: {count} {name} case(s): {reason}", file=sys.stderr)
     print(f"setup: {frameworks['verdict']['line']} (frameworks probed in {frameworks['probe']['wall_s']:.1f} s)",
           flush=True)
     header = _header(plan.config, data, run_id, frameworks, plan.selection, _threads(plan.config))
@@ -139,7 +146,8 @@ def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, 
     # The threads the run started with (a resumed run keeps them), else resolved now for an older log.
     threads = log.read()[0].environment.threads or _threads(config)
     sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case,
-                  case_ids={c.case_id for c in plan.planned}, member=member, threads=threads)
+                  case_ids={c.case_id for c in plan.planned}, member=member, threads=threads,
+                  unavailable=plan.unavailable)
     done_before, wanted = sweep.measurements
     if data["source"] == "synthetic":
         print(f"WARNING: synthetic data — {data['note']}. Accuracy numbers are not MNIST's.", file=out)
@@ -192,12 +200,14 @@ def _dry_run(planned: list[Any], config: BenchConfig, results_dir: Path, finishe
     return 0
 
 
-def _check_setup(config: BenchConfig, planned: list[Any]) -> tuple[dict[str, Any], list[str]]:
-    """Probe the run's backends once (their facts go into the results file); refuse an all-skipped GPU sweep.
+def _check_setup(config: BenchConfig, planned: list[Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """Probe the run's backends once (their facts go into the results file); refuse a sweep that would only skip.
 
     A config that asks for real GPUs (``[devices] simulate = false``) on a machine where NVML sees GPUs
     but the backend sees none would record every case as skipped: stop before the sweep with the
-    doctor's verdict instead (exit 2), and write nothing. Returns the facts and the lines worth a note.
+    doctor's verdict instead (exit 2), and write nothing. A framework (or tf_keras) that is not installed
+    makes its cases ``skipped`` with the install line; when that is every case, the run is refused the same
+    way. Returns the facts, the lines worth a note and what cannot run here (backend or flavour -> reason).
     """
     from bench.environment.doctor import judge
     from bench.environment.fingerprint import gpu_inventory
@@ -213,7 +223,30 @@ def _check_setup(config: BenchConfig, planned: list[Any]) -> tuple[dict[str, Any
         raise SetupRefused(f"{verdict.gpus_unseen[0].line}; {where} asks for real GPUs ([devices] simulate = false) "
                            f"so every case would be skipped, and nothing was run (python -m bench doctor --config "
                            f"{where} explains; --set devices.simulate=true runs on simulated devices instead)")
-    return frameworks, [f.line for f in verdict.findings if f.level in ("problem", "warning")]
+    unavailable = _not_installed(planned, frameworks, inventory)
+    if planned and all(c.backend in unavailable or c.keras in unavailable for c in planned):
+        reasons = "; ".join(dict.fromkeys(unavailable[c.backend if c.backend in unavailable else c.keras]
+                                          for c in planned))
+        raise SetupRefused(f"none of the {len(planned)} case(s) of {where} can run here: {reasons} (or: nox -s bench "
+                           f"-- --config {where}, which installs what a config needs)")
+    return frameworks, [f.line for f in verdict.findings if f.level in ("problem", "warning")], unavailable
+
+
+def _not_installed(planned: list[Any], frameworks: dict[str, Any], inventory: dict[str, Any]) -> dict[str, str]:
+    """Backend (its probe found no installation) or Keras flavour (tf_keras missing) -> the skip reason, which
+    is the install line."""
+    from bench.environment.doctor import install_hint
+    from bench.environment.frameworks import LABELS
+    from bench.measure.flavour import DEFAULT, unsupported
+
+    found = {backend: f"{LABELS[backend]} is not installed: {install_hint(backend, inventory)}"
+             for backend in dict.fromkeys(c.backend for c in planned)
+             if (frameworks.get(backend) or {}).get("status") == "not_installed"}
+    for flavour in dict.fromkeys(c.keras for c in planned if c.backend == "tensorflow" and c.backend not in found):
+        reason = unsupported("tensorflow", flavour) if flavour != DEFAULT else None
+        if reason is not None:
+            found[flavour] = reason
+    return found
 
 
 def _cluster_member(config: BenchConfig):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,11 @@ class Sweep:
     def __init__(self, config: BenchConfig, data: dict[str, Any], log: CaseLog, logs_dir: Path,
                  on_case: Callable[[dict[str, Any], int, int], None] | None = None,
                  case_ids: Collection[str] | None = None, member: ClusterMember | None = None,
-                 threads: dict[str, Any] | None = None):
+                 threads: dict[str, Any] | None = None, unavailable: Mapping[str, str] | None = None):
         self.config = config
+        # Backend or Keras flavour -> why it cannot run here (not installed): its cases are recorded as skipped
+        # with that reason, and no worker is started for them.
+        self.unavailable = dict(unavailable or {})
         self.member = member  # this task's place in a scheduler's cluster (bench.run.cluster); None: local
         self.data = data
         self.log = log
@@ -120,7 +123,13 @@ class Sweep:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         try:
             for slot in self.slots:
-                if slot.group.workers > 1:
+                reason = self.unavailable.get(slot.group.backend) or self.unavailable.get(slot.group.keras)
+                if reason is not None:
+                    # Not installed: skipped with the install line, no worker started (later passes drop out).
+                    for case_id in self._todo(slot):
+                        self._record_parent_failure(case_id, reason, None, status="skipped",
+                                                    pass_index=slot.pass_index)
+                elif slot.group.workers > 1:
                     self._run_cluster_group(slot.group)
                 else:
                     self._run_slot(slot)
