@@ -96,27 +96,23 @@ def _children(root: int) -> list[int]:
     return found
 
 
+def _signal(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def _duty_cycle(root: int, stop: threading.Event) -> None:
     """SIGSTOP/SIGCONT the sweep's workers until ``stop``: a uniform 50 % slowdown."""
     while not stop.is_set():
         pids = _children(root)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
+        _signal(pids, signal.SIGSTOP)
         time.sleep(DUTY_S)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
+        _signal(pids, signal.SIGCONT)
         time.sleep(DUTY_S)
-    for pid in _children(root):
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+    _signal(_children(root), signal.SIGCONT)
 
 
 def _busy() -> subprocess.Popen:
