@@ -297,6 +297,39 @@ def analyze(out: Path) -> None:
             short = case_id.split("/")[4] + " " + case_id.split("/")[6]
             print(f"| {variant} | {short} | {_pct(statistics.median(v for v, _ in found))} | "
                   f"{statistics.median(s for _, s in found):,.0f} samples/s |")
+    _page_faults(runs)
+
+
+def _page_faults(runs: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Do processes that fault more run slower? Spearman's rank correlation over every process of the quiet
+    runs, between its minor page faults per timed second and its value relative to the case's median process."""
+    from scipy import stats
+
+    from bench.analyze import paired
+
+    print("\n## Page faults: per process, minor faults per timed second against its speed relative to the case\n")
+    print("| variant | processes | faults/s, median | Spearman rho (faults, relative speed) | p |")
+    print("|---|---:|---:|---:|---:|")
+    for variant in VARIANTS:
+        faults, speeds = [], []
+        for row, run in runs.values():
+            if row["variant"] != variant or row["scenario"] != "aa":
+                continue
+            for case in run["cases"]:
+                values = paired.process_values(case)
+                if len(values) < 2:
+                    continue
+                middle = statistics.median(values.values())
+                for proc in case["metrics"].get("processes") or []:
+                    machine = proc.get("machine") or {}
+                    if machine.get("own_minor_faults") is None or not machine.get("window_s"):
+                        continue
+                    if proc["pass_index"] in values:
+                        faults.append(machine["own_minor_faults"] / machine["window_s"])
+                        speeds.append(values[proc["pass_index"]] / middle)
+        if len(faults) > 3:
+            rho, p = stats.spearmanr(faults, speeds)
+            print(f"| {variant} | {len(faults)} | {statistics.median(faults):,.0f} | {rho:+.2f} | {p:.3f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
