@@ -1,23 +1,20 @@
-"""Result files -> one :class:`RunData` per run: the document plus tidy per-suite DataFrames.
+"""A run document's cases as tidy per-suite DataFrames, the columns the analysis and the report read.
 
-Reads run documents (``results/<run_id>.json``) and, so an interrupted sweep can be looked at before it is
-resumed, crash-safe case logs (``<run_id>.partial.jsonl``, shown as incomplete runs), both through the
-store's one loader, ``bench.store.results.load_run``.
+One row per case (``bench.store.results.cases_frame``) with the columns below always present (NaN where a
+suite did not run or a case failed), plus labels derived from the params: what ``jit_compile`` became on
+the case's backend ("XLA on", "torch.compile off", "XLA auto→on"), and per CPU-prediction case its
+setting in words. Nothing here compares cases; that is the modules beside it.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.cases import jit_label
-from bench.store.results import DEFAULT_RESULTS_DIR as DEFAULT_RESULTS_DIR
-from bench.store.results import cases_frame, load_run
+from bench.store.results import frame_of_cases
 
 OVERHEAD_COLUMNS = (
     "monitor_overhead.overhead_pct", "monitor_overhead.off_samples_per_second.median",
@@ -57,58 +54,6 @@ NATIVE_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class RunData:
-    """One result file as the report sees it."""
-
-    path: Path
-    document: dict[str, Any]
-    train: pd.DataFrame  # the one-process Keras 3 sweep: what the training charts, findings and checks read
-    cpu_predict: pd.DataFrame
-    native: pd.DataFrame
-    file_sha256: str
-    file_bytes: int
-    # Train cases off that sweep — workers > 1 or keras = tf_keras — drawn by bench.report.multiworker only, so
-    # no chart pairs a cluster's or Keras 2's number with a one-process Keras 3 one.
-    train_extra: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    @property
-    def run_id(self) -> str:
-        return str(self.document.get("run_id") or self.path.stem)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.document.get("config") or {}
-
-    @property
-    def environment(self) -> dict[str, Any]:
-        return self.document.get("environment") or {}
-
-    @property
-    def cv_threshold(self) -> float:
-        return float((self.config.get("measure") or {}).get("cv_threshold", 0.05))
-
-
-def load_runs(paths: list[Path]) -> list[RunData]:
-    runs = []
-    for path in paths:
-        path = Path(path)
-        document = load_run(path)  # a .json document or a .partial.jsonl log (complete: false)
-        raw = path.read_bytes()
-        train, train_extra = split_train(train_frame(document))
-        runs.append(RunData(
-            path=path,
-            document=document,
-            train=train,
-            train_extra=train_extra,
-            cpu_predict=cpu_predict_frame(document),
-            native=native_frame(document),
-            file_sha256=hashlib.sha256(raw).hexdigest(),
-            file_bytes=len(raw),
-        ))
-    return runs
-
-
 def _with_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     frame = frame.copy()
     for column in columns:
@@ -130,11 +75,16 @@ def compilers(names: list[str]) -> str:
     return kinds[0] if len(kinds) == 1 else "XLA; torch.compile on torch"
 
 
-def train_frame(document: dict[str, Any]) -> pd.DataFrame:
+def _cases(document: Any) -> list[Any]:
+    """The case records of a document (plain data), or the list itself."""
+    return list(document.get("cases") or []) if isinstance(document, dict) else list(document)
+
+
+def train_frame(document: dict[str, Any] | list[dict[str, Any]]) -> pd.DataFrame:
     """Training cases plus derived columns ``jit`` (label), ``xla`` (effective bool or NA; the name is
     historical: on torch it is torch.compile), ``jit_label`` ("XLA on", "torch.compile off") and
     ``variant`` (precision · jit_label)."""
-    frame = _with_columns(cases_frame(document, suite="train"), TRAIN_COLUMNS)
+    frame = _with_columns(frame_of_cases(_cases(document), suite="train"), TRAIN_COLUMNS)
     frame["jit"] = [_jit_text(v) for v in frame["jit_compile"]]
     frame["xla"] = [_effective_jit(p, r) for p, r in zip(frame["jit_compile"], frame["jit_compile_resolved"], strict=True)]
     frame["jit_resolved_label"] = [_resolved_text(p, x) for p, x in zip(frame["jit_compile"], frame["xla"], strict=True)]
@@ -156,8 +106,8 @@ def split_train(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame[~extra].reset_index(drop=True), frame[extra].reset_index(drop=True)
 
 
-def cpu_predict_frame(document: dict[str, Any]) -> pd.DataFrame:
-    frame = _with_columns(cases_frame(document, suite="cpu_predict"), CPU_PREDICT_COLUMNS)
+def cpu_predict_frame(document: dict[str, Any] | list[dict[str, Any]]) -> pd.DataFrame:
+    frame = _with_columns(frame_of_cases(_cases(document), suite="cpu_predict"), CPU_PREDICT_COLUMNS)
     frame["train_jit"] = [_jit_text(v) for v in frame["train_jit_compile"]]
     frame["setting"] = [
         f"{backend} · {prec} · train jit={jit} · batch {_int_text(batch)}"
@@ -168,9 +118,9 @@ def cpu_predict_frame(document: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def native_frame(document: dict[str, Any]) -> pd.DataFrame:
+def native_frame(document: dict[str, Any] | list[dict[str, Any]]) -> pd.DataFrame:
     """Native-reference cases (``step`` per backend, JAX's ``epoch_scan`` ceiling), as train's columns."""
-    frame = _with_columns(cases_frame(document, suite="native"), NATIVE_COLUMNS)
+    frame = _with_columns(frame_of_cases(_cases(document), suite="native"), NATIVE_COLUMNS)
     frame["peak_memory_mib"] = [_peak_memory(devs) for devs in frame["gpu_metrics.devices"]]
     return frame
 
@@ -245,3 +195,13 @@ def jit_param_label(value: Any) -> str:
         return jit_label(value)
     except (TypeError, ValueError):
         return str(value)
+
+
+class Frames:
+    """A document's cases, one DataFrame per suite: ``train`` (the one-process Keras 3 sweep), ``train_extra``
+    (workers > 1 or Keras 2), ``native`` and ``cpu_predict``."""
+
+    def __init__(self, document: dict[str, Any] | list[dict[str, Any]]):
+        self.train, self.train_extra = split_train(train_frame(document))
+        self.native = native_frame(document)
+        self.cpu_predict = cpu_predict_frame(document)
