@@ -34,7 +34,7 @@ python3 -m bench report "$run" -o "$OUT/report.html" || true
 python3 - "$run" <<'PY'
 import sys
 import pandas as pd
-from bench.report.convergence import case_table, reference_rows, tradeoffs
+from bench.analyze.convergence import case_table, reference_rows, tradeoffs
 from bench.store.results import load_run
 run = load_run(sys.argv[1])
 table = case_table(run)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from bench.analyze.bottleneck import rate
 from bench.analyze.frames import compiler, is_true
+from bench.analyze.limitations import match, shorten
 
 THROUGHPUT = "samples_per_second.median"
 STARVED_BELOW_PCT = 50.0
@@ -105,11 +106,13 @@ def best_finding(best: Row, runner_up: Row | None) -> Finding:
     if runner_up is not None and runner_up.get("ratio") is not None:
         values.update(runner_up_case_id=runner_up["b_case_id"], runner_up_ratio=runner_up["ratio"],
                       ci_low=runner_up.get("ci_low"), ci_high=runner_up.get("ci_high"))
-        verdict = runner_up.get("verdict")
-        judged = ("tied: the interval holds 1, so neither is the faster" if verdict == "tied" else
-                  "one process each, so no interval: the two cannot be told apart" if runner_up.get("ci_low") is None
-                  else "faster beyond the interval")
-        text = text.rstrip(".") + f"; against the runner-up ({runner_up['b_case_id']}): {interval_text(runner_up)}, {judged}."
+        if runner_up.get("ci_low") is None:
+            judged = f"{runner_up['ratio']:.2f}×, one process each: not told apart"
+        elif runner_up.get("verdict") == "tied" or runner_up["ci_low"] <= 1:
+            judged = f"tied, {interval_text(runner_up)}: the interval holds 1"
+        else:
+            judged = f"{interval_text(runner_up)}, faster beyond the interval"
+        text = text.rstrip(".") + f"; against the runner-up ({runner_up['b_case_id']}): {judged}."
     return Finding("best", True, text, values, best["backend"])
 
 
@@ -148,7 +151,7 @@ def axis_finding(comparisons: Sequence[Row], backend: str, axis: str, key: str, 
     if not rows:
         return _not_measured(key, f"{what} on {backend}", f"needs finished cases that differ only in {axis}", backend)
     pairs = list(dict.fromkeys((r["a_label"], r["b_label"]) for r in rows))
-    label = "; ".join(f"{a} vs {b}" for a, b in pairs)
+    label = "; ".join(f"{a} vs {b.removeprefix(a.split(' ', 1)[0] + ' ') if ' ' in a else b}" for a, b in pairs)
     s, text = _ratio_summary(rows)
     verb = "speeds training up" if s["median"] >= 1 else "slows training down"
     return Finding(key, True, f"{what} ({label}) {verb} on {backend}: {text}, over {over}.", s, backend)
@@ -319,9 +322,16 @@ def naive_outcome(cpu: pd.DataFrame, backend: str) -> Finding:
                        backend)
     parts = []
     if values["failed"]:
-        reason = naive.loc[naive["status"] == "failed", "reason"].dropna()
-        parts.append(f"failed in {values['failed']} of {values['n']} settings"
-                     + (f" — {reason.iloc[0]}" if len(reason) else ""))
+        failed = naive[naive["status"] == "failed"]
+        known = [match({"suite": "cpu_predict", "status": "failed", "reason": reason,
+                        "params": {"backend": backend, "method": "naive"}}) for reason in failed["reason"]]
+        reason = failed["reason"].dropna()
+        if known and all(known):
+            why = f" — known limitation {known[0].issue}: {known[0].sentence}"
+            values["known_limitation"] = known[0].issue
+        else:
+            why = f" — {shorten(reason.iloc[0])}" if len(reason) else ""
+        parts.append(f"failed in {values['failed']} of {values['n']} settings{why}")
     if values["not_on_cpu"]:
         devices = sorted(set(naive.loc[naive["status"] == "not_on_cpu", "predict_device"].dropna()))
         parts.append(f"ran but not on the CPU in {values['not_on_cpu']} of {values['n']} settings"
@@ -359,7 +369,7 @@ def strategy_placement(cpu: pd.DataFrame, backend: str) -> Finding:
                        {"not_on_cpu": 0, "not_applicable": int(len(strategy))}, backend)
     reason = strategy["reason"].dropna()
     return Finding("cpu_strategy", True, f"The strategy method did not finish on {backend}"
-                   + (f": {reason.iloc[0]}." if len(reason) else "."), {"not_on_cpu": 0}, backend)
+                   + (f": {shorten(reason.iloc[0])}." if len(reason) else "."), {"not_on_cpu": 0}, backend)
 
 
 def train_findings(train: pd.DataFrame, derived: Mapping[str, Any]) -> list[Finding]:
@@ -381,8 +391,8 @@ def train_findings(train: pd.DataFrame, derived: Mapping[str, Any]) -> list[Find
             runner_up = next((r for r in comparisons if r.get("kind") == "best" and r.get("backend") == backend
                               and r.get("a_case_id") == best["case_id"]), None)
             findings.append(best_finding(best, runner_up))
-        findings.append(axis_finding(comparisons, backend, "jit_compile", "xla",
-                                     f"{compiler(backend)} (jit_compile)", "every other axis held fixed"))
+        findings.append(axis_finding(comparisons, backend, "jit_compile", "xla", compiler(backend),
+                                     "pairs with every other axis held fixed"))
         mixed = [line for line in derived.get("mixed_precision_summary") or [] if f" {backend} by " in line]
         rows = [r for r in derived.get("mixed_precision_speedups") or [] if r["backend"] == backend]
         if not mixed:

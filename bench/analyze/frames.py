@@ -34,7 +34,7 @@ TRAIN_COLUMNS = (
     "stand_in_device", "gpu_metrics_unreliable", "devices.simulated", "devices.kind", "data_source",
     *OVERHEAD_COLUMNS, "native_ratio", "native_case_id", "native_ratio_ceiling", "native_ceiling_case_id",
     "samples_per_round", "round_s", "workers", "keras", "per_worker_batch", "per_worker", "keras_version",
-    "local_cluster", "cluster_failure.worker",
+    "local_cluster", "cluster_failure.worker", "input", "steps_per_execution",
 )
 CPU_PREDICT_COLUMNS = (
     "case_id", "status", "reason", "backend", "precision", "train_jit_compile", "predict_batch", "method",
@@ -42,6 +42,7 @@ CPU_PREDICT_COLUMNS = (
     "steady_s.q3", "steady_s.min", "steady_s.max", "steady_s.cv", "total_s", "max_abs_diff", "tolerance",
     "predict_device", "variable_devices", "peak_rss_mib", "simulated", "synthetic_data", "unstable",
     "stand_in_device", "data_source", "train_device_is_predict_device", "placement_source", "steady_round_s",
+    "predict_samples", "devices.simulated", "devices.kind",
 )
 NATIVE_COLUMNS = (
     "case_id", "status", "reason", "backend", "global_batch", "precision", "variant", "device",
@@ -50,7 +51,8 @@ NATIVE_COLUMNS = (
     "gpu_metrics.status", "gpu_metrics.reason", "gpu_metrics.window_s", "gpu_metrics.reliable",
     "gpu_metrics.unreliable_reason", "gpu_metrics.devices", "gpu_metrics.aggregate.utilization_pct_mean",
     "gpu_metrics.aggregate.utilization_pct_p95", "simulated", "synthetic_data", "unstable",
-    "gpu_metrics_unreliable", "devices.kind", "data_source", *OVERHEAD_COLUMNS, "samples_per_round", "round_s",
+    "gpu_metrics_unreliable", "devices.kind", "devices.simulated", "data_source", *OVERHEAD_COLUMNS,
+    "samples_per_round", "round_s",
 )
 
 
@@ -110,7 +112,7 @@ def cpu_predict_frame(document: dict[str, Any] | list[dict[str, Any]]) -> pd.Dat
     frame = _with_columns(frame_of_cases(_cases(document), suite="cpu_predict"), CPU_PREDICT_COLUMNS)
     frame["train_jit"] = [_jit_text(v) for v in frame["train_jit_compile"]]
     frame["setting"] = [
-        f"{backend} · {prec} · train jit={jit} · batch {_int_text(batch)}"
+        f"{backend} · {prec} · train jit={jit} · predict batch {_int_text(batch)}"
         for backend, prec, jit, batch in zip(frame["backend"], frame["precision"], frame["train_jit"],
                                              frame["predict_batch"], strict=True)
     ]

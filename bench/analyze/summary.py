@@ -43,9 +43,16 @@ def data_category(case: Case) -> str:
     return DATA.get(str(case.get("data_source")), str(case.get("data_source") or "unknown"))
 
 
+SHORT = {"real GPU": "GPU", "simulated on CPU": "sim. CPU", "simulated on one GPU": "sim. GPU", "CPU": "CPU",
+         "unknown": "?", "real MNIST": "MNIST", "synthetic data": "synthetic", "npz data": "npz"}
+
+
 def category(case: Case) -> dict[str, str]:
+    """``devices``, ``data``, a ``label`` ("simulated on CPU · synthetic data") and a ``short`` one for table
+    cells ("sim. CPU · synthetic")."""
     devices, data = device_category(case), data_category(case)
-    return {"devices": devices, "data": data, "label": f"{devices} · {data}"}
+    return {"devices": devices, "data": data, "label": f"{devices} · {data}",
+            "short": f"{SHORT.get(devices, devices)} · {SHORT.get(data, data)}"}
 
 
 def jit_label(case: Case) -> str:
@@ -84,6 +91,7 @@ def summary_rows(cases: Iterable[Case], environment: Mapping[str, Any] | None,
             "input": _param(case, "input") if suite == "train" else "device",
             "steps_per_execution": _param(case, "steps_per_execution") if suite == "train" else None,
             "category": category(case), "step_time_s": (m.get("step_time_s") or {}).get("median"),
+            "round_q1": sps.get("q1"), "round_q3": sps.get("q3"),
             "utilization_pct": ((m.get("gpu_metrics") or {}).get("aggregate") or {}).get("utilization_pct_mean"),
         }
         stat = stats.get(case["case_id"])
@@ -124,18 +132,18 @@ def run_category(cases: Sequence[Case], environment: Mapping[str, Any] | None,
     data_label = "synthetic data" if synthetic else DATA.get(str((data or {}).get("source")), "real MNIST")
     if kinds and kinds <= {"real GPU"}:
         devices, sentence = "real GPU", f"Real GPUs ({hardware or 'GPU'}): throughput and MFU are this hardware's"
-        title = f"GPU benchmark — {hardware}" if hardware else "GPU benchmark"
+        title = f"GPU benchmark on {hardware}" if hardware else "GPU benchmark"
     elif "real GPU" in kinds:
         devices = "real GPU and simulated"
         sentence = f"Real GPUs ({hardware}) and simulated devices: only the real-GPU rows say anything about GPU speed"
-        title = f"GPU benchmark — {hardware} (some devices simulated)"
+        title = f"GPU benchmark on {hardware} (some devices simulated)"
     elif kinds & {"simulated on CPU", "CPU"}:
         devices = "simulated on CPU" if "simulated on CPU" in kinds else "CPU"
         sentence = ("CPU with simulated devices: checks that the suite works, says nothing about GPU speed"
                     if devices == "simulated on CPU" else
                     "CPU only: checks that the suite works, says nothing about GPU speed")
-        title = ("CPU run with simulated devices — checks the suite, not GPU speed" if devices == "simulated on CPU"
-                 else "CPU run — checks the suite, not GPU speed")
+        title = ("simulated devices on a CPU (not GPU speed)" if devices == "simulated on CPU"
+                 else "CPU only (not GPU speed)")
     else:
         devices, sentence, title = "unknown", "No case was placed on a device: nothing was measured", "Benchmark"
     if synthetic:

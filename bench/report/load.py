@@ -24,6 +24,7 @@ from bench.analyze.frames import compilers as compilers
 from bench.analyze.frames import is_false as is_false
 from bench.analyze.frames import is_true as is_true
 from bench.analyze.frames import jit_param_label as jit_param_label
+from bench.analyze.reference import context
 from bench.store.results import DEFAULT_RESULTS_DIR as DEFAULT_RESULTS_DIR
 from bench.store.results import load_run
 
@@ -44,6 +45,8 @@ class RunData:
     train_extra: pd.DataFrame = field(default_factory=pd.DataFrame)
     # True when ``derived`` was computed here because the file had none or an older one.
     rederived: bool = False
+    # This run beside the committed reference runs on the same GPU and backend (bench.analyze.reference).
+    reference: dict[str, Any] | None = None
 
     @property
     def run_id(self) -> str:
@@ -66,7 +69,10 @@ class RunData:
         return float((self.config.get("measure") or {}).get("cv_threshold", 0.05))
 
 
-def load_runs(paths: list[Path]) -> list[RunData]:
+def load_runs(paths: list[Path], references: list[Path] | None = None) -> list[RunData]:
+    """The runs, each with a current ``derived`` block and, when ``references`` (the committed reference
+    runs) are given, its reference context."""
+    reference_docs = [load_run(p) for p in references or []]
     runs = []
     for path in paths:
         path = Path(path)
@@ -77,5 +83,6 @@ def load_runs(paths: list[Path]) -> list[RunData]:
             path=path, document=document, train=frames.train, train_extra=frames.train_extra,
             cpu_predict=frames.cpu_predict, native=frames.native,
             file_sha256=hashlib.sha256(raw).hexdigest(), file_bytes=len(raw), rederived=rederived,
+            reference=context(document, reference_docs) if references is not None else None,
         ))
     return runs

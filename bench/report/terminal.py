@@ -1,4 +1,5 @@
-"""Terminal output of a sweep: one progress line per finished case, a short table at the end."""
+"""Terminal output of a sweep: one progress line per finished case, then the run's first screen (the same
+``derived.overview`` rows the HTML report shows) and a short table at the end."""
 
 from __future__ import annotations
 
@@ -39,11 +40,25 @@ def format_progress(record: dict[str, Any], done: int, total: int, elapsed_s: fl
             f"   (elapsed {_fmt_duration(elapsed_s)}, ETA {_fmt_duration(eta)})")
 
 
+def format_overview(derived: dict[str, Any]) -> list[str]:
+    """The report's first screen as text: the same ``derived.overview`` rows, one answer per question."""
+    overview = derived.get("overview") or {}
+    if not overview:
+        return []
+    lines = [f"  {overview.get('title')} [{overview.get('category')}]"]
+    for line in overview.get("lines") or []:
+        lines.append(f"  {line['question']:<40} {line['answer']}")
+    lines.append(f"  {'Machine speed':<40} {overview.get('drift')}")
+    return lines
+
+
 def format_summary(run: dict[str, Any]) -> str:
     cases = run["cases"]
+    derived = run.get("derived") or {}
     counts = Counter(c["status"] for c in cases)
     lines = ["", f"Summary of {run['run_id']} ({len(cases)} cases: "
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"]
+    lines += format_overview(derived)
     data = run.get("data", {})
     if data.get("synthetic"):
         lines.append(f"  !! data: SYNTHETIC ({data.get('note')})")
@@ -53,8 +68,14 @@ def format_summary(run: dict[str, Any]) -> str:
     if unstable:
         lines.append(f"  !! {len(unstable)} case(s) with unstable rounds (CV above threshold)")
     lines.append("")
+    known = {row["case_id"]: row for row in derived.get("failures") or [] if row.get("kind") == "known limitation"}
     for c in cases:
-        lines.append(f"  {c['status']:<10} {c['case_id']:<58} {case_headline(c)}")
+        if c["case_id"] in known:  # expected, not a broken setup: say which upstream issue
+            row = known[c["case_id"]]
+            lines.append(f"  {c['status']:<10} {c['case_id']:<58} known limitation {row.get('issue') or row.get('title')}"
+                         f" ({row.get('url')})")
+        else:
+            lines.append(f"  {c['status']:<10} {c['case_id']:<58} {case_headline(c)}")
     ranking = (run.get("derived") or {}).get("cpu_predict_ranking")
     if ranking:
         lines.append("\n  CPU prediction after GPU training, methods ranked by total time (prepare + first + steady):")
