@@ -4,7 +4,7 @@ saying that no such reference exists.
 
 Cross-run, so it is not stored in a run's ``derived``: the report calls :func:`context` with the reference
 documents it found. A case matches a reference case when suite, backend, GPU count, global batch,
-precision, jit_compile, input and steps_per_execution agree; the values are each file's own samples/s for
+precision, jit_compile, input, steps_per_execution and the native variant agree; the values are each file's own samples/s for
 the case (``derived.summary`` where the run has it, else the median of its rounds). The ratio is yours /
 the reference's: different machines and days, so no interval — a large gap says "look", not "regressed".
 """
@@ -19,7 +19,7 @@ from bench.analyze.flops import gpu_model
 from bench.analyze.peaks import find_device
 
 Doc = Mapping[str, Any]
-KEY = ("backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution")
+KEY = ("backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution", "variant")
 DEFAULTS = {"input": "device", "steps_per_execution": 1, "gpus": 1}
 SHOWN = 3
 
