@@ -54,7 +54,8 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b  # jit_compile True is not gpus 1
 
 
-def _label(axis: str, v: Any) -> str:
+def axis_label(axis: str, v: Any) -> str:
+    """An axis value in words: "batch 1024", "2 GPU(s)", "jit_compile true", "mixed_bfloat16"."""
     text = str(v).lower() if isinstance(v, bool) else str(v)
     return {"global_batch": f"batch {text}", "gpus": f"{text} GPU(s)", "steps_per_execution": f"spe {text}",
             "jit_compile": f"jit_compile {text}", "input": f"input {text}"}.get(axis, text)
@@ -119,8 +120,8 @@ def axis_comparisons(cases: Iterable[Case]) -> list[dict[str, Any]]:
                     continue
                 params = {**PARAM_DEFAULTS, **(a.get("params") or {})}
                 context = {k: v for k, v in params.items() if k != axis}
-                row = _row("scaling" if axis == "gpus" else "axis", axis, a, b, _label(axis, _param(a, axis)),
-                           _label(axis, ref_value), describe(params, axis), context)
+                row = _row("scaling" if axis == "gpus" else "axis", axis, a, b, axis_label(axis, _param(a, axis)),
+                           axis_label(axis, ref_value), describe(params, axis), context)
                 if axis == "gpus" and row["ratio"] is not None:
                     row.update(efficiency=row["ratio"] / (_param(a, "gpus") / _param(b, "gpus")),
                                efficiency_ci_low=None, efficiency_ci_high=None)

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.analyze import text
+from bench.analyze.axis_ratios import axis_label
 from bench.analyze.frames import compiler
 
 Row = Mapping[str, Any]
@@ -175,9 +176,10 @@ def axes_line(best_rows: Sequence[Row], comparisons: Sequence[Row], cases: Seque
             failed = [failures[c["case_id"]] for c in neighbours if c["case_id"] in failures]
             if failed:
                 f = failed[0]
-                label = f"{axis} {_value_text(_params(by_id[f['case_id']]).get(axis))}"
-                why = f"known limitation {f['issue'] or f['title']}" if f["kind"] == "known limitation" else f["kind"]
-                effects.append(f"{name}: {label} {f['status']} ({why})")
+                label = axis_label(axis, _params(by_id[f["case_id"]]).get(axis))
+                why = (f"known limitation {f['issue'] or f['title']}" if f["kind"] == "known limitation"
+                       else (f.get("reason_short") or f["kind"]).split(";")[0])
+                effects.append(f"{label} {f['status']} ({why})")
                 values[f"{backend}/{axis}"] = {"neighbour": f["case_id"], "outcome": f["kind"]}
             elif len({repr(_params(c).get(axis)) for c in train}) <= 1:
                 fixed.append(name)
@@ -209,8 +211,11 @@ def time_line(best_rows: Sequence[Row], time_rows: Sequence[Row], summary: Mappi
             continue
         numbers = []
         if row.get("native_ratio") is not None:
-            interval = text.ratio_interval(row, "native_ratio", "native_ratio_ci_low", "native_ratio_ci_high")
-            numbers.append(f"Keras at {interval} the native loop")
+            if row.get("native_ratio_ci_low") is None:
+                numbers.append(f"Keras at {row['native_ratio']:.2f}× the native loop (one process: no interval)")
+            else:
+                numbers.append(f"Keras at {row['native_ratio']:.2f}× the native loop [{row['native_ratio_ci_low']:.2f}, "
+                               f"{row['native_ratio_ci_high']:.2f}]")
         if row.get("utilization_pct") is not None:
             numbers.append(f"GPU busy {row['utilization_pct']:.0f} %")
         if row.get("device_input_gain") is not None:

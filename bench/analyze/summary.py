@@ -132,11 +132,11 @@ def run_category(cases: Sequence[Case], environment: Mapping[str, Any] | None,
     data_label = "synthetic data" if synthetic else DATA.get(str((data or {}).get("source")), "real MNIST")
     if kinds and kinds <= {"real GPU"}:
         devices, sentence = "real GPU", f"Real GPUs ({hardware or 'GPU'}): throughput and MFU are this hardware's"
-        title = f"GPU benchmark on {hardware}" if hardware else "GPU benchmark"
+        title = hardware or "GPU"
     elif "real GPU" in kinds:
         devices = "real GPU and simulated"
         sentence = f"Real GPUs ({hardware}) and simulated devices: only the real-GPU rows say anything about GPU speed"
-        title = f"GPU benchmark on {hardware} (some devices simulated)"
+        title = f"{hardware} (some devices simulated)"
     elif kinds & {"simulated on CPU", "CPU"}:
         devices = "simulated on CPU" if "simulated on CPU" in kinds else "CPU"
         sentence = ("CPU with simulated devices: checks that the suite works, says nothing about GPU speed"

@@ -111,6 +111,12 @@ def _describe(row: Row, keys: list[str]) -> str:
 LINE_KEYS = ("precision", "jit", "input", "steps_per_execution")
 
 
+def series_id(row: Row) -> str:
+    """"series--tensorflow--1--float32--XLA_off--device--1": backend, GPUs and every axis a line holds fixed."""
+    parts = [row.get("backend"), row.get("gpus"), *(row.get(k) for k in LINE_KEYS)]
+    return "series--" + "--".join(re.sub(r"[^\w.]+", "_", str(p)) for p in parts)
+
+
 def throughput_vs_batch(summary: list[Row], chart_id: str = "throughput") -> str | None:
     """samples/s against global batch from ``derived.summary``, one panel per backend × GPU count. A line joins
     only cases equal in every other axis (precision, jit_compile, input, steps_per_execution), and its label
@@ -119,7 +125,8 @@ def throughput_vs_batch(summary: list[Row], chart_id: str = "throughput") -> str
     if not rows:
         return None
     panels = list(dict.fromkeys((r["backend"], int(r["gpus"])) for r in rows))
-    shown = _varying(rows, LINE_KEYS) or ["precision"]
+    # Precision and jit_compile always name a line; input and steps_per_execution where the run varies them.
+    shown = ["precision", "jit", *_varying(rows, LINE_KEYS[2:])]
     lines: dict[tuple[Any, ...], list[Row]] = {}
     for r in rows:
         lines.setdefault((r["backend"], int(r["gpus"]), *(repr(r.get(k)) for k in LINE_KEYS)), []).append(r)
@@ -144,8 +151,11 @@ def throughput_vs_batch(summary: list[Row], chart_id: str = "throughput") -> str
                 hi = np.array([r["ci_high"] if r.get("ci_high") is not None else (r.get("round_q3") or v)
                                for r, v in zip(members, y, strict=True)], float)
                 top = max(top, float(np.nanmax(hi)))
-                ax.errorbar(x, y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)], marker="o",
-                            markersize=4, capsize=3, linewidth=1.4, color=colors[labels[key]], label=labels[key])
+                drawn = ax.errorbar(x, y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)], marker="o",
+                                    markersize=4, capsize=3, linewidth=1.4, color=colors[labels[key]],
+                                    label=labels[key])
+                # The line's id names every axis it holds fixed, so a reader (or a test) can tell what it joins.
+                drawn.lines[0].set_gid(series_id(members[0]))
             simulated = any(r["category"]["devices"] != "real GPU" for r in rows if (r["backend"], int(r["gpus"])) ==
                             (backend, gpus))
             ax.set_title(f"{backend} · {gpus} {'GPU' if gpus == 1 else 'GPUs'}" + (" (simulated)" if simulated else ""))

@@ -163,7 +163,8 @@ def page_title(runs: list[RunData]) -> str:
     """What the page is, from the runs' categories: a simulated run never reads as a GPU benchmark."""
     titles = [(run.derived.get("overview") or {}).get("title") or "Benchmark" for run in runs]
     if len(runs) == 1:
-        return f"Keras benchmark · {runs[0].config.get('name', runs[0].run_id)} · {titles[0]}"
+        gpu = (runs[0].derived.get("category") or {}).get("devices") == "real GPU"
+        return f"Keras {'GPU ' if gpu else ''}benchmark · {runs[0].config.get('name', runs[0].run_id)} · {titles[0]}"
     kinds = {(run.derived.get("category") or {}).get("devices") for run in runs}
     what = "GPU runs" if kinds == {"real GPU"} else "runs, not all on real GPUs" if "real GPU" in kinds else \
         "CPU runs (simulated devices: not GPU speed)"
