@@ -1,5 +1,10 @@
-"""Assemble the self-contained page from jinja2 templates: warnings first, then per run its sections, then
-the page-wide sections (side by side, baseline comparison, source files).
+"""Assemble the self-contained page from jinja2 templates: first each run's first screen (``r1-overview``: one
+answer per question and the summary table, fitting 1366x768), then the warnings, then per run its sections,
+then the page-wide sections (side by side, baseline comparison, source files).
+
+The report presents, it does not analyse: every cross-case number comes from the run's ``derived`` block
+(``RunData.derived``; bench.analyze computed it when the run was finalised, or when the file was loaded if it
+had none or an older one). A section never computes a ratio, a best, a spread or a verdict itself.
 
 The page is data in, templates out. Python prepares each section's data (numbers, sentences, tables as
 :class:`~bench.report.tables.Table`, charts as SVG strings); ``templates/`` turns it into HTML with
@@ -14,7 +19,9 @@ disappearing.
 
 How to add a section (one template block plus one function that prepares its data):
 
-1. Write the function that prepares its data, in the module that owns the numbers (a new
+1. Derive its numbers in ``bench/analyze`` (called from ``bench.analyze.run_tables.derive_tables``), store
+   them as a ``Derived`` field (``bench/store/schema.py``, documented in docs/results.md), and bump
+   ``DERIVED_VERSION``. Then write the function that prepares the section's data from ``run.derived`` (a new
    ``bench/report/<topic>.py`` for a new topic). A per-run section takes ``(run: RunData, rid: str)``; a
    page-wide one takes ``(page: PageData)`` (every run, the comparison). It returns a mapping, which the
    template sees as ``data``, or ``Missing("why")`` when the run cannot fill it. Return numbers, words,
