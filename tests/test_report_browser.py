@@ -547,7 +547,7 @@ def test_no_throughput_line_joins_cases_that_differ_in_input_or_steps_per_execut
     groups: dict[str, list[int]] = {}
     for case in _ok(doc, "train"):
         p = case["params"]
-        parts = [p["backend"], p["gpus"], p["precision"], _jit_label(case), p.get("input", "device"),
+        parts = [p["backend"], p["gpus"], p["precision"], _jit_label(case), p.get("input", "unrecorded"),
                  p.get("steps_per_execution", 1)]
         key = "series--" + "--".join(re.sub(r"[^\w.]+", "_", str(v)) for v in parts)
         groups.setdefault(key, []).append(p["global_batch"])

@@ -29,7 +29,9 @@ NO_INTERVAL = "one process: no interval"
 REFERENCES: dict[str, Any] = {"precision": "float32", "jit_compile": False, "input": "numpy",
                               "steps_per_execution": 1, "global_batch": None, "gpus": 1}
 INPUT_REFERENCE_ORDER = ("numpy", "tf_data", "numpy_uint8", "tf_data_prefetch", "device")
-PARAM_DEFAULTS = {"input": "device", "steps_per_execution": 1, "workers": 1, "keras": "keras3"}
+# Files from before the input axis fed fit a tf.data pipeline or a cycling PyDataset: "unrecorded", never taken for
+# device input (bench.analyze.bottleneck's rule).
+PARAM_DEFAULTS = {"input": "unrecorded", "steps_per_execution": 1, "workers": 1, "keras": "keras3"}
 
 
 def _param(case: Case, key: str) -> Any:

@@ -29,7 +29,9 @@ Row = Mapping[str, Any]
 AXES = ("gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution")
 AXIS_NAMES = {"gpus": "GPUs", "global_batch": "batch", "precision": "precision", "jit_compile": "jit_compile",
               "input": "input", "steps_per_execution": "steps_per_execution"}
-DEFAULTS = {"input": "device", "steps_per_execution": 1, "workers": 1, "keras": "keras3"}
+# Files from before the input axis fed fit a tf.data pipeline or a cycling PyDataset: "unrecorded", never taken for
+# device input (bench.analyze.bottleneck's rule).
+DEFAULTS = {"input": "unrecorded", "steps_per_execution": 1, "workers": 1, "keras": "keras3"}
 NO_DRIFT = ("Machine speed during the run: not derived for this file (each case ran in one process and no "
             "per-process control analysis is stored), so drift cannot be told from a case's own noise.")
 

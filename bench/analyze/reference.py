@@ -20,7 +20,9 @@ from bench.analyze.peaks import find_device
 
 Doc = Mapping[str, Any]
 KEY = ("backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution", "variant")
-DEFAULTS = {"input": "device", "steps_per_execution": 1, "gpus": 1}
+# Files from before the input axis fed fit a tf.data pipeline or a cycling PyDataset: "unrecorded", never taken for
+# device input (bench.analyze.bottleneck's rule).
+DEFAULTS = {"input": "unrecorded", "steps_per_execution": 1, "gpus": 1}
 SHOWN = 3
 
 

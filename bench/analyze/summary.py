@@ -19,7 +19,9 @@ from bench.analyze.axis_ratios import value as one_process_value
 
 Case = Mapping[str, Any]
 DATA = {"mnist": "real MNIST", "synthetic": "synthetic data", "npz": "npz data"}
-DEFAULTS = {"input": "device", "steps_per_execution": 1, "workers": 1, "keras": "keras3"}
+# Files from before the input axis fed fit a tf.data pipeline or a cycling PyDataset: "unrecorded", never taken for
+# device input (bench.analyze.bottleneck's rule).
+DEFAULTS = {"input": "unrecorded", "steps_per_execution": 1, "workers": 1, "keras": "keras3"}
 
 
 def _param(case: Case, key: str) -> Any:
