@@ -30,7 +30,7 @@ check_out
 python3 - "$run" <<'PY'
 import sys
 import pandas as pd
-from bench.report.convergence import case_table, reference_rows, tradeoffs
+from bench.analyze.convergence import case_table, reference_rows, tradeoffs
 from bench.store.results import load_run
 run = load_run(sys.argv[1])
 table = case_table(run)

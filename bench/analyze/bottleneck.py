@@ -240,13 +240,11 @@ def best_configurations(cases: Iterable[Case]) -> list[dict[str, Any]]:
                 f"{describe_config(best)}")
         if verdict == "best":
             lead = f"Best configuration on {backend}: {name}"
-        elif verdict == "tied":
-            lead = f"Fastest measured on {backend}, tied with the runner-up within the interval: {name}"
-        else:
-            lead = f"Fastest measured on {backend} (no interval over the runner-up): {name}"
-        margin = f"; {interval_text(versus)} the runner-up" if versus else ""
+        else:  # tied within the interval, or one process each: the fastest measured, not "best"
+            lead = f"Fastest measured on {backend}: {name}"
+        # The runner-up's judgement (ratio, interval) is added where the sentence is shown (bench.analyze.findings).
         sentence = (f"{lead} — {rate(median_sps(best))}"
-                    f"{f' (native ratio {ratio:.2f})' if ratio is not None else ''}{margin}.")
+                    f"{f' (native ratio {ratio:.2f})' if ratio is not None else ''}.")
         rows.append({"backend": backend, "case_id": best["case_id"], "gpus": gpus,
                      "global_batch": p["global_batch"], "precision": p["precision"], "input": _input(best),
                      "steps_per_execution": _spe(best), "jit_compile": p.get("jit_compile"),

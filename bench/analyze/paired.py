@@ -58,7 +58,9 @@ REFERENCES: dict[str, Any] = {
     "keras": "keras3",
 }
 INPUT_REFERENCE_ORDER = ("numpy", "tf_data", "numpy_uint8", "tf_data_prefetch", "device")
-PARAM_DEFAULTS = {"input": "device", "steps_per_execution": 1, "workers": 1, "keras": "keras3",
+# Files from before the input axis fed fit a tf.data pipeline or a cycling PyDataset: "unrecorded", never taken
+# for device input (bench.analyze.bottleneck's rule).
+PARAM_DEFAULTS = {"input": "unrecorded", "steps_per_execution": 1, "workers": 1, "keras": "keras3",
                   "environment": "default"}
 
 
@@ -224,7 +226,8 @@ def _describe(params: Mapping[str, Any], skip: str) -> str:
     return ", ".join(parts)
 
 
-def _label(axis: str, value: Any) -> str:
+def axis_label(axis: str, value: Any) -> str:
+    """An axis value in words: "batch 1024", "2 GPU(s)", "jit_compile true", "mixed_bfloat16"."""
     text = str(value).lower() if isinstance(value, bool) else str(value)
     return {"global_batch": f"batch {text}", "gpus": f"{text} GPU(s)", "steps_per_execution": f"spe {text}",
             "jit_compile": f"jit_compile {text}", "input": f"input {text}"}.get(axis, text)
@@ -285,8 +288,8 @@ def axis_comparisons(cases: Iterable[Case], normalize: bool = NORMALIZE_BY_CONTR
                     continue
                 params = {**PARAM_DEFAULTS, **(a.get("params") or {})}
                 context = {k: v for k, v in params.items() if k != axis}
-                row = _row("scaling" if axis == "gpus" else "axis", axis, a, b, _label(axis, _param(a, axis)),
-                           _label(axis, ref_value), _describe(params, axis), context, normalize)
+                row = _row("scaling" if axis == "gpus" else "axis", axis, a, b, axis_label(axis, _param(a, axis)),
+                           axis_label(axis, ref_value), _describe(params, axis), context, normalize)
                 if axis == "gpus" and row["ratio"] is not None:
                     factor = _param(a, "gpus") / _param(b, "gpus")
                     row.update(efficiency=row["ratio"] / factor,

@@ -6,9 +6,11 @@ contributes one value (:func:`process_value`), and its uncertainty is the spread
 (bench.analyze.paired). Where a history or an A/B compares whole runs, each run contributes one value
 (:func:`run_value`).
 
-The rule (both): the 20 %-trimmed geometric mean — logs, because throughput ratios are what is compared
-and timings are skewed to the slow side; trimmed, so one round caught by another job's burst (single
-rounds 10-50 % slower on shared runners) does not move the value.
+The rules. A process: the median of its rounds — with the 3-5 rounds a process times, one round caught by
+another job's burst (single rounds 10-50 % slower on shared runners) does not move it, where a 20 %-trimmed
+mean of 3 rounds trims nothing; and a case measured in one process reads the same median it always stored.
+A run: the 20 %-trimmed geometric mean of its rounds — logs, because throughput ratios are what is compared
+and timings are skewed to the slow side.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def logs(samples: Sequence[float]) -> np.ndarray:
 
 def process_value(samples: Sequence[float]) -> float:
     """One value for one process's rounds of a case (samples/s or seconds, whatever the rounds hold)."""
-    return float(math.exp(stats.trim_mean(logs(samples), TRIM)))
+    return float(np.median(np.exp(logs(samples))))
 
 
 def run_value(samples: Sequence[float]) -> float:

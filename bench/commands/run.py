@@ -163,19 +163,26 @@ def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, 
         # What finished is a document too (complete: false), so it can be reported and compared now; the
         # log stays for --resume, which finalises the same file again when the run is complete.
         partial = finalize_run(log, results_dir / f"{run_id}.json", utc_now(), complete=False, order=order,
-                               derive=lambda cases: derive_run(config.suites, cases))
+                               derive=_derive(config, log))
         made, wanted = sweep.measurements
         print(f"\ninterrupted: {made} of {wanted} measurements ({len(sweep.done)} of {sweep.total} cases complete) "
               f"are saved in {log.path} and in {partial} "
               f"(complete: false)\nresume with: python -m bench run --resume {log.path}", file=sys.stderr)
         return 130
     final = finalize_run(log, results_dir / f"{run_id}.json", utc_now(), order=order,
-                         derive=lambda cases: derive_run(config.suites, cases))
+                         derive=_derive(config, log))
     from bench.store.results import load_run
 
     print(format_summary(load_run(final)), file=out)
     print(final, file=out)
     return 0
+
+
+def _derive(config: BenchConfig, log: CaseLog) -> Any:
+    """``finalize_run``'s derive step, with the run's header (environment, data, run_id), which the first
+    screen's answers (the doctor's verdict, the GPU model behind MFU) come from."""
+    header = log.read()[0].to_dict()
+    return lambda cases: derive_run(config.suites, cases, header)
 
 
 def _select(planned: list[Any], expression: str | None) -> list[Any]:

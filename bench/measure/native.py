@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import mlp_spec
 from bench.cases import NativeCase
 from bench.config import BenchConfig
 from bench.measure.data import Mnist
@@ -68,8 +69,8 @@ from bench.store.schema import CaseRecord
 SUPPORTED_PRECISIONS = ("float32", "mixed_bfloat16")
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
 PROB_EPSILON = 1e-7  # keras.backend.epsilon(): the clip on probabilities in keras.losses
-DROPOUT_RATE = 0.2
-LAYERS = ((784, 512), (512, 256), (256, 10))
+DROPOUT_RATE = mlp_spec.DROPOUT_RATE
+LAYERS = mlp_spec.DENSE_SHAPES  # ((784, 512), (512, 256), (256, 10))
 PARAM_NAMES = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 

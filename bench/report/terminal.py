@@ -1,4 +1,5 @@
-"""Terminal output of a sweep: one progress line per finished case, a short table at the end."""
+"""Terminal output of a sweep: one progress line per finished case, then the run's first screen (the same
+``derived.overview`` rows the HTML report shows) and a short table at the end."""
 
 from __future__ import annotations
 
@@ -54,11 +55,25 @@ def _stat_headline(record: dict[str, Any], stat: dict[str, Any] | None) -> str:
             f"  compile {record['metrics'].get('compile_s') or 0:.1f}s")
 
 
+def format_overview(derived: dict[str, Any]) -> list[str]:
+    """The report's first screen as text: the same ``derived.overview`` rows, one answer per question."""
+    overview = derived.get("overview") or {}
+    if not overview:
+        return []
+    lines = [f"  {overview.get('title')} [{overview.get('category')}]"]
+    for line in overview.get("lines") or []:
+        lines.append(f"  {line['question']:<40} {line['answer']}")
+    lines.append(f"  {'Machine speed':<40} {overview.get('drift')}")
+    return lines
+
+
 def format_summary(run: dict[str, Any]) -> str:
     cases = run["cases"]
+    derived = run.get("derived") or {}
     counts = Counter(c["status"] for c in cases)
     lines = ["", f"Summary of {run['run_id']} ({len(cases)} cases: "
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"]
+    lines += format_overview(derived)
     data = run.get("data", {})
     if data.get("synthetic"):
         lines.append(f"  !! data: SYNTHETIC ({data.get('note')})")
@@ -73,8 +88,14 @@ def format_summary(run: dict[str, Any]) -> str:
         lines.append(f"  {'!!' if speed.get('moved') or speed.get('contention') else '  '} {speed['sentence']}")
     lines.append("")
     stats = {row["case_id"]: row for row in derived.get("case_stats") or []}
+    known = {row["case_id"]: row for row in derived.get("failures") or [] if row.get("kind") == "known limitation"}
     for c in cases:
-        lines.append(f"  {c['status']:<10} {c['case_id']:<58} {_stat_headline(c, stats.get(c['case_id']))}")
+        if c["case_id"] in known:  # expected, not a broken setup: say which upstream issue
+            row = known[c["case_id"]]
+            lines.append(f"  {c['status']:<10} {c['case_id']:<58} known limitation {row.get('issue') or row.get('title')}"
+                         f" ({row.get('url')})")
+        else:
+            lines.append(f"  {c['status']:<10} {c['case_id']:<58} {_stat_headline(c, stats.get(c['case_id']))}")
     best = derived.get("best_configurations") or []
     comparisons = [row for row in derived.get("comparisons") or [] if row.get("kind") != "best"]
     if best or comparisons:

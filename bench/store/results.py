@@ -331,14 +331,19 @@ def cases_frame(run: RunDocument | Mapping[str, Any] | str | Path, suite: str | 
     data_source, flags (``simulated``, ``synthetic_data``, ...), and every measurement field as a dotted
     column (``samples_per_second.median``). Raw per-round lists stay as list cells.
     """
+    document = load_run(run) if isinstance(run, (str, Path)) else parse_run(run).to_dict()
+    return frame_of_cases(document["cases"], document.get("run_id"), suite)
+
+
+def frame_of_cases(cases: Iterable[Mapping[str, Any]], run_id: str | None = None, suite: str | None = None):
+    """:func:`cases_frame` for case records already checked (plain data), e.g. while a run is finalised."""
     import pandas as pd
 
-    document = load_run(run) if isinstance(run, (str, Path)) else parse_run(run).to_dict()
     rows = []
-    for case in document["cases"]:
+    for case in cases:
         if suite is not None and case["suite"] != suite:
             continue
-        row: dict[str, Any] = {"run_id": document.get("run_id"), "case_id": case["case_id"], "suite": case["suite"]}
+        row: dict[str, Any] = {"run_id": run_id, "case_id": case["case_id"], "suite": case["suite"]}
         row.update(case["params"])
         row["status"] = case["status"]
         row["reason"] = case.get("reason")

@@ -855,6 +855,35 @@ class Derived(Model):
         "speed moved during the run, and whether another job loaded it (bench.analyze.paired).")
     worker_scaling: list[dict[str, Any]] | None = Field(None, description="Per workers > 1 train case: weak and "
         "strong scaling against workers = 1 (bench.analyze.scaling; fields in docs/results.md).")
+    version: int | None = Field(None, description="Version of the derivation rules that wrote this block "
+        "(bench.analyze.run_tables.DERIVED_VERSION); a reader derives again when it differs or is absent.")
+    comparisons: list[dict[str, Any]] | None = Field(None, description="Every derived comparison (best vs runner-up, "
+        "each axis, Keras vs native): ratio, 95 % interval or none, verdict, sentence (fields in docs/results.md).")
+    failures: list[dict[str, Any]] | None = Field(None, description="Per case not ok: known framework limitation "
+        "(issue, link, sentence) or failure, skipped, ...; the reason without machine paths "
+        "(bench.analyze.limitations).")
+    failure_summary: dict[str, Any] | None = Field(None, description="Counts per kind, the known limitations hit "
+                                                                     "and their cases, the unexplained failures.")
+    category: dict[str, Any] | None = Field(None, description="What the run can tell: devices (real GPU, simulated "
+        "on CPU, CPU), data (real MNIST, synthetic), a label, a sentence and a title.")
+    summary: list[dict[str, Any]] | None = Field(None, description="Per train/native case: value, interval or noise, "
+        "step time, achieved TFLOP/s and MFU against the datasheet peak, category, outcome "
+        "(bench.analyze.summary).")
+    model_flops: dict[str, Any] | None = Field(None, description="Training FLOPs per sample of the MLP from its layer "
+                                                                 "shapes (bench.analyze.flops), per layer.")
+    native_table: list[dict[str, Any]] | None = Field(None, description="Per one-GPU Keras case: the native step "
+        "and epoch_scan at its batch and precision, ratios and NVML (bench.analyze.overhead).")
+    monitor_overhead: list[dict[str, Any]] | None = Field(None, description="Per case with NVML: the monitor's "
+        "measured cost against the rounds' CV (bench.analyze.overhead).")
+    cpu_methods: list[dict[str, Any]] | None = Field(None, description="Per backend and CPU-prediction method: "
+        "each phase's median and [min, max] over its ok settings (bench.analyze.findings).")
+    findings: list[dict[str, Any]] | None = Field(None, description="Headline sentences: key, backend, measured, "
+                                                                    "text, values (bench.analyze.findings).")
+    convergence: dict[str, Any] | None = Field(None, description="Time to accuracy: per-case rows, trade-off "
+        "sentences, published references, cases that did not train (bench.analyze.convergence).")
+    overview: dict[str, Any] | None = Field(None, description="The first screen: title, category and one line per "
+        "question (ready, scope, best, axes, time, cpu_predict, regression) and the drift line "
+        "(bench.analyze.overview).")
 
 
 class RunHeader(Model):
