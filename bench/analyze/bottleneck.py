@@ -31,7 +31,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bench.analyze.paired import best_comparisons, case_value, interval_text, paired
+from bench.analyze.paired import best_comparisons, case_value, paired
 
 HOST_INPUTS = ("numpy", "numpy_uint8", "tf_data", "tf_data_prefetch")
 NEAR_NATIVE = 0.8  # Keras within 20 % of the hand-written loop
