@@ -16,6 +16,12 @@ each epoch (see :mod:`bench.measure.inputs`). The protocol, in order:
    inside the monitor, as a cross-check of the harness' sum (``timing_check``).
 5. **Unmonitored rounds, second half.**
 
+A round callable may return the CPU seconds its host thread spent in the round (``time.thread_time()`` read
+in the thread that drives the work: the thread running ``fit``, or the native loop's timing thread); the
+protocol keeps those of the timed rounds, parallel to ``round_s`` (``round_host_cpu_s``). Thread CPU time
+counts only what that one thread executed — Python, the dispatch of compiled steps, Keras' per-step bookkeeping —
+not the time it waited for the device, so beside the wall time it says who set the pace.
+
 Every clock is injected, so the protocol is tested with a fake clock and a fake benchmark, no framework.
 A round must end only when the device has finished its work (the suites read a loss back as a Python
 float), otherwise no clock here means anything.
@@ -46,9 +52,10 @@ class RoundSource(Protocol):
     def trial(self, units: int) -> float:
         """Seconds that ``units`` units of work take, per-call set-up excluded."""
 
-    def rounds(self, units: int, count: int) -> AbstractContextManager[Callable[[], None]]:
-        """A context yielding a callable that runs one round of ``units`` units; it will be called
-        ``count`` times (warm-up, unmonitored and timed rounds together)."""
+    def rounds(self, units: int, count: int) -> AbstractContextManager[Callable[[], float | None]]:
+        """A context yielding a callable that runs one round of ``units`` units and returns its host thread's
+        CPU seconds (or None when it cannot tell); it will be called ``count`` times (warm-up, unmonitored and
+        timed rounds together)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,9 @@ class TimedRounds:
     off_round_s: tuple[float, ...]  # unmonitored rounds (empty unless the monitor's cost was measured)
     gpu_metrics: Mapping[str, Any]  # the monitor's result over exactly the timed rounds
     calibration: tuple[Mapping[str, Any], ...] = field(default=())
+    # CPU seconds of the thread driving each timed round (parallel to round_s); empty when the source
+    # could not tell for every round.
+    round_host_cpu_s: tuple[float, ...] = field(default=())
 
     @property
     def timing_check(self) -> dict[str, float | None]:
@@ -124,7 +134,12 @@ def measure_rounds(source: RoundSource, settings: RoundSettings, benchmark: Any,
     off_rounds = settings.rounds if settings.measure_overhead and not isinstance(monitor, UnavailableMonitor) else 0
     off_before = off_rounds // 2
     off_round_s: list[float] = []
+    host_cpu_s: list[float | None] = []
     with source.rounds(units, 1 + settings.rounds + off_rounds) as one_round:
+
+        def timed_round() -> None:
+            # One Python call more inside the timed region (well under a microsecond per round).
+            host_cpu_s.append(one_round())
 
         def unmonitored(n: int) -> None:
             for _ in range(n):
@@ -136,11 +151,13 @@ def measure_rounds(source: RoundSource, settings: RoundSettings, benchmark: Any,
         unmonitored(off_before)
         with monitor:
             wall0 = wall_clock()
-            benchmark.pedantic(one_round, rounds=settings.rounds, iterations=1, warmup_rounds=0)
+            benchmark.pedantic(timed_round, rounds=settings.rounds, iterations=1, warmup_rounds=0)
             wall_s = wall_clock() - wall0
         unmonitored(off_rounds - off_before)
     round_s = tuple(float(x) for x in benchmark.stats.stats.data)
-    return TimedRounds(units, round_s, wall_s, tuple(off_round_s), monitor.result(), tuple(trials))
+    host = tuple(float(x) for x in host_cpu_s if x is not None)
+    return TimedRounds(units, round_s, wall_s, tuple(off_round_s), monitor.result(), tuple(trials),
+                       host if len(host) == len(round_s) else ())
 
 
 def throughput_metrics(result: TimedRounds, samples_per_unit: int, steps_per_unit: int,
@@ -162,6 +179,8 @@ def throughput_metrics(result: TimedRounds, samples_per_unit: int, steps_per_uni
         "gpu_metrics": dict(result.gpu_metrics),
         "calibration": [{**t, "steps": t["units"] * steps_per_unit} for t in result.calibration],
     }
+    if result.round_host_cpu_s:
+        metrics["round_host_cpu_s"] = list(result.round_host_cpu_s)
     if result.off_round_s:
         on = metrics["samples_per_second"]["median"]
         off = summarize([samples / s for s in result.off_round_s])
