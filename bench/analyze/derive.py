@@ -103,7 +103,8 @@ def ranking(cases: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def derive_run(suites: Sequence[str], cases: list[CaseRecord]) -> tuple[list[CaseRecord], dict[str, Any]]:
     """A run's cross-case results (``finalize_run``'s ``derive``): new train records with Keras/native
-    ratios, where the time goes (bench.analyze.bottleneck), the CPU-prediction ranking table, and the
+    ratios, where the time goes (bench.analyze.bottleneck), host and wall time per step of every case and the
+    Keras environments side by side (bench.analyze.host_cost), the CPU-prediction ranking table, and the
     multi-worker scaling (bench.analyze.scaling)."""
     derived: dict[str, Any] = {}
     if "native" in suites:
@@ -115,6 +116,14 @@ def derive_run(suites: Sequence[str], cases: list[CaseRecord]) -> tuple[list[Cas
         # (derived["worker_scaling"] below), not a configuration of the same Keras.
         derived.update(derive_tables([c.to_dict() for c in cases if getattr(c.params, "workers", 1) == 1
                                       and getattr(c.params, "keras", "keras3") == "keras3"]))
+    if "train" in suites or "native" in suites:
+        from bench.analyze.host_cost import case_stats, keras_environments
+
+        plain = [c.to_dict() for c in cases]
+        derived["case_stats"] = case_stats(plain)
+        compared = keras_environments(plain)
+        if compared:
+            derived["keras_environments"] = compared
     if "cpu_predict" in suites:
         derived["cpu_predict_ranking"] = ranking(case.to_dict() for case in cases)
     if any(c.suite == "train" and getattr(c.params, "workers", 1) > 1 for c in cases):
