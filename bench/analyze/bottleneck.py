@@ -24,8 +24,9 @@ GPU sampled, a fit thread that waits) → **the device**; the fit thread busy fo
 the wall step → **the host (Python and dispatch)**, measured, on any machine; near the native loop with the
 GPU idle → **per-step dispatch** (the native loop waits on the host too); device input much faster than
 host input → **the host input path**; steps_per_execution helps → **per-step dispatch**; GPU busy though
-Keras is far from native → **the device** (Keras' step does more device work); otherwise the gap that
-remains with the data already on the device → **per-step dispatch**. Where both are known, every sentence
+Keras is far from native → **the device** (Keras' step does more device work); with no GPU sampled and a fit
+thread busy less than ``HOST_WAITS`` of the step → **the device** (the gap is compute, not dispatch);
+otherwise the gap that remains with the data already on the device → **per-step dispatch**. Where both are known, every sentence
 then compares the host's µs per step with the device's and says which is larger. Each sentence quotes the
 numbers it rests on.
 
@@ -53,6 +54,7 @@ SPE_GAIN = 1.1  # steps_per_execution this much faster: per-call work costs
 # set the pace (thread CPU time is not wall time: a share this high leaves no room for waiting on a device).
 HOST_BOUND = 0.9
 HOST = "host (Python and dispatch)"
+HOST_WAITS = 0.5  # a fit thread busy less than this share of the step mostly waits: its dispatch is not the gap
 
 Case = Mapping[str, Any]
 
@@ -239,6 +241,11 @@ def _verdict(row: Mapping[str, Any]) -> tuple[str | None, str]:
     if util is not None and util >= BUSY_PCT:
         return "device", (f"{where}: the device — {best_text}: the GPU is busy, so Keras' step does more device "
                           f"work than the native loop's{input_text}{spe_text}.")
+    if ratio is not None and util is None and share is not None and share < HOST_WAITS:
+        # No GPU sampled (a CPU box): a fit thread that waits most of the step is not what holds Keras back.
+        return "device", (f"{where}: the device — {best_text}: the fit thread is busy only {100 * share:.0f} % of "
+                          f"the {wall:,.0f} µs wall step, so the gap to the native loop is compute in Keras' step, "
+                          f"not its dispatch{input_text}{spe_text}.")
     if ratio is not None:
         tried = "neither device input nor steps_per_execution closes the gap" if (gain or spe_gain) else \
             "measure input = device and steps_per_execution > 1 to tell the host input path from dispatch"
