@@ -11,6 +11,7 @@ import hashlib
 import importlib.resources
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -35,6 +36,10 @@ INPUTS = ("numpy", "numpy_uint8", "tf_data", "tf_data_prefetch", "device")
 # Which Keras trains on TensorFlow: Keras 3 (``import keras``) or Keras 2 (``tf_keras``, what tf.keras is with
 # TF_USE_LEGACY_KERAS=1). tf_keras exists for TensorFlow only; other backends skip it with the reason.
 KERAS_FLAVOURS = ("keras3", "tf_keras")
+# The Python environment a train case's worker runs in: "default" is the Python the tool runs in; any other
+# name is an [environments.<name>] table whose pythonpath goes first on the worker's PYTHONPATH (e.g. a
+# folder holding another Keras, installed with pip install --target).
+DEFAULT_ENVIRONMENT = "default"
 # How a multi-worker case's processes are started (bench.run.cluster): auto = the scheduler's cluster when
 # the environment names one (TF_CONFIG, KERAS_DISTRIBUTION_*, a SLURM step of 2+ tasks), else the local
 # launcher (N processes on loopback ports of this machine); local = always the local launcher.
@@ -83,6 +88,12 @@ class TrainAxes:
     keras: tuple[str, ...] = _doc(
         "Keras on TensorFlow: keras3 (import keras) or tf_keras (Keras 2, the legacy tf.keras); "
         "tf_keras on another backend is skipped with the reason.", default=("keras3",)
+    )
+    environment: tuple[str, ...] = _doc(
+        "Python environments the cases run in: default (the Python the tool runs in) or the name of an "
+        "[environments.<name>] table, whose pythonpath goes first on the worker's PYTHONPATH — e.g. another "
+        "Keras beside this one. Each environment's cases run in their own worker processes.",
+        default=(DEFAULT_ENVIRONMENT,),
     )
     exclude: tuple[Mapping[str, Any], ...] = _doc(
         "Partial cases to leave out, e.g. {precision = 'mixed_float16', jit_compile = true}.", default=()
@@ -263,6 +274,17 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class EnvironmentSettings:
+    """``[environments.<name>]``: a folder put first on a worker's PYTHONPATH, e.g. another Keras."""
+
+    pythonpath: str = _doc("The folder (absolute, or relative to the directory `bench run` runs in) put first on "
+                           "the worker's PYTHONPATH, e.g. one made by pip install --target DIR keras-nightly.",
+                           default="")
+    label: str = _doc("What it is, in words, e.g. 'keras-nightly 3.16.0.dev2026102704, development build'.",
+                      default="")
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """One sweep definition."""
 
@@ -280,6 +302,7 @@ class BenchConfig:
     threads: ThreadSettings = ThreadSettings()
     faults: FaultSettings = FaultSettings()
     cluster: ClusterSettings = ClusterSettings()
+    environments: Mapping[str, EnvironmentSettings] = field(default_factory=dict)
     path: str = ""
     sha256: str = ""
 
@@ -359,6 +382,14 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     if cluster.port_base > 65535:
         raise ConfigError(f"{where}: [cluster] port_base must be a TCP port (1-65535), got {cluster.port_base}")
 
+    environments = _parse_environments(_table(raw, "environments", where), where)
+    for axes in (train, *train.add):
+        for env in axes.environment:
+            if env != DEFAULT_ENVIRONMENT and env not in environments:
+                defined = ", ".join([DEFAULT_ENVIRONMENT, *environments])
+                raise ConfigError(f"{where}: [train] environment: unknown environment {env!r}; define "
+                                  f"[environments.{env}] with pythonpath = \"DIR\", or choose from {defined}")
+
     if data.source not in DATA_SOURCES:
         raise ConfigError(f"{where}: [data] source: unknown value {data.source!r}; choose from {', '.join(DATA_SOURCES)}")
     if data.source == "npz" and not data.path:
@@ -386,6 +417,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
         threads=threads,
         faults=faults,
         cluster=cluster,
+        environments=environments,
         path=source,
         sha256=sha256,
     )
@@ -413,7 +445,9 @@ def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str, section: 
 
 
 _AXES = ("backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution", "workers",
-         "keras")
+         "keras", "environment")
+# An environment's name goes into case ids and log file names.
+_ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _parse_train(raw: Mapping[str, Any], where: str) -> TrainAxes:
@@ -465,6 +499,7 @@ def _parse_axes(raw: Mapping[str, Any], where: str, label: str, allow_add: bool)
                                       f"{label}.steps_per_execution", where),
         workers=_int_axis(raw.get("workers", list(defaults.workers)), f"{label}.workers", where),
         keras=_str_axis(raw.get("keras", list(defaults.keras)), f"{label}.keras", KERAS_FLAVOURS, where),
+        environment=_name_axis(raw.get("environment", list(defaults.environment)), f"{label}.environment", where),
         exclude=tuple(
             {k: (_jit_value(v, f"{label}.exclude.jit_compile", where) if k == "jit_compile" else v) for k, v in rule.items()}
             for rule in exclude
@@ -500,6 +535,32 @@ def resolve_threads(settings: ThreadSettings, gpus_visible: bool) -> dict[str, A
     resolved["source"] = ("config" if not auto else
                           f"auto ({'a GPU is visible: framework default' if gpus_visible else 'no GPU: 1 thread'})")
     return resolved
+def _name_axis(value: Any, label: str, where: str) -> tuple[str, ...]:
+    items = _list(value, label, where)
+    for item in items:
+        if not isinstance(item, str) or not _ENVIRONMENT_NAME.match(item):
+            raise ConfigError(f"{where}: {label} values are environment names (letters, digits, _ . -), got {item!r}")
+    return tuple(items)
+
+
+def _parse_environments(raw: Mapping[str, Any], where: str) -> dict[str, EnvironmentSettings]:
+    """``[environments.<name>]`` tables; whether each folder exists and imports Keras is checked by ``bench run``
+    before the sweep (bench.environment.keras_envs), not here: a results file read on another machine keeps
+    its config."""
+    found: dict[str, EnvironmentSettings] = {}
+    for name, table in raw.items():
+        label = f"environments.{name}"
+        if not _ENVIRONMENT_NAME.match(name) or name == DEFAULT_ENVIRONMENT:
+            raise ConfigError(f"{where}: [{label}]: an environment name is letters, digits, _ . - and not "
+                              f"{DEFAULT_ENVIRONMENT!r} (the tool's own Python)")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: [{label}] must be a table with pythonpath = \"DIR\"")
+        settings = _parse_simple(EnvironmentSettings, table, where, label)
+        if not settings.pythonpath.strip():
+            raise ConfigError(f"{where}: [{label}] needs pythonpath = \"DIR\" (the folder put first on the "
+                              "worker's PYTHONPATH)")
+        found[name] = settings
+    return found
 
 
 def _parse_cpu_predict(raw: Mapping[str, Any], where: str) -> CpuPredictSettings:

@@ -198,12 +198,14 @@ def test_merge_keeps_every_round_and_says_which_process_it_came_from():
         draft = base_record("train", B, {"backend": "tensorflow", "gpus": 1, "global_batch": 256,
                                          "precision": "float32", "jit_compile": False}, "synthetic", clock)
         draft["metrics"].update(steps_per_round=10, samples_per_round=2560, round_s=rounds, units_per_round=10,
+                                round_host_cpu_s=[r / 2 for r in rounds],
                                 process={"pass_index": p, "pid": 10 + p, "position": 0, "started_unix": 1.0 + p},
                                 machine={"others_cpu_share": 0.5 * p, "steal_share": 0.0})
         records.append(finish(draft, clock))
     (merged,) = merge_passes(records)
     m = merged.to_dict()["metrics"]
     assert m["round_s"] == [0.1, 0.1, 0.2, 0.2] and m["round_pass"] == [0, 0, 1, 1]
+    assert m["round_host_cpu_s"] == [0.05, 0.05, 0.1, 0.1]
     assert [e["pid"] for e in m["processes"]] == [10, 11] and "process" not in m
     assert m["processes"][1]["machine"]["others_cpu_share"] == 0.5
     assert m["samples_per_second"]["median"] == pytest.approx((25_600 + 12_800) / 2)

@@ -976,3 +976,32 @@ def test_environment_section_shows_what_each_framework_saw(tmp_path):
     assert "not ready" in env and "install tensorflow[and-cuda]" in env
     assert "--set measure.rounds=3" in env and "-k &#39;gpus=1&#39;: 4 of 9 cases" in env
     assert "frameworks" not in [row.split("<")[0] for row in env.split('<th scope="row">')[1:]]  # not a JSON blob
+
+
+def test_keras_versions_section_presents_the_stored_rows_side_by_side(tmp_path, pages):
+    _, page = pages["cpu_only"]
+    assert NOT_MEASURED in page.text("r1-keras-versions").lower()  # one environment: nothing side by side
+    from bench.analyze.current import with_current_derived
+
+    doc, _ = with_current_derived(document("cpu_only"))  # a current derived block, shown as stored
+    common = {"backend": "jax", "global_batch": 16, "precision": "float32", "jit_compile": True, "input": "device",
+              "steps_per_execution": 32, "status": "ok", "host_share": 0.1, "wall_vs_default": 0.5,
+              "native_case_id": "native/jax/batch=16/float32/step", "native_host_us_per_step": 55.0,
+              "native_wall_us_per_step": 300.0, "device_case_id": "native/jax/batch=16/float32/epoch_scan",
+              "device_us_per_step": 250.0}
+    doc["derived"]["keras_environments"] = [
+        {**common, "environment": "default", "keras_version": "3.15.1", "development": False, "case_id": "a",
+         "samples_per_second": 1000.0, "host_us_per_step": 147.0, "wall_us_per_step": 400.0, "host_vs_default": 1.0,
+         "sentence": None},
+        {**common, "environment": "nightly", "keras_version": "3.16.0.dev1", "development": True, "case_id": "b",
+         "samples_per_second": 2000.0, "host_us_per_step": 33.0, "wall_us_per_step": 200.0,
+         "host_vs_default": 33 / 147, "sentence": "the stored sentence"},
+    ]
+    path = tmp_path / "two-keras.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    two = Page(build_report([path], tmp_path / "two.html", generated_utc=GENERATED).read_text(encoding="utf-8"))
+    rows = two.table("r1-keras-versions-table")
+    assert [(r["environment"], r["Keras"], r["host CPU µs/step"], r["wall µs/step"]) for r in rows] == [
+        ("default", "3.15.1", "147", "400"), ("nightly", "3.16.0.dev1 (development build)", "33", "200")]
+    assert rows[1]["device µs/step (native epoch_scan)"] == "250" and rows[1]["native step loop: host µs/step"] == "55"
+    assert "the stored sentence" in two.text("r1-keras-versions")

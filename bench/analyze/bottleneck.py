@@ -14,12 +14,24 @@ jit_compile value measured there:
 - ``spe_gain``: within the best case's input and jit_compile, the best steps_per_execution > 1 / spe = 1 —
   how much per-call work (callbacks, and on TensorFlow the dispatches themselves) costs.
 
-The bottleneck, in this order (thresholds below): Keras near the native loop with the GPU busy (or no
-GPU sampled) → **the device**; near the native loop with the GPU idle → **per-step dispatch** (the native
-loop waits on the host too); device input much faster than host input → **the host input path**;
-steps_per_execution helps → **per-step dispatch**; GPU busy though Keras is far from native → **the
-device** (Keras' step does more device work); otherwise the gap that remains with the data already on
-the device → **per-step dispatch**. Each sentence quotes the numbers it rests on.
+- ``host_us_per_step`` / ``wall_us_per_step`` / ``host_share``: the best case's host CPU per step (its fit
+  thread's ``time.thread_time``, :mod:`bench.analyze.host_cost`) beside its wall time per step, and
+  ``device_us_per_step``: the JAX ``epoch_scan`` native loop's wall time per step at the same batch and
+  precision (one dispatch per round: the device's own cost of a step).
+
+The bottleneck, in this order (thresholds below): Keras near the native loop with the GPU busy (or, with no
+GPU sampled, a fit thread that waits) → **the device**; the fit thread busy for at least ``HOST_BOUND`` of
+the wall step → **the host (Python and dispatch)**, measured, on any machine; near the native loop with the
+GPU idle → **per-step dispatch** (the native loop waits on the host too); device input much faster than
+host input → **the host input path**; steps_per_execution helps → **per-step dispatch**; GPU busy though
+Keras is far from native → **the device** (Keras' step does more device work); with no GPU sampled and a fit
+thread busy less than ``HOST_WAITS`` of the step → **the device** (the gap is compute, not dispatch);
+otherwise the gap that remains with the data already on the device → **per-step dispatch**. Where both are known, every sentence
+then compares the host's µs per step with the device's and says which is larger. Each sentence quotes the
+numbers it rests on.
+
+Rows are per [train] environment too (another Keras beside this one, :mod:`bench.analyze.host_cost`): the
+best configuration is chosen within one Keras, never across two.
 
 The report's headline lines come from :func:`best_configurations` and :func:`mixed_precision_speedups`:
 both pick the best configuration over the input path (and spe, jit_compile) and name it.
@@ -31,6 +43,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bench.analyze.host_cost import DEFAULT_ENVIRONMENT, environment, keras_label, native_per_step, per_step
 from bench.analyze.paired import best_comparisons, case_value, paired
 
 HOST_INPUTS = ("numpy", "numpy_uint8", "tf_data", "tf_data_prefetch")
@@ -38,6 +51,11 @@ NEAR_NATIVE = 0.8  # Keras within 20 % of the hand-written loop
 BUSY_PCT = 70.0  # NVML kernel-busy share above which the GPU, not the host, sets the pace
 INPUT_GAIN = 1.2  # device input this much faster than host input: the host input path costs
 SPE_GAIN = 1.1  # steps_per_execution this much faster: per-call work costs
+# The fit thread busy this share of the wall step: it hardly ever waits, so its own Python and dispatch work
+# set the pace (thread CPU time is not wall time: a share this high leaves no room for waiting on a device).
+HOST_BOUND = 0.9
+HOST = "host (Python and dispatch)"
+HOST_WAITS = 0.5  # a fit thread busy less than this share of the step mostly waits: its dispatch is not the gap
 
 Case = Mapping[str, Any]
 
@@ -116,18 +134,19 @@ def rate(value: float) -> str:
 
 
 def where_the_time_goes(cases: Iterable[Case]) -> list[dict[str, Any]]:
-    """One row per one-GPU (backend, global_batch, precision) cell with an ``ok`` train case."""
+    """One row per one-GPU (backend, global_batch, precision, environment) cell with an ``ok`` train case."""
     cases = list(cases)
     natives = _natives(cases)
-    cells: dict[tuple[str, int, str], list[Case]] = {}
+    envs = {name: i for i, name in enumerate(dict.fromkeys(environment(c) for c in cases))}
+    cells: dict[tuple[str, int, str, str], list[Case]] = {}
     for case in _ok_train(cases):
         p = case["params"]
-        cells.setdefault((p["backend"], p["global_batch"], p["precision"]), []).append(case)
+        cells.setdefault((p["backend"], p["global_batch"], p["precision"], environment(case)), []).append(case)
     rows = []
-    for key in sorted(cells, key=lambda k: (k[0], k[1], k[2])):
+    for key in sorted(cells, key=lambda k: (k[0], k[1], k[2], envs[k[3]])):
         group = cells[key]
         best = _best(group)
-        native = natives.get(key)
+        native = natives.get(key[:3])
         best_sps, native_sps = median_sps(best), median_sps(native)
         by_input = {}
         for value in dict.fromkeys(_input(c) for c in group):
@@ -158,6 +177,9 @@ def where_the_time_goes(cases: Iterable[Case]) -> list[dict[str, Any]]:
             **_interval("native_ratio", best, native),
             **_interval("device_input_gain", device, host),
             **_interval("spe_gain", spe_many, spe_one),
+            "environment": key[3], "keras_version": (best.get("metrics") or {}).get("keras_version"),
+            **per_step(best),
+            **{k: v for k, v in native_per_step(cases, *key[:3]).items() if k != "native_case_id"},
         }
         row["bottleneck"], row["sentence"] = _verdict(row)
         rows.append(row)
@@ -183,19 +205,45 @@ def _busy(util: float | None) -> str:
     return f"GPU busy {util:.0f} %" if util is not None else "no GPU sampled"
 
 
+def _host_text(row: Mapping[str, Any]) -> str:
+    """``; host CPU 147 µs per step against the device's 20 µs (native epoch_scan): the host's is larger``."""
+    host, device = row.get("host_us_per_step"), row.get("device_us_per_step")
+    if host is None or device is None:
+        return ""
+    larger = "the host's is larger" if host > device else "the device's is larger"
+    return f"; host CPU {host:,.0f} µs per step against the device's {device:,.0f} µs (native epoch_scan): {larger}"
+
+
 def _verdict(row: Mapping[str, Any]) -> tuple[str | None, str]:
     ratio, util = row["native_ratio"], row["utilization_pct"]
     gain, spe_gain = row["device_input_gain"], row["spe_gain"]
+    share, host, wall = row.get("host_share"), row.get("host_us_per_step"), row.get("wall_us_per_step")
+    host_bound = share is not None and share >= HOST_BOUND
+    env = row.get("environment") or DEFAULT_ENVIRONMENT
     where = f"{row['backend']}, batch {row['global_batch']}, {row['precision']}"
+    if env != DEFAULT_ENVIRONMENT:
+        where += f", environment {env} ({keras_label(row.get('keras_version'))})"
     best = f"the best Keras configuration ({row['best_config']}) runs {rate(row['best_samples_per_second'])}"
     vs = f", native ratio {_with_interval(ratio, row, 'native_ratio')}" if ratio is not None else ""
     best_text = f"{best}{vs}, {_busy(util)}"
-    input_text = (f"; device-resident input runs {_with_interval(gain, row, 'device_input_gain')} the best host-fed "
-                  f"input ({row['host_input_best']})" if gain is not None else "")
+    gain_text = (f"; device-resident input runs {_with_interval(gain, row, 'device_input_gain')} the best host-fed "
+                 f"input ({row['host_input_best']})" if gain is not None else "")
     spe_text = (f"; steps_per_execution {row['spe_best']} runs {_with_interval(spe_gain, row, 'spe_gain')} "
                 "steps_per_execution 1" if spe_gain is not None else "")
-    if ratio is not None and ratio >= NEAR_NATIVE and (util is None or util >= BUSY_PCT):
+    # Every sentence but the host's own carries the host-vs-device comparison where both are known.
+    input_text = gain_text + _host_text(row)
+    if ratio is not None and ratio >= NEAR_NATIVE and ((util is not None and util >= BUSY_PCT)
+                                                       or (util is None and not host_bound)):
         return "device", f"{where}: the device — {best_text}{input_text}{spe_text}."
+    if host_bound:
+        device = row.get("device_us_per_step")
+        versus = (f"; the device needs {device:,.0f} µs per step (native epoch_scan), so the host's is the larger"
+                  if device is not None and host > device else
+                  f"; the device needs {device:,.0f} µs per step (native epoch_scan), more than the host"
+                  if device is not None else "")
+        return HOST, (f"{where}: the host (Python and dispatch) — the fit thread spends {host:,.0f} µs of CPU per "
+                      f"step, {100 * share:.0f} % of the {wall:,.0f} µs wall step, so it hardly ever waits for the "
+                      f"device{versus}; {best_text}{gain_text}{spe_text}.")
     if ratio is not None and ratio >= NEAR_NATIVE:
         native_util = row["native_utilization_pct"]
         return "per-step dispatch", (f"{where}: per-step dispatch — {best_text}: Keras is close to the native loop, "
@@ -211,6 +259,11 @@ def _verdict(row: Mapping[str, Any]) -> tuple[str | None, str]:
     if util is not None and util >= BUSY_PCT:
         return "device", (f"{where}: the device — {best_text}: the GPU is busy, so Keras' step does more device "
                           f"work than the native loop's{input_text}{spe_text}.")
+    if ratio is not None and util is None and share is not None and share < HOST_WAITS:
+        # No GPU sampled (a CPU box): a fit thread that waits most of the step is not what holds Keras back.
+        return "device", (f"{where}: the device — {best_text}: the fit thread is busy only {100 * share:.0f} % of "
+                          f"the {wall:,.0f} µs wall step, so the gap to the native loop is compute in Keras' step, "
+                          f"not its dispatch{input_text}{spe_text}.")
     if ratio is not None:
         tried = "neither device input nor steps_per_execution closes the gap" if (gain or spe_gain) else \
             "measure input = device and steps_per_execution > 1 to tell the host input path from dispatch"
@@ -326,8 +379,10 @@ def _speedup_cell(row: Mapping[str, Any]) -> str:
 def derive_tables(cases: Iterable[Case]) -> dict[str, Any]:
     """What a run document's ``derived`` block stores for the "where the time goes" section."""
     cases = list(cases)
-    mixed = mixed_precision_speedups(cases)
+    # The headlines are about the Keras the tool runs in; another environment's rows are where_the_time_goes'.
+    default = [c for c in cases if environment(c) == DEFAULT_ENVIRONMENT]
+    mixed = mixed_precision_speedups(default)
     return {"where_the_time_goes": where_the_time_goes(cases),
-            "best_configurations": best_configurations(cases),
+            "best_configurations": best_configurations(default),
             "mixed_precision_speedups": mixed,
             "mixed_precision_summary": mixed_precision_summary(mixed)}

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bench.analyze import paired
+from bench.analyze import host_cost, paired
 from bench.analyze.passes import merge_passes
 from bench.analyze.stats import summarize
 from bench.store.schema import CaseRecord
@@ -110,8 +110,9 @@ def derive_run(suites: Sequence[str], cases: list[CaseRecord],
     """A run's cross-case results (``finalize_run``'s ``derive``): new train records with Keras/native
     ratios, where the time goes (bench.analyze.bottleneck), the CPU-prediction ranking table, the
     multi-worker scaling (bench.analyze.scaling); first, each case's per-process records folded into one
-    (bench.analyze.passes); then the per-case spread, every paired comparison with its interval and the
-    machine's speed during the run (bench.analyze.paired); last everything the report and the terminal show
+    (bench.analyze.passes); then the per-case spread with host and wall time per step, every paired comparison
+    with its interval and the machine's speed during the run (bench.analyze.paired, bench.analyze.host_cost),
+    the Keras environments side by side; last everything the report and the terminal show
     (bench.analyze.run_tables: the first screen, the summary table, findings, known limitations, MFU).
     ``header``: the run's header (environment, data, run_id) as plain data."""
     derived: dict[str, Any] = {}
@@ -126,6 +127,12 @@ def derive_run(suites: Sequence[str], cases: list[CaseRecord],
         # Files from before the workers and keras axes have them null: one process, Keras 3.
         derived.update(derive_tables([c.to_dict() for c in cases if (getattr(c.params, "workers", 1) or 1) == 1
                                       and (getattr(c.params, "keras", "keras3") or "keras3") == "keras3"]))
+    if "train" in suites or "native" in suites:
+        from bench.analyze.host_cost import keras_environments
+
+        compared = keras_environments([c.to_dict() for c in cases])
+        if compared:
+            derived["keras_environments"] = compared
     if "cpu_predict" in suites:
         derived["cpu_predict_ranking"] = ranking(case.to_dict() for case in cases)
     if any(c.suite == "train" and (getattr(c.params, "workers", 1) or 1) > 1 for c in cases):
@@ -134,7 +141,7 @@ def derive_run(suites: Sequence[str], cases: list[CaseRecord],
         derived["worker_scaling"] = worker_scaling([case.to_dict() for case in cases])
     if any(c.suite in ("train", "native") for c in cases):
         plain = [c.to_dict() for c in cases if (getattr(c.params, "workers", 1) or 1) == 1]
-        derived["case_stats"] = paired.case_stats(plain)
+        derived["case_stats"] = host_cost.with_host_cost(paired.case_stats(plain), plain)
         derived["comparisons"] = paired.comparisons(plain)
         derived["machine_speed"] = paired.machine_speed(plain, derived["case_stats"])
         cases = paired.flag_machine(cases, derived["machine_speed"])

@@ -34,6 +34,7 @@ TRAIN_COLUMNS = (
     "stand_in_device", "gpu_metrics_unreliable", "devices.simulated", "devices.kind", "data_source",
     *OVERHEAD_COLUMNS, "native_ratio", "native_case_id", "native_ratio_ceiling", "native_ceiling_case_id",
     "samples_per_round", "round_s", "workers", "keras", "per_worker_batch", "per_worker", "keras_version",
+    "environment",
     "local_cluster", "cluster_failure.worker", "input", "steps_per_execution",
 )
 CPU_PREDICT_COLUMNS = (
@@ -101,10 +102,12 @@ def _blank(value: Any) -> bool:
 
 
 def split_train(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one-process Keras 3 cases, the others): cases from before the workers and keras axes are the first."""
+    """(one-process Keras 3 cases in the tool's own Python, the others): cases from before the workers, keras and
+    environment axes are the first; another [train] environment's Keras is drawn apart (its own section)."""
     workers = frame["workers"].map(lambda v: 1 if _blank(v) else v)
     keras = frame["keras"].map(lambda v: v if isinstance(v, str) else "keras3")
-    extra = (workers != 1) | (keras != "keras3")
+    environment = frame["environment"].map(lambda v: v if isinstance(v, str) else "default")
+    extra = (workers != 1) | (keras != "keras3") | (environment != "default")
     return frame[~extra].reset_index(drop=True), frame[extra].reset_index(drop=True)
 
 

@@ -336,9 +336,12 @@ def native_comparisons(cases: Iterable[Case], normalize: bool = NORMALIZE_BY_CON
 
 
 def best_comparisons(cases: Iterable[Case], normalize: bool = NORMALIZE_BY_CONTROL) -> list[dict[str, Any]]:
-    """Per backend, the fastest case against the runner-up: "best" only when the interval excludes 1."""
+    """Per backend, the fastest case against the runner-up: "best" only when the interval excludes 1. Cases of
+    the tool's own Keras only (environment "default"): another Keras is compared, not crowned."""
     by_backend: dict[str, list[Case]] = {}
     for case in _train_ok(cases):
+        if _param(case, "environment") != "default" or _param(case, "keras") != "keras3":
+            continue
         by_backend.setdefault(_param(case, "backend"), []).append(case)
     rows = []
     for backend, group in by_backend.items():

@@ -2,8 +2,8 @@
 
 Each train and native case is measured in several worker processes (bench.run.plan.schedule); the case log
 holds one record per (case, pass). This folds them into one record per case, in pass order, keeping every
-raw sample: the rounds of all processes (``round_s``, with ``round_pass`` and ``round_start_unix`` beside
-them), every control round (``control.round_pass``), and one ``processes`` entry per process with what was
+raw sample: the rounds of all processes (``round_s``, with ``round_pass``, ``round_start_unix`` and the host
+thread's CPU seconds ``round_host_cpu_s`` beside them), every control round (``control.round_pass``), and one ``processes`` entry per process with what was
 that process's own (its pid, position, outcome, compile time, threads, machine share, NVML busy %). The
 summaries (``samples_per_second``, ``step_time_s``) are recomputed over all rounds; the statistics that
 count processes as samples are :mod:`bench.analyze.paired`'s.
@@ -56,6 +56,7 @@ def merge_case(records: Sequence[CaseRecord]) -> CaseRecord:
     round_s: list[float] = []
     round_pass: list[int] = []
     starts: list[float] = []
+    host: list[float | None] = []
     harness = wall = 0.0
     for record in ok:
         m = record.metrics
@@ -63,6 +64,8 @@ def merge_case(records: Sequence[CaseRecord]) -> CaseRecord:
         round_s += rounds
         round_pass += [_pass(record) or 0] * len(rounds)
         starts += list(m.round_start_unix or [None] * len(rounds))  # type: ignore[list-item]
+        own_host = list(getattr(m, "round_host_cpu_s", None) or [])
+        host += own_host if len(own_host) == len(rounds) else [None] * len(rounds)
         if m.timing_check is not None:
             harness += m.timing_check.harness_s
             wall += m.timing_check.wall_s
@@ -75,10 +78,11 @@ def merge_case(records: Sequence[CaseRecord]) -> CaseRecord:
                    final_loss=last.get("final_loss"))
     if "final_accuracy" in last:
         metrics["final_accuracy"] = last["final_accuracy"]
-    if all(s is not None for s in starts):
-        metrics["round_start_unix"] = starts
-    else:
-        metrics.pop("round_start_unix", None)
+    for key, values in (("round_start_unix", starts), ("round_host_cpu_s", host)):
+        if values and all(v is not None for v in values):
+            metrics[key] = values
+        else:
+            metrics.pop(key, None)
     if samples and steps and _same_rounds(ok):
         metrics["samples_per_second"] = summarize([samples / s for s in round_s])
         metrics["step_time_s"] = summarize([s / steps for s in round_s])

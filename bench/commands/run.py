@@ -109,6 +109,7 @@ def _start(args: argparse.Namespace, plan: _Plan) -> tuple[CaseLog, dict[str, An
     results_dir = _writable_dir(Path(args.results_dir))
     run_id = _run_id(plan.config)
     # Before the data (which may be downloaded): a refused run should cost nothing more.
+    keras_environments = _check_environments(plan.config, plan.planned)
     frameworks, findings, plan.unavailable = _check_setup(plan.config, plan.planned)
     spec = data_mod.resolve(plan.config.data, plan.config.measure.seed)
     if spec.synthetic and "converge" in plan.config.suites:
@@ -124,7 +125,8 @@ def _start(args: argparse.Namespace, plan: _Plan) -> tuple[CaseLog, dict[str, An
         print(f"skipped: {count} {name} case(s): {reason}", file=sys.stderr)
     print(f"setup: {frameworks['verdict']['line']} (frameworks probed in {frameworks['probe']['wall_s']:.1f} s)",
           flush=True)
-    header = _header(plan.config, data, run_id, frameworks, plan.selection, _threads(plan.config))
+    header = _header(plan.config, data, run_id, frameworks, plan.selection, _threads(plan.config),
+                     keras_environments)
     return CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header), data, run_id, results_dir
 
 
@@ -256,6 +258,20 @@ def _not_installed(planned: list[Any], frameworks: dict[str, Any], inventory: di
     return found
 
 
+def _check_environments(config: BenchConfig, planned: list[Any]) -> list[dict[str, Any]] | None:
+    """Every [environments] entry the planned cases use: its folder exists and Keras imports there (else one
+    line, exit 2); what each resolved to is printed and kept for the header."""
+    from bench.environment.keras_envs import notes, resolve
+
+    resolved = resolve(config, planned)
+    for env in resolved or []:
+        version = "" if env["keras_version"] in env["label"] else f" (Keras {env['keras_version']})"
+        print(f"environment {env['name']}: {env['label']}{version}", flush=True)
+    for line in notes(resolved):
+        print(f"note: {line}", file=sys.stderr)
+    return resolved
+
+
 def _cluster_member(config: BenchConfig):
     """This task's place in a scheduler's cluster (TF_CONFIG, KERAS_DISTRIBUTION_*, srun), or None; its own
     port is checked here, so a clash is one line before the sweep (bench.run.cluster)."""
@@ -309,12 +325,15 @@ def _threads(config: BenchConfig) -> dict[str, Any]:
 
 
 def _header(config: BenchConfig, data: dict[str, Any], run_id: str, frameworks: dict[str, Any],
-            selection: dict[str, Any], threads: dict[str, Any]) -> RunHeader:
+            selection: dict[str, Any], threads: dict[str, Any],
+            keras_environments: list[dict[str, Any]] | None = None) -> RunHeader:
     from bench.environment.fingerprint import fingerprint
 
     environment = fingerprint(config.sha256, config.measure.seed)
     environment["frameworks"] = frameworks
     environment["threads"] = threads
+    if keras_environments is not None:
+        environment["keras_environments"] = keras_environments
     return RunHeader.model_validate({
         "kind": RUN_KIND,
         "schema_version": SCHEMA_VERSION,

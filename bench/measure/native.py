@@ -115,11 +115,15 @@ class _NativeRounds:
         return self.clock() - t0
 
     @contextlib.contextmanager
-    def rounds(self, units: int, count: int) -> Iterator[Callable[[], None]]:
-        def one_round() -> None:
+    def rounds(self, units: int, count: int) -> Iterator[Callable[[], float | None]]:
+        def one_round() -> float | None:
+            # The loop runs in this (the timing) thread: its CPU time is the host's cost of the round.
+            cpu0 = time.thread_time()
             self.last_loss = self.runner.run(units)
+            host_cpu_s = time.thread_time() - cpu0
             if not math.isfinite(self.last_loss):
                 raise NonFiniteLoss(f"non-finite loss {self.last_loss} during timed rounds")
+            return host_cpu_s
 
         yield one_round
 

@@ -20,6 +20,12 @@ each epoch (see :mod:`bench.measure.inputs`). The protocol, in order:
    (``round_start_unix``) so rounds of different processes can be laid out in time.
 5. **Unmonitored rounds, second half.**
 
+A round callable may return the CPU seconds its host thread spent in the round (``time.thread_time()`` read
+in the thread that drives the work: the thread running ``fit``, or the native loop's timing thread); the
+protocol keeps those of the timed rounds, parallel to ``round_s`` (``round_host_cpu_s``). Thread CPU time
+counts only what that one thread executed — Python, the dispatch of compiled steps, Keras' per-step bookkeeping —
+not the time it waited for the device, so beside the wall time it says who set the pace.
+
 Every clock is injected, so the protocol is tested with a fake clock and a fake benchmark, no framework.
 A round must end only when the device has finished its work (the suites read a loss back as a Python
 float), otherwise no clock here means anything.
@@ -51,9 +57,10 @@ class RoundSource(Protocol):
     def trial(self, units: int) -> float:
         """Seconds that ``units`` units of work take, per-call set-up excluded."""
 
-    def rounds(self, units: int, count: int) -> AbstractContextManager[Callable[[], None]]:
-        """A context yielding a callable that runs one round of ``units`` units; it will be called
-        ``count`` times (warm-up, unmonitored and timed rounds together)."""
+    def rounds(self, units: int, count: int) -> AbstractContextManager[Callable[[], float | None]]:
+        """A context yielding a callable that runs one round of ``units`` units and returns its host thread's
+        CPU seconds (or None when it cannot tell); it will be called ``count`` times (warm-up, unmonitored and
+        timed rounds together)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,9 @@ class TimedRounds:
     calibration: tuple[Mapping[str, Any], ...] = field(default=())
     round_start_unix: tuple[float, ...] = field(default=())  # wall-clock start of each timed round
     machine: Mapping[str, Any] = field(default_factory=dict)  # bench.monitor.machine over the timed rounds
+    # CPU seconds of the thread driving each timed round (parallel to round_s); empty when the source
+    # could not tell for every round.
+    round_host_cpu_s: tuple[float, ...] = field(default=())
 
     @property
     def timing_check(self) -> dict[str, float | None]:
@@ -138,6 +148,7 @@ def measure_rounds(source: RoundSource, settings: RoundSettings, benchmark: Any,
     off_rounds = settings.rounds if settings.measure_overhead and not isinstance(monitor, UnavailableMonitor) else 0
     off_before = off_rounds // 2
     off_round_s: list[float] = []
+    host_cpu_s: list[float | None] = []
     with source.rounds(units, 1 + settings.rounds + off_rounds) as one_round:
 
         def unmonitored(n: int) -> None:
@@ -149,8 +160,9 @@ def measure_rounds(source: RoundSource, settings: RoundSettings, benchmark: Any,
         starts: list[float] = []
 
         def timed_round() -> None:
-            starts.append(unix_clock())  # one clock read inside the round: ~0.1 us against rounds of >= 0.1 s
-            one_round()
+            # One clock read and one call more inside the timed region: well under a microsecond a round.
+            starts.append(unix_clock())
+            host_cpu_s.append(one_round())
 
         one_round()  # warm-up at the calibrated length, untimed
         unmonitored(off_before)
@@ -160,8 +172,9 @@ def measure_rounds(source: RoundSource, settings: RoundSettings, benchmark: Any,
             wall_s = wall_clock() - wall0
         unmonitored(off_rounds - off_before)
     round_s = tuple(float(x) for x in benchmark.stats.stats.data)
+    host = tuple(float(x) for x in host_cpu_s if x is not None)
     return TimedRounds(units, round_s, wall_s, tuple(off_round_s), monitor.result(), tuple(trials),
-                       tuple(starts), machine.result())
+                       tuple(starts), machine.result(), host if len(host) == len(round_s) else ())
 
 
 def throughput_metrics(result: TimedRounds, samples_per_unit: int, steps_per_unit: int,
@@ -186,6 +199,8 @@ def throughput_metrics(result: TimedRounds, samples_per_unit: int, steps_per_uni
     }
     if result.machine:
         metrics["machine"] = dict(result.machine)
+    if result.round_host_cpu_s:
+        metrics["round_host_cpu_s"] = list(result.round_host_cpu_s)
     if result.off_round_s:
         on = metrics["samples_per_second"]["median"]
         off = summarize([samples / s for s in result.off_round_s])

@@ -64,8 +64,9 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
              clock: Callable[[], float], record: dict[str, Any], units: int | None = None) -> None:
     m = config.measure
     metrics = record["metrics"]
+    # Which Keras this worker imported: with [train] environment another one may shadow the tool's own.
     metrics.update(per_replica_batch=case.global_batch // placement.replicas, global_batch=case.global_batch,
-                   replicas=placement.replicas)
+                   replicas=placement.replicas, keras_version=flavour.version())
 
     fault = inject(case.case_id)
     if case.backend == "torch" and case.steps_per_execution > 1:

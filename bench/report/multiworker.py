@@ -114,7 +114,8 @@ KERAS2_TABLE = {
 
 def prepare(run: RunData, rid: str) -> dict[str, Any] | Missing:
     extra = run.train_extra
-    if extra.empty:
+    # Cases of another [train] environment are in train_extra too; the Keras versions section draws them.
+    if extra.empty or not ((extra["workers"].fillna(1) != 1) | (extra["keras"].fillna("keras3") != "keras3")).any():
         return Missing("no case with [train] workers > 1 or keras = 'tf_keras' in this run")
     scaling = _scaling_rows(run)
     frame = pd.DataFrame([{

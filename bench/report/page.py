@@ -57,7 +57,16 @@ import jinja2
 from bench import __version__
 from bench.analyze import text as words
 from bench.analyze.findings import NOT_MEASURED
-from bench.report import convergence, multiworker, overview, run_sections, side_by_side, tables, time_goes
+from bench.report import (
+    convergence,
+    keras_versions,
+    multiworker,
+    overview,
+    run_sections,
+    side_by_side,
+    tables,
+    time_goes,
+)
 from bench.report.checks import ReportWarning, run_warnings
 from bench.report.comparison import ComparisonView
 from bench.report.load import RunData, is_true
@@ -108,6 +117,8 @@ RUN_SECTIONS: tuple[Section, ...] = (
     Section("findings", "findings.html.j2", run_sections.findings, "Findings in detail", "Findings"),
     Section("train", "train.html.j2", run_sections.train, "Training throughput", "Training"),
     Section("time-goes", "time_goes.html.j2", time_goes.report_section, "Where the time goes", "Where the time goes"),
+    Section("keras-versions", "keras_versions.html.j2", keras_versions.report_section,
+            "Keras versions side by side: host cost per step", "Keras versions"),
     Section("multiworker", "multiworker.html.j2", multiworker.prepare, "Multi-worker training and Keras 2",
             "Multi-worker"),
     Section("native", "native.html.j2", run_sections.native, "Framework overhead: Keras vs a native loop",

@@ -207,7 +207,7 @@ def cases(run: RunData, rid: str) -> dict[str, Any]:
     if not run.train.empty:
         parts.append((f"Training cases ({len(run.train)})", tables.train_table(run, f"{rid}-train-cases")))
     if not run.train_extra.empty:
-        parts.append((f"Multi-worker and Keras 2 training cases ({len(run.train_extra)})",
+        parts.append((f"Multi-worker, Keras 2 and other-environment training cases ({len(run.train_extra)})",
                       tables.train_table(run, f"{rid}-train-extra-cases", run.train_extra)))
     if not run.native.empty:
         parts.append((f"Native-reference cases ({len(run.native)})", tables.native_cases_table(run, f"{rid}-native-cases")))

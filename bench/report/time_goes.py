@@ -73,12 +73,22 @@ def report_section(run: RunData, rid: str) -> dict[str, Any] | Missing:
     frame = pd.DataFrame(rows)
     frame["mfu_text"] = [f"{words.share(r['mfu'])} of {r['peak_kind']}" if r.get("mfu") is not None else
                          "unknown" for r in rows]
+    # Rows from before host cost per step and [train] environment lack those columns: left out, not blank.
+    optional = {
+        "environment": ("environment", tables.text),
+        "host CPU µs/step": ("host_us_per_step", tables.number(0)),
+        "wall µs/step": ("wall_us_per_step", tables.number(0)),
+        "device µs/step (native epoch_scan)": ("device_us_per_step", tables.number(0)),
+    }
+    present = {header: spec for header, spec in optional.items() if spec[0] in frame.columns}
     columns = {
         "backend": ("backend", tables.text),
         "global batch": ("global_batch", tables.number()),
         "precision": ("precision", tables.text),
+        **{h: spec for h, spec in present.items() if spec[0] == "environment"},
         "best Keras configuration": ("best_config", tables.text),
         "samples/s": ("best_samples_per_second", tables.rate),
+        **{h: spec for h, spec in present.items() if spec[0] != "environment"},
         "Keras / native": ("native_ratio", tables.ratio_pct),
         "GPU busy % (Keras)": ("utilization_pct", _pct),
         "GPU busy % (native)": ("native_utilization_pct", _pct),

@@ -18,11 +18,12 @@ after the passes.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from bench.cases import suite_cases
-from bench.config import BenchConfig
+from bench.config import DEFAULT_ENVIRONMENT, BenchConfig
 from bench.measure.worker_plan import framework_env
 
 
@@ -33,6 +34,7 @@ class PlannedCase:
     backend: str
     replicas: int
     params: dict[str, Any]
+    pythonpath: str | None = None  # the environment's folder, absolute (None: the default environment)
 
     @property
     def workers(self) -> int:
@@ -41,6 +43,10 @@ class PlannedCase:
     @property
     def keras(self) -> str:
         return str(self.params.get("keras", "keras3")) if self.suite == "train" else "keras3"
+
+    @property
+    def environment(self) -> str:
+        return str(self.params.get("environment", DEFAULT_ENVIRONMENT)) if self.suite == "train" else DEFAULT_ENVIRONMENT
 
 
 @dataclass(frozen=True)
@@ -53,10 +59,13 @@ class LayoutGroup:
     case_ids: tuple[str, ...]
     workers: int = 1  # > 1: each case is a cluster of that many processes (bench.run.launcher)
     keras: str = "keras3"  # one Keras per process (bench.measure.flavour)
+    environment: str = DEFAULT_ENVIRONMENT  # one Python environment per process ([environments])
+    pythonpath: str | None = None  # that environment's folder, first on the worker's PYTHONPATH
 
     @property
     def label(self) -> str:
         extra = (f"-{self.workers}workers" if self.workers > 1 else "") + (f"-{self.keras}" if self.keras != "keras3" else "")
+        extra += f"-env={self.environment}" if self.environment != DEFAULT_ENVIRONMENT else ""
         return f"{self.suite}-{self.backend}-{self.replicas}dev{extra}"
 
 
@@ -64,9 +73,18 @@ def plan_cases(config: BenchConfig) -> list[PlannedCase]:
     planned: list[PlannedCase] = []
     for suite in ("train", "cpu_predict", "native", "converge"):
         if suite in config.suites:
-            planned += [PlannedCase(suite, c.case_id, c.backend, _replicas(suite, c), c.params())
+            planned += [PlannedCase(suite, c.case_id, c.backend, _replicas(suite, c), c.params(),
+                                    environment_path(config, getattr(c, "environment", DEFAULT_ENVIRONMENT)))
                         for c in suite_cases(suite, config)]
     return planned
+
+
+def environment_path(config: BenchConfig, name: str) -> str | None:
+    """The absolute folder an environment puts first on PYTHONPATH (relative paths are taken from the directory
+    the command runs in), or None for the default environment."""
+    if name == DEFAULT_ENVIRONMENT:
+        return None
+    return os.path.abspath(os.path.expanduser(config.environments[name].pythonpath))
 
 
 def _replicas(suite: str, case: Any) -> int:
@@ -78,10 +96,11 @@ def _replicas(suite: str, case: Any) -> int:
 
 
 def group_layouts(cases: list[PlannedCase]) -> list[LayoutGroup]:
-    groups: dict[tuple[str, str, int, int, str], list[str]] = {}
+    groups: dict[tuple[str, str, int, int, str, str, str | None], list[str]] = {}
     for case in cases:
-        groups.setdefault((case.suite, case.backend, case.replicas, case.workers, case.keras), []).append(case.case_id)
-    return [LayoutGroup(s, b, r, tuple(ids), w, k) for (s, b, r, w, k), ids in groups.items()]
+        key = (case.suite, case.backend, case.replicas, case.workers, case.keras, case.environment, case.pythonpath)
+        groups.setdefault(key, []).append(case.case_id)
+    return [LayoutGroup(s, b, r, tuple(ids), w, k, e, path) for (s, b, r, w, k, e, path), ids in groups.items()]
 
 
 def worker_env(group: LayoutGroup, simulate: bool, base: dict[str, str] | None = None,
@@ -102,6 +121,9 @@ def worker_env(group: LayoutGroup, simulate: bool, base: dict[str, str] | None =
     if group.keras != "keras3":
         env[ENV_VAR] = group.keras
         env["TF_USE_LEGACY_KERAS"] = "1"  # tf.keras inside TensorFlow is then the same Keras 2
+    if group.pythonpath:
+        # First, so its packages (another Keras) shadow the same ones in the tool's own Python.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (group.pythonpath, env.get("PYTHONPATH", "")) if p)
     return env
 
 

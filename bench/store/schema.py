@@ -243,6 +243,9 @@ class TrainParams(Model):
                                                   "null before that axis: 1.")
     keras: Literal["keras3", "tf_keras"] | None = Field(None, description="Keras 3, or Keras 2 (tf_keras) on "
                                                                           "TensorFlow; null before that axis: keras3.")
+    environment: str | None = Field(None, description="The [environments] entry the worker ran in (its PYTHONPATH "
+                                                      "first): default = the tool's own Python; null before that "
+                                                      "axis: default.")
 
 
 class NativeParams(Model):
@@ -323,6 +326,9 @@ class TimedRoundsMetrics(Metrics):
     steps_per_round: int | None = Field(None, description="Calibrated so a round lasts at least min_round_s.")
     samples_per_round: int | None = Field(None, description="steps_per_round x global_batch.")
     round_s: list[float] | None = Field(None, description="Raw per-round durations (pytest-benchmark's timer).")
+    round_host_cpu_s: list[float] | None = Field(None, description="Parallel to round_s: CPU seconds of the thread "
+        "that drove each round (time.thread_time() read in it: the thread running fit, or the native loop's), "
+        "i.e. the host's Python and dispatch work, not its waits for the device; absent in older files.")
     samples_per_second: Summary | None = Field(None, description="Statistics of samples_per_round / round_s.")
     step_time_s: Summary | None = Field(None, description="Statistics of round_s / steps_per_round.")
     final_loss: float | None = Field(None, description="Loss of the last round (non-finite fails the case).")
@@ -383,6 +389,7 @@ class WorkerRounds(Model):
     pid: int | None = Field(None, description="Its process id.")
     devices: list[str] | None = Field(None, description="Its devices.")
     round_s: list[float] | None = Field(None, description="Its own round durations.")
+    round_host_cpu_s: list[float] | None = Field(None, description="Its fit thread's CPU seconds per round.")
     samples_per_round: int | None = Field(None, description="Its share: global / workers.")
     samples_per_second: Summary | None = Field(None, description="Statistics of its share over its rounds.")
     timing_check: TimingCheck | None = Field(None, description="Its harness timer against its monotonic clock.")
@@ -417,7 +424,8 @@ class TrainMetrics(TimedRoundsMetrics):
     injected_slowdown: InjectedSlowdown | None = Field(None, description="Only with [faults] slowdown.")
     workers: int | None = Field(None, description="Processes in the cluster (workers > 1).")
     per_worker_batch: int | None = Field(None, description="global_batch / workers.")
-    keras_version: str | None = Field(None, description="The Keras that trained (tf_keras' own for Keras 2).")
+    keras_version: str | None = Field(None, description="The Keras that trained (tf_keras' own for Keras 2); a "
+                                                        "development build's contains 'dev'.")
     cluster: ClusterInfo | None = Field(None, description="How the cluster was formed.")
     per_worker: list[WorkerRounds] | None = Field(None, description="One entry per worker.")
     cluster_failure: ClusterFailure | None = Field(None, description="What the sweep saw when the cluster failed.")
@@ -778,6 +786,19 @@ class Selection(Model):
     selected_cases: int = Field(description="Cases -k kept.")
 
 
+class KerasEnvironment(Model):
+    """One Python environment train cases ran in (``[environments.<name>]``, ``bench.environment.keras_envs``)."""
+
+    name: str = Field(description="Its name in [train] environment; default = the Python the tool runs in.")
+    label: str = Field(description="What it is, in words (from the config).")
+    pythonpath: str | None = Field(description="As the config gives it (null for default).")
+    pythonpath_resolved: str | None = Field(description="The absolute folder put first on the workers' "
+                                                        "PYTHONPATH (null for default).")
+    keras_version: str = Field(description="keras.__version__ imported there by the parent's probe.")
+    development: bool = Field(description="True when that version is a development build (contains 'dev').")
+    keras_path: str | None = Field(None, description="Where that keras package was imported from.")
+
+
 class Environment(Model):
     """The machine fingerprint (``bench.environment.fingerprint``), gathered without importing a framework."""
 
@@ -803,6 +824,9 @@ class Environment(Model):
     threads: dict[str, Any] | None = Field(None, description="[threads] as resolved for this run "
                                                              "(bench.config.resolve_threads): intra_op, inter_op "
                                                              "(0 = the framework's default), source.")
+    keras_environments: list[KerasEnvironment] | None = Field(None, description="The [environments] the run's "
+        "train cases used, resolved and probed by the parent before the sweep; absent when every case ran in "
+        "the default one.")
 
 
 class DataInfo(Model):
@@ -884,6 +908,9 @@ class Derived(Model):
     overview: dict[str, Any] | None = Field(None, description="The first screen: title, category and one line per "
         "question (ready, scope, best, axes, time, cpu_predict, regression) and the drift line "
         "(bench.analyze.overview).")
+    keras_environments: list[dict[str, Any]] | None = Field(None, description="Per one-GPU train cell measured in "
+        "several [environments]: each Keras' host and wall time per step beside the native loop's "
+        "(bench.analyze.host_cost; fields in docs/results.md).")
 
 
 class RunHeader(Model):
