@@ -19,7 +19,9 @@ MAX_FILES, MAX_BYTES, MAX_DEPTH = 8, 16 * 1024 * 1024, 3  # the device tool's li
 NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 VERDICT_HEADER = "=== verdict"
 # What scripts/gpu_summary.py prints: nothing else may follow the verdict's header.
-VERDICT_LINE = re.compile(r"^(run \S+: data |\w+ batch +\d+ |bottleneck: |profile: )")
+# A batch line names the backend and, since another Keras can run beside the tool's, that line's Keras.
+BATCH_LINE = r"^\w+ (Keras \S+ )?batch +\d+ "
+VERDICT_LINE = re.compile(rf"^(run \S+: data |{BATCH_LINE[1:]}|bottleneck: |profile: )")
 
 
 def check_out(out: Path) -> tuple[list[str], list[Path]]:
@@ -64,7 +66,7 @@ def check_verdict(console: str) -> list[str]:
         return ["the console has no verdict (=== verdict ...): the script ended before it"]
     after = [line for line in lines[headers[-1] + 1:] if line.strip()]
     problems = [f"printed after the verdict: {line!r}" for line in after if not VERDICT_LINE.match(line)]
-    if not any(re.match(r"^\w+ batch +\d+ ", line) for line in after):
+    if not any(re.match(BATCH_LINE, line) for line in after):
         problems.append("the verdict names no batch (no row of where_the_time_goes for the batches asked)")
     return problems
 
