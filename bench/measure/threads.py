@@ -6,6 +6,13 @@ the project's 2-core box, as each process's threads happened to land; with one i
 thread the processes agreed within 2-8 % at about the same throughput (README, "Noise at its source").
 ``[threads]`` in the config (bench.config.ThreadSettings), resolved once per run by
 :func:`bench.config.resolve_threads`; 0 keeps the framework's own default.
+
+JAX has no such setting: XLA's CPU client sizes its pool from the cores. The recipe found in old JAX issues
+(``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``) was measured here with
+jaxlib 0.10.2: the first flag changed nothing (a 2048x2048 matmul loop used 1.95 CPU-seconds per second
+either way), and the second, not being a ``--`` flag, ends XLA's flag parsing, so a
+``--xla_force_host_platform_device_count`` after it is silently dropped (one host device instead of two).
+JAX workers are therefore recorded with their default pools (``"settable": False``).
 """
 
 from __future__ import annotations
@@ -52,7 +59,5 @@ def read_threads(backend: str) -> dict[str, Any] | None:
 
         return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
     if backend == "jax":
-        flags = os.environ.get("XLA_FLAGS", "")
-        one = "intra_op_parallelism_threads=1" in flags
-        return {"intra_op": 1 if one else 0, "inter_op": 0, "xla_flags": flags}
+        return {"intra_op": 0, "inter_op": 0, "settable": False, "xla_flags": os.environ.get("XLA_FLAGS", "")}
     return None

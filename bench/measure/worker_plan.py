@@ -56,9 +56,9 @@ def framework_env(backend: str, base: Mapping[str, str] | None = None,
     """The environment every process that imports ``backend`` gets from this tool: sweep workers and the
     framework probes alike, so a probe discovers devices exactly as a worker will.
 
-    ``threads`` (resolved ``[threads]``): XLA's CPU client reads its thread settings from ``XLA_FLAGS`` when
-    JAX starts, so one intra-op thread is set here (TensorFlow and torch are set in the worker,
-    :func:`bench.measure.threads.apply_threads`).
+    ``threads`` is accepted for every backend but changes nothing for JAX: XLA's CPU client has no thread
+    setting (see :mod:`bench.measure.threads`); TensorFlow and torch are set in the worker,
+    :func:`bench.measure.threads.apply_threads`.
     """
     env = dict(os.environ if base is None else base)
     env["KERAS_BACKEND"] = backend
@@ -66,14 +66,5 @@ def framework_env(backend: str, base: Mapping[str, str] | None = None,
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if backend == "jax":
         env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX would take 75 % of each GPU otherwise
-        if threads and threads.get("intra_op") == 1:
-            flags = env.get("XLA_FLAGS", "")
-            for flag in JAX_ONE_THREAD_FLAGS:
-                if flag.split("=")[0] not in flags:
-                    flags = f"{flags} {flag}".strip()
-            env["XLA_FLAGS"] = flags
     return env
 
-
-# XLA's CPU backend: no Eigen thread pool for its ops, one intra-op thread (the flags JAX users set for this).
-JAX_ONE_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
