@@ -16,7 +16,8 @@ import pytest
 from bench.analyze.ab import compare_pairs
 from bench.analyze.compare import CompareSettings, compare_runs
 from bench.analyze.history import HistoryTooShort, compare_history
-from bench.analyze.regression import MIN_HISTORY_RUNS, HistoryCheck, history_test
+from bench.analyze.judge import GateCheck
+from bench.analyze.regression import MIN_HISTORY_RUNS, history_estimate
 from bench.cli import main
 from bench.config import FaultSettings, parse_config, tomllib
 from bench.errors import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
@@ -74,15 +75,16 @@ def verdicts(document) -> dict[str, str]:
 
 def test_prediction_interval_widens_with_few_runs_and_uses_student_t():
     history = [100.0, 103.0, 97.0, 101.0, 99.0]
-    result = history_test(history, 88.0, bigger_is_better=True, alpha=0.01)
+    estimate = history_estimate(history, 88.0)
     logs = np.log(history)
-    assert result.ratio == pytest.approx(88.0 / np.exp(logs.mean()))
-    assert result.sd_log == pytest.approx(logs.std(ddof=1))
+    assert estimate.ratio == pytest.approx(88.0 / np.exp(logs.mean()))
+    assert estimate.se == pytest.approx(logs.std(ddof=1) * np.sqrt(1.2)) and estimate.df == 4
     # t(0.99, 4) = 3.747: the bound sits 3.75 * sd * sqrt(1 + 1/5) below the mean
-    assert np.log(result.bound_ratio) == pytest.approx(-3.7469 * logs.std(ddof=1) * np.sqrt(1.2), rel=1e-3)
-    assert HistoryCheck(0.05, 0.01).fails(history, 88.0) is not None
-    assert HistoryCheck(0.05, 0.01).fails(history, 96.0) is None  # -4 %: below the threshold
-    assert HistoryCheck(0.05, 0.01).fails([100.0, 130.0, 75.0, 110.0, 90.0], 80.0) is None  # within the spread
+    check = GateCheck(0.05, 0.01)
+    assert -np.log1p(check.bound(estimate)) == pytest.approx(3.7469 * logs.std(ddof=1) * np.sqrt(1.2), rel=1e-3)
+    assert check.fails(estimate) is not None
+    assert check.fails(history_estimate(history, 96.0)) is None  # -4 %: below the threshold
+    assert check.fails(history_estimate([100.0, 130.0, 75.0, 110.0, 90.0], 80.0)) is None  # within the spread
 
 
 def test_history_keeps_an_unchanged_run_quiet_where_the_round_test_false_alarms():
@@ -98,7 +100,7 @@ def test_history_keeps_an_unchanged_run_quiet_where_the_round_test_false_alarms(
     caught = compare_history(history, slow, CompareSettings(alpha=0.01))
     assert verdicts(caught) == {T256: "regression", T1024: "regression"}
     row = caught["rows"][0]
-    assert row["baseline"]["runs"] == 8 and row["history"]["runs"] == 8 and "prediction bound" in row["reason"]
+    assert row["baseline"]["runs"] == 8 and row["history"]["runs"] == 8 and "over 8 history runs" in row["reason"]
     assert caught["method"]["name"] == "history" and caught["baseline"]["history"][0]["run_id"] == history[0]["run_id"]
 
 
@@ -129,7 +131,7 @@ def test_a_history_with_too_few_runs_is_bad_input_with_a_clear_message(tmp_path,
     code, out, err = cli(capsys, "compare", "main", current, "--results-dir", results)
     assert code == EXIT_USAGE and out == "" and len(err) == 1
     assert f"holds {MIN_HISTORY_RUNS - 2} run(s); the between-run test needs at least {MIN_HISTORY_RUNS}" in err[0]
-    assert "add 2 more with python -m bench promote" in err[0] and "--method rounds" in err[0]
+    assert "add 2 more with python -m bench promote" in err[0] and "python -m bench ab" in err[0]
     with pytest.raises(HistoryTooShort):
         compare_history(history_of(2), make_run(501, TRAIN), min_runs=MIN_HISTORY_RUNS)
     # --method rounds falls back to the newest run of the history, and says so.
@@ -238,7 +240,7 @@ class FakeRunner:
 def test_ab_session_interleaves_case_by_case_in_alternating_order(tmp_path):
     config = parse_config(TRAIN | {"suites": ["train"]})
     runner = FakeRunner(tmp_path)
-    session = run_session(config, Side("a"), Side("b", revision="HEAD"), runner, tmp_path / "ab", repeats=3)
+    session = run_session(config, Side("a"), Side("b", revision="HEAD"), runner, tmp_path / "ab", 3)
     assert runner.prepared == ["a", "b"] and runner.closed
     assert runner.calls == [
         ("a", T256), ("b", T256), ("b", T1024), ("a", T1024),  # repeat 0
@@ -253,7 +255,7 @@ def test_ab_session_interleaves_case_by_case_in_alternating_order(tmp_path):
     row = document["rows"][0]
     assert row["baseline"]["runs"] == 3 and 0.87 < row["ratio"] < 0.93 and "interleaved pairs" in row["reason"]
     same = compare_pairs(run_session(config, Side("a"), Side("b"), FakeRunner(tmp_path, 1.0), tmp_path / "aa",
-                                     repeats=3).pairs, CompareSettings())
+                                     3).pairs, CompareSettings())
     assert set(verdicts(same).values()) == {"no change"}
 
 
@@ -338,8 +340,14 @@ def test_markdown_summary_only_changed_rows_and_the_table_wraps(tmp_path, capsys
     document = compare_history(history, current, CompareSettings(alpha=0.01))
     text = markdown_summary(document)
     assert text.startswith("### Benchmark gate fails the build (exit 1)")
-    assert f"`{T256}`" in text and f"`{T1024}`" not in text and "1 case(s) with no change are not listed" in text
-    assert "| **regression** |" in text
+    assert f"`{T256}`" in text and "| **regression** |" in text
+    # The unchanged case is listed only because six runs cannot see its threshold, and it says so.
+    (unchanged,) = [line for line in text.splitlines() if f"`{T1024}`" in line]
+    assert "no change, blind below" in unchanged
+    quieter = copy.deepcopy(document)
+    quieter["rows"][1]["detect"]["blind_below"] = None  # as on a quieter runner
+    quiet = markdown_summary(quieter)
+    assert f"`{T1024}`" not in quiet and "1 case(s) with no change (and able to see their threshold) are not listed" in quiet
     table = render_table(document, only_changed=True, width=100)
     lines = table.splitlines()
     assert not any(line.startswith(T1024) for line in lines) and "1 unchanged case(s) not shown" in table

@@ -30,23 +30,41 @@ case that was ok in the baseline. Rendering lives in :mod:`bench.report.compare_
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench import __version__
-from bench.analyze.normalize import NORMALIZE_MODES, control_summary, control_value, normalized
+from bench.analyze.judge import (
+    CASE_ALPHA_CAP,
+    Estimate,
+    GateCheck,
+    bonferroni_level,
+    case_levels,
+    pairs_needed,
+)
+from bench.analyze.normalize import (
+    NORMALIZE_MODES,
+    case_values,
+    choose_normalization,
+    control_summary,
+    control_value,
+    normalized,
+)
 from bench.analyze.regression import (
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
     METRICS,
+    MIN_HISTORY_RUNS,
+    MIN_PROCESSES,
     NOT_WORKING,
+    ROUNDS_CASE_ALPHA,
     TRIM,
     Metric,
-    RegressionCheck,
     StatusCheck,
-    p_worse,
-    trimmed_ratio,
+    process_estimate,
+    rounds_estimate,
 )
 from bench.analyze.stats import summarize
 from bench.errors import EXIT_OK, EXIT_REGRESSION, UserError
@@ -81,11 +99,16 @@ class CompareSettings:
     """How strict a comparison is."""
 
     thresholds: Mapping[str, float] = field(default_factory=dict)  # per metric; missing = DEFAULT_THRESHOLD
+    # The false-alarm budget of one comparison (all its cases together), split with Holm's step-down
+    # (bench.analyze.judge.case_levels), and the most one case may take (None: the method's default, 1 %;
+    # 5 % for the round-level test).
     alpha: float = DEFAULT_ALPHA
+    case_alpha: float | None = None
     force: bool = False  # compare even when the fingerprints differ in what matters
     allow_diff: frozenset[str] = frozenset()  # fingerprint fields expected to differ (e.g. an upgrade)
-    # "control": judge throughput divided by the control workload timed next to each case, where every
-    # run involved has it for the case (else raw, with a note); "none": raw numbers.
+    # "auto": divide by the control workload timed next to each case where that measurably lowers the
+    # case's spread in the data the method has (bench.analyze.normalize.choose_normalization);
+    # "control": wherever every run involved has it; "none": raw numbers.
     normalize: str = "none"
 
     def __post_init__(self) -> None:
@@ -94,6 +117,9 @@ class CompareSettings:
 
     def threshold(self, metric: str) -> float:
         return float(self.thresholds.get(metric, DEFAULT_THRESHOLD))
+
+    def cap(self, method_default: float = CASE_ALPHA_CAP) -> float:
+        return self.case_alpha if self.case_alpha is not None else method_default
 
 
 # --------------------------------------------------------------------------- fingerprint
@@ -266,15 +292,21 @@ def match_cases(baseline: Mapping[str, Any], current: Mapping[str, Any]
 
 # --------------------------------------------------------------------------- rows
 
-# A judge decides a row both sides of which measured the case: it fills in the numbers (ratio, p-values,
-# the baseline side if it is more than one run) and returns (verdict, reason, fails_build).
-Judge = Callable[[dict[str, Any], Metric, CompareSettings], tuple[str, str | None, bool]]
+# A judge estimates a row both sides of which measured the case: it fills in what it saw (the baseline side
+# if it is more than one run, the normalisation chosen, the spread behind the detection limits) and returns
+# the Estimate the one check decides on, or None when the case cannot be judged (with a note saying why).
+# The verdicts of all rows are then given together (:func:`decide`): the false-alarm budget is shared.
+Judge = Callable[[dict[str, Any], Metric, CompareSettings], Estimate | None]
 
 
 def compare_case(case_id: str, base: dict[str, Any] | None, cur: dict[str, Any] | None,
                  settings: CompareSettings, where: tuple[str, str] = ("baseline", "current"),
                  judge: Judge | None = None) -> dict[str, Any]:
-    """One row of the comparison; ``judge`` (default: the round-level test) decides measured pairs."""
+    """One row of the comparison; ``judge`` (default: the round-level test) estimates measured pairs.
+
+    A row decided by status alone (missing, new, failed, a cpu_predict method that stopped working) comes
+    back with its verdict; a measured one carries its estimate until :func:`decide` gives every verdict.
+    """
     any_case = cur or base
     assert any_case is not None
     suite = any_case["suite"]
@@ -351,37 +383,119 @@ def compare_case(case_id: str, base: dict[str, Any] | None, cur: dict[str, Any] 
     if metric is None or samples_b is None or samples_c is None:
         notes.append(f"suite {suite!r} has no metric this tool compares")
         return verdict("no change")
-    return verdict(*(judge or judge_rounds)(row, metric, settings))
+    row["median_ratio"] = row["current"]["median"] / row["baseline"]["median"]
+    row["_estimate"] = (judge or judge_rounds)(row, metric, settings)
+    if "verdict_override" in row:  # the judge decided by itself (e.g. too few history runs: "new")
+        name, reason = row.pop("verdict_override")
+        row.pop("_estimate", None)
+        return verdict(name, reason)
+    row.pop("_records", None)
+    return row
 
 
-def judge_rounds(row: dict[str, Any], metric: Metric, settings: CompareSettings) -> tuple[str, str | None, bool]:
-    """The round-level test: the two runs' rounds, trimmed ratio and Yuen's one-sided t-test."""
+def decide(rows: list[dict[str, Any]], settings: CompareSettings, cap: float,
+           extra: Sequence[tuple[dict[str, Any], Estimate | None, bool]] = ()) -> None:
+    """Every pending row's verdict at once: Holm's split of the budget over the rows judged, then the check.
+
+    ``extra`` are further series judged in the same family (the change-point mode's suite series):
+    (a dict to fill like a row, its estimate, bigger_is_better).
+    """
+    pending = [(r, r.pop("_estimate"), bool(r["bigger_is_better"])) for r in rows if "_estimate" in r]
+    pending += [(target, estimate, bigger) for target, estimate, bigger in extra]
+    p_worse = [e.p(down=bigger) if e is not None else None for _, e, bigger in pending]
+    p_better = [e.p(down=not bigger) if e is not None else None for _, e, bigger in pending]
+    worse_levels = case_levels(p_worse, settings.alpha, cap)
+    better_levels = case_levels(p_better, settings.alpha, cap)
+    quoted = bonferroni_level(sum(p is not None for p in p_worse), settings.alpha, cap)
+    for (row, estimate, bigger), pw, pb, lw, lb in zip(pending, p_worse, p_better, worse_levels, better_levels,
+                                                         strict=True):
+        threshold = float(row.get("threshold") or DEFAULT_THRESHOLD)
+        detect = row.setdefault("detect", {})
+        row.update(p_worse=pw, p_better=pb, alpha=lw, verdict="no change", fails_build=False, reason=None)
+        if estimate is None:
+            detect.update(judged=False)
+            continue
+        row["ratio"] = estimate.ratio
+        check = GateCheck(threshold, lw, bigger)
+        quote = GateCheck(threshold, quoted, bigger)
+        mde = quote.mde(estimate)
+        detect.update(judged=estimate.se is not None or estimate.p_low is not None, evidence=estimate.evidence,
+                      level=lw, quoted_level=quoted, se_log=estimate.se, df=estimate.df, bound=check.bound(estimate), mde=mde,
+                      blind_below=abs(mde) if mde is not None and abs(mde) > threshold else None)
+        if pw is None and estimate.se is None and estimate.p_low is None:
+            continue
+        label = f"{row.get('metric') or 'value'}{' / control' if row.get('normalized') else ''}"
+        regressed = check.fails(estimate)
+        if regressed:
+            row.update(verdict="regression", reason=f"{label} {regressed}", fails_build=True)
+            continue
+        improved = GateCheck(threshold, lb, bigger).improvement().fails(estimate)
+        if improved:
+            row.update(verdict="improvement", reason=f"{label} {improved}")
+
+
+def _normalize_rounds(row: dict[str, Any], metric: Metric, settings: CompareSettings
+                      ) -> tuple[list[float], list[float]]:
     base, cur = row["_records"]
     samples_b, samples_c = row["baseline"]["samples"], row["current"]["samples"]
-    row["median_ratio"] = row["current"]["median"] / row["baseline"]["median"]
     control_b, control_c = control_value(base), control_value(cur)
-    if settings.normalize == "control":
-        if control_b is not None and control_c is not None:
-            samples_b = normalized(samples_b, control_b, metric.bigger_is_better)
-            samples_c = normalized(samples_c, control_c, metric.bigger_is_better)
-            row["normalized"] = True
-            row["raw_ratio"] = trimmed_ratio(row["baseline"]["samples"], row["current"]["samples"])
-        elif control_b is not None or control_c is not None:  # runs from before the control: silently raw
-            row["notes"].append("not normalised: one side has no control samples for this case")
-    check = RegressionCheck(settings.threshold(metric.name), settings.alpha, metric.bigger_is_better)
-    row["ratio"] = trimmed_ratio(samples_b, samples_c)
-    row["p_worse"] = p_worse(samples_b, samples_c, metric.bigger_is_better)
-    row["p_better"] = p_worse(samples_b, samples_c, not metric.bigger_is_better)
-    if row["p_worse"] is None:
+    if settings.normalize == "control" and control_b is not None and control_c is not None:
+        row["normalized"] = True
+        row["raw_ratio"] = rounds_estimate(samples_b, samples_c).ratio
+        return ([normalized(s, control_b, metric.bigger_is_better) for s in samples_b],
+                [normalized(s, control_c, metric.bigger_is_better) for s in samples_c])
+    if settings.normalize == "control" and (control_b is not None or control_c is not None):
+        row["notes"].append("not normalised: one side has no control samples for this case")
+    elif settings.normalize == "auto" and control_b is not None and control_c is not None:
+        row["notes"].append("raw: the round-level test has no between-run spread to decide the control normalisation "
+                            "from (--normalize control to divide anyway)")
+    return samples_b, samples_c
+
+
+def judge_rounds(row: dict[str, Any], metric: Metric, settings: CompareSettings) -> Estimate | None:
+    """The round-level test: the two runs' rounds, trimmed ratio and Yuen's one-sided t-test."""
+    samples_b, samples_c = _normalize_rounds(row, metric, settings)
+    estimate = rounds_estimate(samples_b, samples_c)
+    row["detect"] = {"spread_of": "rounds"}
+    if estimate.se is None:
         row["notes"].append("not tested: fewer than 2 rounds, or no spread")
-    label = f"{metric.name}{' / control' if row['normalized'] else ''}"
-    regressed = check.fails(samples_b, samples_c)
-    if regressed:
-        return "regression", f"{label} {regressed}", True
-    improved = check.improvement().fails(samples_b, samples_c)
-    if improved:
-        return "improvement", f"{label} {improved}", False
-    return "no change", None, False
+    return estimate
+
+
+def judge_processes(row: dict[str, Any], metric: Metric, settings: CompareSettings) -> Estimate | None:
+    """Two runs, each case measured in several processes: pooled t over the process values.
+
+    The processes of one run alternate in time with other cases' (the sweep's passes), so their spread
+    holds each process's thread-pool draw and the machine's drift over the run. A run with one process per
+    case gives no spread at all: that case is not judged (two runs alone cannot tell a change from drift).
+    """
+    base, cur = row["_records"]
+    values_b = case_values(base, row["baseline"]["samples"])
+    values_c = case_values(cur, row["current"]["samples"])
+    bigger = metric.bigger_is_better
+    both_control = values_b.has_control and values_c.has_control
+    raw = [list(map(math.log, values_b.raw)), list(map(math.log, values_c.raw))]
+    divided = ([list(map(math.log, values_b.values(True, bigger))), list(map(math.log, values_c.values(True, bigger)))]
+               if both_control else None)
+    choice = choose_normalization(settings.normalize, raw, divided,
+                                  f"the processes of the two runs ({values_b.processes} + {values_c.processes})")
+    row["normalized"] = choice.used
+    row["normalization"] = choice.as_dict()
+    a, b = values_b.values(choice.used, bigger), values_c.values(choice.used, bigger)
+    row["raw_ratio"] = values_c.run_value(False, bigger) / values_b.run_value(False, bigger)
+    row["baseline"] = side(base, list(values_b.raw)) | {"processes": values_b.processes}
+    row["current"] = side(cur, list(values_c.raw)) | {"processes": values_c.processes}
+    estimate = process_estimate(a, b)
+    spread = (estimate.se / math.sqrt(1 / len(a) + 1 / len(b))) if estimate.se else None
+    row["detect"] = {"spread": spread, "spread_of": "processes",
+                     "ab_pairs_10pct": pairs_needed(math.sqrt(2) * spread, level=CASE_ALPHA_CAP) if spread else None}
+    if min(values_b.processes, values_c.processes) < MIN_PROCESSES:
+        row["notes"].append(
+            f"not judged: {values_b.processes} and {values_c.processes} process(es) per side give no spread, and two "
+            "runs alone cannot tell a change from between-run drift; keep a history (python -m bench promote, "
+            f"at least {MIN_HISTORY_RUNS} runs) or measure each case in at least {MIN_PROCESSES} processes")
+        return Estimate(estimate.log_change, None, None, estimate.evidence)
+    return estimate
 
 
 # --------------------------------------------------------------------------- document
@@ -393,6 +507,8 @@ def comparison_document(method: Mapping[str, Any], baseline_ref: Mapping[str, An
     """The versioned document every method writes (shape in docs/results.md, "Comparison document")."""
     counts = {name: sum(r["verdict"] == name for r in rows) for name in VERDICTS}
     fails_build = any(r["fails_build"] for r in rows)
+    measured = [r for r in rows if r.get("detect")]
+    judged = sum(bool(r["detect"].get("judged")) for r in measured)
     return {
         "kind": COMPARISON_KIND,
         "schema_version": COMPARISON_SCHEMA_VERSION,
@@ -404,7 +520,9 @@ def comparison_document(method: Mapping[str, Any], baseline_ref: Mapping[str, An
         "environment": dict(environment),
         "control": dict(control) if control is not None else None,
         "summary": {"counts": counts, "fails_build": fails_build,
-                    "exit_code": EXIT_REGRESSION if fails_build else EXIT_OK},
+                    "exit_code": EXIT_REGRESSION if fails_build else EXIT_OK,
+                    "judged": judged, "not_judged": len(measured) - judged,
+                    "blind": sum(r["detect"].get("blind_below") is not None for r in measured)},
         "rows": rows,
     }
 
@@ -421,18 +539,56 @@ def compare_runs(baseline: Mapping[str, Any], current: Mapping[str, Any], settin
     environment = environment_check(baseline, current, settings)
     where = (str((baseline_ref or {}).get("path") or "baseline"), str((current_ref or {}).get("path") or "current"))
     rows = [compare_case(case_id, b, c, settings, where) for case_id, b, c in match_cases(baseline, current)]
+    cap = settings.cap(ROUNDS_CASE_ALPHA)
+    decide(rows, settings, cap)
     method = {
         "name": "rounds",
         "effect": f"ratio of {TRIM:.0%}-trimmed geometric means of the per-round samples (current / baseline)",
         "test": f"Yuen-Welch trimmed t-test on log samples, one-sided (scipy.stats.ttest_ind, trim={TRIM})",
         "trim": TRIM,
         "alpha": settings.alpha,
+        "case_alpha": cap,
         "thresholds": tested_thresholds(settings),
         "normalize": settings.normalize,
-        "rule": "regression = change >= threshold in the bad direction AND p_worse < alpha",
+        "rule": RULE,
     }
     return comparison_document(method, run_ref(baseline, baseline_ref), run_ref(current, current_ref), environment,
                                rows, control_summary([baseline], current))
+
+
+def compare_two_runs(baseline: Mapping[str, Any], current: Mapping[str, Any], settings: CompareSettings | None = None,
+                     baseline_ref: Mapping[str, Any] | None = None, current_ref: Mapping[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """Method ``runs`` (``compare A.json B.json``): the process values of two runs, never the rounds.
+
+    Cases measured in one process per run are not judged (the comparison says what it would need); the
+    others are judged on the spread between their processes, with the detection limit that spread allows.
+    """
+    settings = settings or CompareSettings()
+    environment = environment_check(baseline, current, settings)
+    where = (str((baseline_ref or {}).get("path") or "baseline"), str((current_ref or {}).get("path") or "current"))
+    rows = [compare_case(case_id, b, c, settings, where, judge=judge_processes)
+            for case_id, b, c in match_cases(baseline, current)]
+    cap = settings.cap()
+    decide(rows, settings, cap)
+    method = {
+        "name": "runs",
+        "effect": "geometric mean of the current run's process values / the baseline run's (a process's value: "
+                  "its rounds' robust mean, bench.analyze.values.process_value)",
+        "test": "pooled two-sample t on the log process values, one-sided; Holm over the cases",
+        "trim": TRIM,
+        "alpha": settings.alpha,
+        "case_alpha": cap,
+        "thresholds": tested_thresholds(settings),
+        "normalize": settings.normalize,
+        "rule": RULE,
+    }
+    return comparison_document(method, run_ref(baseline, baseline_ref), run_ref(current, current_ref), environment,
+                               rows, control_summary([baseline], current))
+
+
+RULE = ("regression = change >= threshold in the bad direction AND one-sided p below the case's level (the "
+        "false-alarm budget alpha split over the cases judged by Holm's step-down, at most case_alpha per case)")
 
 
 def run_ref(run: Mapping[str, Any], ref: Mapping[str, Any] | None) -> dict[str, Any]:
