@@ -24,9 +24,9 @@ from bench.errors import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
 from bench.store.comparisons import load_comparison
 
 try:
-    from tests.factories import cpu_predict_case_id, make_run, write_run
+    from tests.factories import cpu_predict_case_id, in_processes, make_run, write_run
 except ImportError:  # tests/ on sys.path instead of the repository root
-    from factories import cpu_predict_case_id, make_run, write_run
+    from factories import cpu_predict_case_id, in_processes, make_run, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # How github-action-benchmark reads "range" (src/extractRangeInfo.ts) before Number() of the value.
@@ -61,17 +61,6 @@ def cli(capsys, *args: str) -> tuple[int, str, list[str]]:
 
 def verdicts(document) -> dict[str, str]:
     return {row["case_id"]: row["verdict"] for row in document["rows"]}
-
-
-def in_processes(run: dict, processes: int = 3) -> dict:
-    """The run as measured in ``processes`` worker processes per train case (``metrics.round_pass``), as the
-    sweep records it: the rounds split evenly, in pass order. Build it with ``rounds = 5 x processes``."""
-    for case in run["cases"]:
-        rounds = (case.get("metrics") or {}).get("round_s")
-        if case["suite"] == "train" and case["status"] == "ok" and rounds:
-            per = len(rounds) // processes
-            case["metrics"]["round_pass"] = [min(i // per, processes - 1) for i in range(len(rounds))]
-    return run
 
 
 def one_hiccup(trial: int) -> tuple[dict[str, int], dict[str, int]]:

@@ -15,9 +15,11 @@ import pytest
 
 from bench.analyze.ab import compare_pairs
 from bench.analyze.compare import CompareSettings, compare_runs
+from bench.analyze.cusum import DEFAULT_HORIZON, analyse, first_alarm, mde_after, threshold
 from bench.analyze.history import HistoryTooShort, compare_history
-from bench.analyze.judge import GateCheck
-from bench.analyze.regression import MIN_HISTORY_RUNS, history_estimate
+from bench.analyze.judge import GateCheck, bonferroni_level, case_levels, pairs_needed
+from bench.analyze.judge import mde as judge_mde
+from bench.analyze.regression import MIN_HISTORY_RUNS, history_estimate, paired_estimate
 from bench.cli import main
 from bench.config import FaultSettings, parse_config, tomllib
 from bench.errors import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
@@ -25,7 +27,7 @@ from bench.report.compare_table import render_table
 from bench.report.export import github_benchmark_entries, markdown_summary
 from bench.run.ab import Side, run_session, schedule, units
 from tests.conftest import run_cli
-from tests.factories import make_run, write_run
+from tests.factories import in_processes, make_run, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = {"name": "ci", "suites": ["train"], "train": {"gpus": [1], "global_batch": [256, 1024]}}
@@ -429,3 +431,241 @@ def test_ab_units_cover_the_workers_keras_and_converge_axes():
     for unit in plan:
         one = parse_config(unit.config)
         assert [c.case_id for s in one.suites for c in suite_cases(s, one)] == [unit.label]
+
+
+# --------------------------------------------------------------------------- the one judge, and what it can see
+
+
+def test_holm_splits_the_budget_over_the_cases_and_caps_each_case():
+    # 3 cases tested: the budget is min(5 %, 3 x 1 %) = 3 %; the smallest p gets 1 %, the next 1.5 % (it fails,
+    # so every later case keeps 1.5 % and cannot pass it either); an untested case does not count.
+    assert case_levels([0.001, 0.02, 0.5, None], alpha=0.05, cap=0.01) == pytest.approx([0.01, 0.015, 0.015, 0.01])
+    assert case_levels([0.5] * 130)[0] == pytest.approx(0.05 / 130)  # 130 cases: 5 % per run, not 130 %
+    assert bonferroni_level(4) == pytest.approx(0.01) and bonferroni_level(130) == pytest.approx(0.05 / 130)
+    # One check object for every method: a reason or None.
+    estimate = paired_estimate([100.0, 101, 99, 100, 102, 98, 100, 101], [90.0, 91, 89, 90, 92, 88, 90, 91])
+    assert "8 interleaved pairs" in GateCheck(0.05, 0.01).fails(estimate)
+    assert GateCheck(0.05, 0.01).improvement().fails(estimate) is None
+    assert GateCheck(0.12, 0.01).fails(estimate) is None  # -10 %: below a 12 % threshold
+
+
+def test_mde_formula_on_synthetic_data():
+    """At the stated minimum detectable effect the check catches about 90 % of slowdowns, at half of it far fewer."""
+    rng = np.random.default_rng(5)
+    k, spread, level = 10, 0.04, 0.01
+    mde = GateCheck(0.0, level).mde(history_estimate(np.exp(rng.normal(0, spread, k)), 1.0))
+    nominal = judge_mde(spread * np.sqrt(1 + 1 / k), k - 1, level)  # at the true spread
+
+    def detected(slowdown: float, trials: int = 3000) -> float:
+        hits = 0
+        for _ in range(trials):
+            history = np.exp(rng.normal(0, spread, k))
+            current = float(np.exp(rng.normal(np.log1p(slowdown), spread)))
+            hits += GateCheck(0.0, level).fails(history_estimate(history, current)) is not None
+        return hits / trials
+
+    assert -0.25 < mde < -0.08 and -0.17 < nominal < -0.15  # (t(0.99, 9) + t(0.9, 9)) x 4 % x sqrt(1.1)
+    assert 0.86 <= detected(nominal) <= 0.94
+    assert detected(nominal / 2) < 0.5
+    # Pairs: the smallest n whose paired t-test catches 10 % with 90 % power at this pair spread.
+    n = pairs_needed(0.09, 0.10, level=0.0125)
+    assert n == 12
+    for pairs, low, high in ((n, 0.88, 0.94), (n - 3, 0.6, 0.86)):
+        hits = sum(GateCheck(0.0, 0.0125).fails(paired_estimate(np.ones(pairs), np.exp(rng.normal(np.log(0.9), 0.09, pairs))))
+                   is not None for _ in range(3000))
+        assert low <= hits / 3000 <= high, (pairs, hits)
+    # The change-point mode: caught within 8 runs about 90 % of the time at its stated limit.
+    shift = mde_after(0.04, 10, 8, DEFAULT_HORIZON, 0.01)
+    assert shift is not None and -0.12 < shift < -0.06
+    hits = 0
+    for _ in range(1000):
+        logs = rng.normal(0, 0.04, 10 + 8)
+        logs[10:] += np.log1p(shift)
+        series = analyse(logs, 10, DEFAULT_HORIZON, down=True)
+        hits += first_alarm(series, 10, threshold(10, DEFAULT_HORIZON, 0.01, series.allowance)) is not None
+    assert 0.85 <= hits / 1000 <= 0.95
+    assert mde_after(0.04, 10, 1, DEFAULT_HORIZON, 0.01) is None  # one run adds at most 3 - k: out of reach
+
+
+def test_cusum_finds_a_planted_step_at_the_right_run():
+    rng = np.random.default_rng(11)
+    found = []
+    for _ in range(20):
+        logs = rng.normal(0, 0.03, 30)
+        logs[18:] += np.log(0.9)  # a persistent 10 % slowdown from run 18 (0-based) on
+        series = analyse(logs, 10, DEFAULT_HORIZON, down=True)
+        alarm = first_alarm(series, 10, threshold(10, DEFAULT_HORIZON, 0.01, series.allowance))
+        found.append((alarm, series.start, series.log_shift))
+    assert all(alarm is not None and 18 <= alarm <= 24 for alarm, _, _ in found), found
+    assert sorted(alarm for alarm, _, _ in found)[10] <= 20  # median: within three runs of the change
+    assert sum(start == 18 for _, start, _ in found) >= 15 and all(abs(start - 18) <= 1 for _, start, _ in found)
+    assert all(-0.14 < np.expm1(shift) < -0.06 for _, _, shift in found)
+
+
+def test_cusum_stays_quiet_on_a_heavy_tailed_aa_series():
+    """Student-t noise with 2 degrees of freedom (a run caught by a whole-run burst now and then): at a 1 % level
+    per series the alarms over 20 monitored runs stay near 1 %, because each run's z is clipped at 3."""
+    rng = np.random.default_rng(3)
+    alarms = 0
+    for _ in range(1000):
+        logs = 0.03 * rng.standard_t(2, 30)
+        series = analyse(logs, 10, DEFAULT_HORIZON, down=True)
+        alarms += first_alarm(series, 10, threshold(10, DEFAULT_HORIZON, 0.01, series.allowance)) is not None
+    assert alarms / 1000 <= 0.025, alarms
+
+
+def nightly(n: int, spread: float, step_at: int | None = None, seed: int = 0, heavy: bool = False) -> list[dict]:
+    """``n`` nightly runs whose machine drifts (log-normal, or Student-t 2 when ``heavy``); from ``step_at`` on, the
+    batch-256 case is 10 % slower (the control is not)."""
+    rng = np.random.default_rng(seed)
+    runs = []
+    for i in range(n):
+        speed = {T256: 0.9} if step_at is not None and i >= step_at else {}
+        noise = spread * (rng.standard_t(2) if heavy else rng.normal())
+        runs.append(drifted(make_run(5000 + seed * 100 + i, TRAIN, speed=speed, run_index=i), float(np.exp(noise)),
+                            control_noise=0.05, seed=i))
+    return runs
+
+
+def test_changepoint_mode_over_a_promoted_history(tmp_path, capsys):
+    results = tmp_path / "results"
+    runs = nightly(24, 0.03, step_at=17)
+    for run in runs:
+        write_run(results / "baselines" / "nightly", run)
+    code, out, err = cli(capsys, "compare", "nightly", results / "baselines" / "nightly" / f"{runs[-1]['run_id']}.json",
+                         "--method", "changepoint", "--results-dir", results, "--json", tmp_path / "c.json",
+                         "--markdown", tmp_path / "c.md")
+    assert code == EXIT_REGRESSION, out
+    document = json.loads((tmp_path / "c.json").read_text())
+    rows = {r["case_id"]: r for r in document["rows"]}
+    assert rows[T256]["verdict"] == "regression" and rows[T1024]["verdict"] == "no change"
+    start = rows[T256]["changepoint"]["worse"]["start"]
+    # The window is the newest 10 + 20 runs (all 24 here): the shift began at run 17 (0-based) of it.
+    assert abs(start["index"] - 17) <= 1 and start["run_id"] in {r["run_id"] for r in runs[16:19]}
+    assert f"the shift began at run {start['run_id']}" in rows[T256]["reason"]
+    assert set(rows[T256]["detect"]["after_runs"]) == {"4", "8", "16"}
+    assert document["method"]["name"] == "changepoint" and document["method"]["reference_runs"] == 10
+    assert document["suite"]["case_id"].startswith("suite: geometric mean of 2 case(s)")
+    assert "suite: geometric mean" in out and "series:   24 runs" in out
+    assert "the shift began at run" in (tmp_path / "c.md").read_text()
+    # Unchanged nights with heavy-tailed machine noise: quiet.
+    quiet = tmp_path / "quiet"
+    for run in nightly(24, 0.03, seed=7, heavy=True):
+        write_run(quiet, run)
+    code, out, _ = cli(capsys, "compare", quiet, "--method", "changepoint", "--results-dir", quiet)
+    assert code == EXIT_OK, out
+    # Too short a history for a reference: bad input, saying how many runs to add.
+    short = tmp_path / "short"
+    for run in nightly(4, 0.03):
+        write_run(short, run)
+    code, out, err = cli(capsys, "compare", short, "--method", "changepoint", "--results-dir", short)
+    assert code == EXIT_USAGE and "needs at least 5 reference runs" in err[0] and "add 2 more" in err[0]
+
+
+def test_two_files_never_gate_blindly(tmp_path, capsys):
+    """compare A.json B.json: one process per case cannot tell a change from drift, so those cases are not judged
+    (and it says what it needs); with several processes it judges, states what it can see, and an unchanged
+    commit on a machine that was slower as a whole stays green."""
+    base = write_run(tmp_path, drifted(make_run(1, TRAIN, run_index=1), 1.0))
+    drift = write_run(tmp_path, drifted(make_run(2, TRAIN, run_index=2), 0.8))  # the machine 20 % slower
+    code, out, err = cli(capsys, "compare", base, drift)
+    assert code == EXIT_OK and "not judged" in out and "2 no change (2 not judged)" in out
+    assert any("2 case(s) not judged" in line and "promote" in line and "ab" in line for line in err)
+
+    def run(seed: int, machine: float, speed: dict | None = None) -> Path:
+        document = drifted(make_run(seed, TRAIN, rounds=15, speed=speed, run_index=seed), machine, control_noise=0.01,
+                           seed=seed)
+        return write_run(tmp_path / "p", in_processes(document))
+
+    a = run(10, 1.0)
+    code, out, err = cli(capsys, "compare", a, run(11, 1.0), "--json", tmp_path / "same.json")
+    assert code == EXIT_OK and err == []
+    same = json.loads((tmp_path / "same.json").read_text())
+    for row in same["rows"]:
+        assert row["detect"]["judged"] and row["detect"]["spread_of"] == "processes" and row["detect"]["mde"] < 0
+        assert row["current"]["processes"] == 3 and row["detect"]["ab_pairs_10pct"] >= 2
+    code, out, _ = cli(capsys, "compare", a, run(12, 0.8), "--json", tmp_path / "slower.json")
+    assert code == EXIT_OK, out  # the whole machine 20 % slower: the control moved, the cases relative to it did not
+    slower = json.loads((tmp_path / "slower.json").read_text())
+    assert all(r["normalized"] and "the control moved -" in r["normalization"]["why"] and "machine differed as a whole"
+               in r["normalization"]["why"] for r in slower["rows"])
+    code, out, _ = cli(capsys, "compare", a, run(13, 1.0, {T256: 0.7}))
+    assert code == EXIT_REGRESSION and "3 vs 3 processes" in out
+
+
+def test_control_normalisation_is_chosen_per_case_where_it_lowers_the_spread():
+    # The machine drifts 8 % between runs and the control follows it: dividing removes the drift.
+    tracked = compare_history(history_of(10, spread=0.08), drifted(make_run(900, TRAIN, run_index=20), 0.9,
+                                                                   control_noise=0.005),
+                              CompareSettings(normalize="auto"))
+    assert all(r["normalized"] and "lowers the spread over the 10 history runs" in r["normalization"]["why"]
+               for r in tracked["rows"])
+    # A quiet machine with a control that jumps around by itself: dividing would add its noise; raw it is.
+    rng = np.random.default_rng(1)
+    noisy = [drifted(make_run(700 + i, TRAIN, run_index=i), 1.0, control_noise=0.0, seed=i) for i in range(10)]
+    for run in noisy:
+        for case in run["cases"]:
+            case["control"]["round_s"] = [r * float(np.exp(rng.normal(0, 0.15))) for r in case["control"]["round_s"]]
+    quiet = compare_history(noisy, make_run(800, TRAIN, run_index=30) | {"cases": noisy[0]["cases"]},
+                            CompareSettings(normalize="auto"))
+    assert not any(r["normalized"] for r in quiet["rows"])
+    assert all(r["normalization"]["why"].startswith("raw: dividing by the control would not") for r in quiet["rows"])
+
+
+class NoisyRunner(FakeRunner):
+    """Side b runs each unit ``b_speed`` times as fast, its machine alternating through ``b_factors`` (pairs that
+    disagree by a known amount), plus a little log-normal noise on every process; the clock advances 30 s per
+    process."""
+
+    def __init__(self, tmp_path: Path, b_speed: dict[str, float], b_factors: tuple[float, ...] = (1.0,),
+                 noise: float = 0.005, seed: int = 0):
+        super().__init__(tmp_path)
+        self.b_speeds, self.b_factors, self.noise = b_speed, b_factors, noise
+        self.rng, self.now, self.b_runs = np.random.default_rng(seed), 0.0, 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def run(self, side: Side, config_path: Path, results_dir: Path) -> Path:
+        text = config_path.read_text()
+        unit = text.splitlines()[0].removeprefix("# ")
+        self.calls.append((side.label, unit))
+        self.now += 30.0
+        machine = float(np.exp(self.rng.normal(0, self.noise)))
+        speed = {}
+        if side.label == "b":
+            speed = {unit: self.b_speeds.get(unit, 1.0)}
+            machine *= self.b_factors[self.b_runs % len(self.b_factors)]
+            self.b_runs += 1
+        run = drifted(make_run(len(self.calls), tomllib.loads(text), speed=speed, run_index=len(self.calls)),
+                      machine, seed=len(self.calls))
+        return write_run(results_dir, run)
+
+
+def test_ab_stops_early_on_a_clear_case_and_extends_an_unclear_one(tmp_path):
+    from bench.commands.ab import unclear_units
+
+    config = parse_config(TRAIN | {"suites": ["train"]})
+    settings = CompareSettings()
+    looks = (8, 16, 24)
+    # batch 256: 40 % slower, clear after 8 pairs; batch 1024: 3 % slower with pairs +-10 % apart (pair sd 10 %),
+    # so neither "slower beyond the 5 % threshold" nor "clearly within it" holds, even at the last look.
+    runner = NoisyRunner(tmp_path, {T256: 0.6, T1024: 0.97}, b_factors=(1.1, 1.1, 0.9, 0.9))
+    session = run_session(config, Side("a"), Side("b", revision="HEAD"), runner, tmp_path / "ab", looks,
+                          decide=lambda s: unclear_units(s, settings, looks), clock=runner.clock)
+    per_unit = {unit: sum(u == unit for _, u in runner.calls) // 2 for unit in (T256, T1024)}
+    assert per_unit == {T256: 8, T1024: 24}
+    document = compare_pairs(session.pairs, settings, looks=looks, seconds=session.seconds())
+    rows = {r["case_id"]: r for r in document["rows"]}
+    assert rows[T256]["verdict"] == "regression" and rows[T256]["detect"]["pairs"] == 8
+    assert rows[T256]["detect"]["minutes"] == pytest.approx(8 * 2 * 30 / 60)
+    assert rows[T1024]["detect"]["pairs"] == 24 and rows[T1024]["verdict"] == "no change"
+    assert any(note.startswith("unclear after 24 pairs") for note in rows[T1024]["notes"])
+    assert document["method"]["looks"] == [8, 16, 24] and document["method"]["minutes"] == pytest.approx(32 * 2 * 30 / 60)
+    table = render_table(document, width=200)
+    assert "32 pairs, 32.0 min" in table and "at 8 pairs" in table
+    # An A/A unit on a quiet machine is clearly unchanged after the first look.
+    quiet = NoisyRunner(tmp_path, {}, seed=3)
+    run_session(config, Side("a"), Side("b", revision="HEAD"), quiet, tmp_path / "aa", looks,
+                decide=lambda s: unclear_units(s, settings, looks), clock=quiet.clock)
+    assert len(quiet.calls) == 2 * 2 * 8

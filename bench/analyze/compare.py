@@ -462,6 +462,24 @@ def judge_rounds(row: dict[str, Any], metric: Metric, settings: CompareSettings)
     return estimate
 
 
+MACHINE_MOVED_P = 0.01
+
+
+def machine_moved(before: Sequence[float | None], after: Sequence[float | None]) -> str | None:
+    """Whether the control moved between two runs beyond the spread between its processes (two-sided 1 %) and by
+    at least 5 %: then the machine differed as a whole between the runs, which the processes of one run cannot
+    show, and the control is the only witness of it."""
+    a, b = [float(c) for c in before if c is not None], [float(c) for c in after if c is not None]
+    if len(a) < MIN_PROCESSES or len(b) < MIN_PROCESSES:
+        return None
+    shift = process_estimate(a, b)
+    low, high = shift.p(down=True), shift.p(down=False)
+    if low is None or high is None or 2 * min(low, high) >= MACHINE_MOVED_P or abs(shift.ratio - 1) < DEFAULT_THRESHOLD:
+        return None
+    return (f"the control moved {shift.ratio - 1:+.1%} between the runs (p = {2 * min(low, high):.2g}), so the machine "
+            "differed as a whole")
+
+
 def judge_processes(row: dict[str, Any], metric: Metric, settings: CompareSettings) -> Estimate | None:
     """Two runs, each case measured in several processes: pooled t over the process values.
 
@@ -478,7 +496,8 @@ def judge_processes(row: dict[str, Any], metric: Metric, settings: CompareSettin
     divided = ([list(map(math.log, values_b.values(True, bigger))), list(map(math.log, values_c.values(True, bigger)))]
                if both_control else None)
     choice = choose_normalization(settings.normalize, raw, divided,
-                                  f"the processes of the two runs ({values_b.processes} + {values_c.processes})")
+                                  f"the processes of the two runs ({values_b.processes} + {values_c.processes})",
+                                  machine_moved(values_b.control, values_c.control) if both_control else None)
     row["normalized"] = choice.used
     row["normalization"] = choice.as_dict()
     a, b = values_b.values(choice.used, bigger), values_c.values(choice.used, bigger)

@@ -166,9 +166,12 @@ def spread_test(raw: Sequence[Sequence[float]], divided: Sequence[Sequence[float
 
 
 def choose_normalization(mode: str, raw: Sequence[Sequence[float]] | None,
-                         divided: Sequence[Sequence[float]] | None, where: str) -> Normalization:
+                         divided: Sequence[Sequence[float]] | None, where: str,
+                         machine_moved: str | None = None) -> Normalization:
     """The one decision: divide by the control or not. ``raw``/``divided`` are groups of paired log values
-    (None: no control to divide by); ``where`` names them ("the 10 history runs")."""
+    (None: no control to divide by); ``where`` names them ("the 10 history runs"). ``machine_moved`` (two
+    runs only): the control itself moved between the runs beyond its own noise, so the raw values carry the
+    machine's change and the case is judged relative to the control (said so)."""
     if mode not in NORMALIZE_MODES:
         raise ValueError(f"normalize must be one of {NORMALIZE_MODES}")
     if mode == "none":
@@ -178,6 +181,8 @@ def choose_normalization(mode: str, raw: Sequence[Sequence[float]] | None,
     sd_raw, sd_control, p = spread_test(raw, divided)
     if mode == "control":
         return Normalization(True, mode, sd_raw, sd_control, p, "divided by the control (--normalize control)")
+    if machine_moved:
+        return Normalization(True, mode, sd_raw, sd_control, p, f"divided by the control: {machine_moved}")
     if p is None:
         return Normalization(False, mode, sd_raw, sd_control, p, f"raw: too few values in {where} to tell whether "
                                                                   "dividing by the control helps")
