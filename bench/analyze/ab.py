@@ -38,7 +38,6 @@ from bench.analyze.compare import (
     FINGERPRINT_FIELDS,
     PRIMARY_METRIC,
     CompareSettings,
-    case_samples,
     compare_case,
     comparison_document,
     decide,
@@ -47,9 +46,10 @@ from bench.analyze.compare import (
     run_ref,
     side,
     tested_thresholds,
+    values_of,
 )
 from bench.analyze.judge import Estimate, GateCheck, case_levels, pairs_needed
-from bench.analyze.normalize import case_values, choose_normalization, control_summary
+from bench.analyze.normalize import choose_normalization, control_summary
 from bench.analyze.regression import METRICS, MIN_PAIRS, Metric, paired_estimate
 
 Pair = tuple[Mapping[str, Any], Mapping[str, Any]]  # (side a's run document, side b's) of one repetition
@@ -74,8 +74,8 @@ def pair_series(records: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], 
     """(a values, b values, a raw, b raw, normalisation) over the complete ok pairs of one case."""
     ok = [(a, b) for a, b in records if a["status"] == "ok" and b["status"] == "ok"]
     bigger = metric.bigger_is_better
-    a_cv = [case_values(a, case_samples(a, "side a")) for a, _ in ok]
-    b_cv = [case_values(b, case_samples(b, "side b")) for _, b in ok]
+    a_cv = [values_of(a, "side a") for a, _ in ok]
+    b_cv = [values_of(b, "side b") for _, b in ok]
     a_raw = [v.run_value(False, bigger) for v in a_cv]
     b_raw = [v.run_value(False, bigger) for v in b_cv]
     usable = all(v.has_control for v in a_cv + b_cv) and bool(ok)

@@ -27,7 +27,6 @@ import numpy as np
 from bench.analyze.compare import (
     DEFAULT_THRESHOLD,
     CompareSettings,
-    case_samples,
     compare_case,
     comparison_document,
     decide,
@@ -37,6 +36,7 @@ from bench.analyze.compare import (
     run_ref,
     side,
     tested_thresholds,
+    values_of,
 )
 from bench.analyze.cusum import (
     DEFAULT_HORIZON,
@@ -51,7 +51,7 @@ from bench.analyze.cusum import (
 )
 from bench.analyze.history import AFTER_RUNS, HistoryTooShort
 from bench.analyze.judge import Estimate
-from bench.analyze.normalize import CaseValues, case_values, choose_normalization, control_summary
+from bench.analyze.normalize import CaseValues, choose_normalization, control_summary
 from bench.analyze.regression import Metric
 
 
@@ -127,7 +127,7 @@ def _series_values(runs: Sequence[Mapping[str, Any]], case: Mapping[str, Any]) -
     for i, run in enumerate(runs):
         found = find_case(run, case)
         if found is not None and found["status"] == "ok":
-            out.append((i, case_values(found, case_samples(found, str(run.get("run_id"))))))
+            out.append((i, values_of(found, str(run.get("run_id")))))
     return out
 
 

@@ -46,6 +46,7 @@ from bench.analyze.judge import (
 )
 from bench.analyze.normalize import (
     NORMALIZE_MODES,
+    CaseValues,
     case_values,
     choose_normalization,
     control_summary,
@@ -203,6 +204,12 @@ def case_samples(case: Mapping[str, Any], where: str) -> list[float]:
         return [float(per_round) / r for r in rounds]
     name = PRIMARY_METRIC[case["suite"]]  # steady_round_s (cpu_predict), seconds_to_target (converge)
     return _positive_list(metrics.get(name), f"{where}: case {case['case_id']}: metrics.{name}")
+
+
+def values_of(case: Mapping[str, Any], where: str) -> CaseValues:
+    """The case's process values (and its control's) for the primary metric, the best half the right way round."""
+    metric = METRICS[PRIMARY_METRIC[case["suite"]]]
+    return case_values(case, case_samples(case, where), metric.bigger_is_better)
 
 
 def _positive_list(values: Any, label: str) -> list[float]:
@@ -488,8 +495,8 @@ def judge_processes(row: dict[str, Any], metric: Metric, settings: CompareSettin
     case gives no spread at all: that case is not judged (two runs alone cannot tell a change from drift).
     """
     base, cur = row["_records"]
-    values_b = case_values(base, row["baseline"]["samples"])
-    values_c = case_values(cur, row["current"]["samples"])
+    values_b = case_values(base, row["baseline"]["samples"], metric.bigger_is_better)
+    values_c = case_values(cur, row["current"]["samples"], metric.bigger_is_better)
     bigger = metric.bigger_is_better
     both_control = values_b.has_control and values_c.has_control
     raw = [list(map(math.log, values_b.raw)), list(map(math.log, values_c.raw))]

@@ -26,7 +26,6 @@ from typing import Any
 
 from bench.analyze.compare import (
     CompareSettings,
-    case_samples,
     compare_case,
     comparison_document,
     decide,
@@ -36,6 +35,7 @@ from bench.analyze.compare import (
     run_ref,
     side,
     tested_thresholds,
+    values_of,
 )
 from bench.analyze.cusum import DEFAULT_HORIZON, mde_after
 from bench.analyze.judge import Estimate, pairs_needed
@@ -57,7 +57,7 @@ def history_values(history: Sequence[Mapping[str, Any]], case: Mapping[str, Any]
     for run in history:
         found = find_case(run, case)
         if found is not None and found["status"] == "ok":
-            out.append(case_values(found, case_samples(found, str(run.get("run_id")))))
+            out.append(values_of(found, str(run.get("run_id"))))
     return out
 
 
@@ -152,7 +152,7 @@ def _judge_history(row: dict[str, Any], metric: Metric, settings: CompareSetting
         row["verdict_override"] = ("new", f"measured ok in {k} of the history's {len(history)} runs; the between-run "
                                           f"test needs at least {min_runs}")
         return None
-    current = case_values(cur, row["current"]["samples"])
+    current = case_values(cur, row["current"]["samples"], metric.bigger_is_better)
     values, value, choice = judged_values(past, current, metric, settings, f"the {k} history runs")
     row["normalized"] = choice["used"]
     row["normalization"] = choice

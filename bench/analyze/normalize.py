@@ -113,13 +113,13 @@ class CaseValues:
         return geomean(self.values(normalize, bigger_is_better))
 
 
-def case_values(case: Mapping[str, Any], samples: Sequence[float]) -> CaseValues:
+def case_values(case: Mapping[str, Any], samples: Sequence[float], bigger_is_better: bool = True) -> CaseValues:
     """``samples`` (the case's per-round primary metric, ``compare.case_samples``) folded into process values."""
     passes = _passes((case.get("metrics") or {}).get("round_pass"), len(samples)) or [0] * len(samples)
     groups = {p: [s for s, q in zip(samples, passes, strict=True) if q == p] for p in sorted(set(passes))}
     controls = control_by_pass(case)
     one_control = control_value(case) if len(controls) == 1 else None
-    raw = tuple(process_value(g) for g in groups.values())
+    raw = tuple(process_value(g, bigger_is_better=bigger_is_better) for g in groups.values())
     # A control measured once for the whole case (older runs) stands for every process of it.
     control = tuple(controls.get(p, one_control) for p in groups)
     return CaseValues(tuple(groups), raw, control)
