@@ -437,9 +437,10 @@ def test_ab_units_cover_the_workers_keras_and_converge_axes():
 
 
 def test_holm_splits_the_budget_over_the_cases_and_caps_each_case():
-    # 3 cases tested: the budget is min(5 %, 3 x 1 %) = 3 %; the smallest p gets 1 %, the next 1.5 % (it fails,
-    # so every later case keeps 1.5 % and cannot pass it either); an untested case does not count.
-    assert case_levels([0.001, 0.02, 0.5, None], alpha=0.05, cap=0.01) == pytest.approx([0.01, 0.015, 0.015, 0.01])
+    # 3 cases tested, 2 % cap: the budget is min(5 %, 3 x 2 %) = 5 %; the smallest p gets 5/3 %, the next 2.5 %
+    # capped at 2 % (it fails: every later case keeps 2 % and cannot pass it either); an untested case does not count.
+    assert case_levels([0.001, 0.02, 0.5, None], alpha=0.05, cap=0.02) == pytest.approx([0.05 / 3, 0.02, 0.02, 0.05 / 3])
+    assert max(case_levels([0.0001, 0.0002, 0.0003, 0.5], alpha=0.05, cap=0.01)) == 0.01  # never above the cap
     assert case_levels([0.5] * 130)[0] == pytest.approx(0.05 / 130)  # 130 cases: 5 % per run, not 130 %
     assert bonferroni_level(4) == pytest.approx(0.01) and bonferroni_level(130) == pytest.approx(0.05 / 130)
     # One check object for every method: a reason or None.

@@ -3,7 +3,7 @@
 One run judged alone against a history cannot see a change smaller than about three times the between-run
 spread; several runs after a change can (MongoDB's CI with E-divisive, Apache Otava). This is the simple
 version: each case's log values, oldest first; the first ``reference`` runs give the level and spread
-(outliers winsorised, :func:`bench.analyze.judge.robust_logs`); every later run is standardised against
+(outliers winsorised at 3 robust sd, which the calibration below simulates too); every later run is standardised against
 them, ``z = (x - m) / (s * sqrt(1 + 1/R))``, clipped to +-3 so that one wild run moves the statistic by a
 bounded amount, and accumulated in Page's CUSUM with allowance ``k``:
 

@@ -111,7 +111,7 @@ def compare_history(history: Sequence[Mapping[str, Any]], current: Mapping[str, 
         "effect": "current run's value / geometric mean of the history's run values (a run's value: the geometric "
                   "mean of its process values, each the robust mean of that process's rounds)",
         "test": "one-sided Student-t prediction interval of one more run from the history's log values (outliers "
-                "winsorised at 3 robust sd); Holm over the cases",
+                "winsorised at 4 robust sd); Holm over the cases",
         "trim": 0.0,
         "alpha": settings.alpha,
         "case_alpha": cap,
