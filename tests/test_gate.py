@@ -670,3 +670,38 @@ def test_ab_stops_early_on_a_clear_case_and_extends_an_unclear_one(tmp_path):
     run_session(config, Side("a"), Side("b", revision="HEAD"), quiet, tmp_path / "aa", looks,
                 decide=lambda s: unclear_units(s, settings, looks), clock=quiet.clock)
     assert len(quiet.calls) == 2 * 2 * 8
+
+
+def test_gate_benchmark_analysis_on_a_synthetic_collection(tmp_path):
+    """scripts/gate_benchmark.py analyze on runs shaped like collect's (adjacent pairs, some loaded, processes):
+    every table comes out, with intervals, and a 20 % slowdown on a quiet synthetic machine is caught."""
+    from scripts.gate_benchmark import schedule
+    from scripts.gate_rates import analyze, wilson
+
+    rng = np.random.default_rng(0)
+    entries = []
+    for index in range(16):
+        kind, loaded, pair = schedule(index)
+        doc = make_run(20_000 + index, TRAIN, rounds=15, run_index=index,
+                       speed={T256: float(np.exp(rng.normal(0, 0.01))), T1024: float(np.exp(rng.normal(0, 0.01)))})
+        if kind == "slow":
+            for case in doc["cases"]:
+                case["metrics"]["round_s"] = [r / 0.8 for r in case["metrics"]["round_s"]]
+        machine = float(np.exp(rng.normal(0, 0.03) - (0.1 if loaded else 0.0)))
+        path = write_run(tmp_path / "runs", in_processes(drifted(doc, machine, control_noise=0.01, seed=index)))
+        entries.append({"index": index, "kind": kind, "loaded": loaded, "pair": pair, "run": str(path), "wall_s": 40.0,
+                        "loadavg_1min_before": 1.5})
+    entries += [{"index": None, "kind": "unit", "case_id": c, "run": str(path), "wall_s": 20.0} for c in (T256, T1024)]
+    assert [schedule(i)[:2] for i in range(4)] == [("normal", False), ("slow", False), ("normal", False),
+                                                    ("normal", False)] and schedule(4)[1]
+    text = analyze(tmp_path, entries, comparisons=20, series=4, sessions=4, seed=1)
+    assert (tmp_path / "summary.md").read_text() == text
+    for heading in ("### Single run against a history", "### Change point over nightly runs", "### Adaptive A/B",
+                    "### Spread of a case's run value"):
+        assert heading in text
+    assert "a smoke test of the analysis, not a measurement" in text  # 12 unchanged runs, not 40
+    caught = next(line for line in text.splitlines() if line.startswith("| measured slowed runs caught, per case"))
+    assert caught.startswith("| measured slowed runs caught, per case | 40/40 (100.0%; 95 %")
+    assert "| 10 % slowdown caught, per case | 8/8" in text  # the A/B sessions, 2 cases x 4 sessions
+    low, high = wilson(0, 300, 40)
+    assert low == 0.0 and 0.08 < high < 0.09  # 0 of 300 comparisons from 40 runs: up to 8.8 %
