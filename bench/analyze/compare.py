@@ -15,17 +15,22 @@ both sides, the ratio, one-sided p-values and a verdict:
 * ``failed``: the current run did not measure the case (status failed, wrong or not_on_cpu) and it was
   not already a regression.
 
-Methods (``method.name`` in the document), all sharing the status rules above:
+Methods (``method.name`` in the document), all sharing the status rules above; each only *estimates* the
+change and its uncertainty, and :func:`decide` gives every row its verdict at once with the one check
+(:class:`bench.analyze.judge.GateCheck`), the false-alarm budget split over the rows by Holm's step-down:
 
+* ``runs`` (:func:`compare_two_runs`, ``compare A.json B.json``): the process values of two runs, pooled t;
+  a case measured in one process per run is not judged (two runs cannot tell a change from drift).
 * ``rounds`` (:func:`compare_runs`): one baseline run, Yuen's trimmed t-test over the rounds of the two
   runs. It sees only the noise *within* runs, so on a shared machine it false-alarms on run-to-run
   drift; the CLI warns when it is used.
 * ``history`` (:mod:`bench.analyze.history`): one value per run against the between-run spread of a
-  baseline history — the CI default.
+  baseline history.
+* ``changepoint`` (:mod:`bench.analyze.changepoint`): a CUSUM over a history of nightly runs.
 * ``interleaved`` (:mod:`bench.analyze.ab`): two sides measured case by case alternately in one session.
 
-Any of them can judge throughput normalised by the control workload measured next to each case
-(:mod:`bench.analyze.normalize`). The build fails (exit 1) on any ``regression`` and on a ``failed``
+Any of them can judge throughput normalised by the control workload measured next to each case, where that
+measurably lowers the case's spread (:mod:`bench.analyze.normalize`). The build fails (exit 1) on any ``regression`` and on a ``failed``
 case that was ok in the baseline. Rendering lives in :mod:`bench.report.compare_table` and
 :mod:`bench.report.export`.
 """
