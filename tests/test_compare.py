@@ -392,7 +392,7 @@ def test_promote_appends_to_a_history_then_compare_by_name(tmp_path, capsys):
     for seed in range(2, 6):
         code, out, _ = cli(capsys, "promote", write_run(results, make_run(seed, ONE_OF_EACH)), "--name",
                            "h100-tf2.21", "--results-dir", results)
-    assert code == EXIT_OK and "5 run(s); enough for the between-run test" in out
+    assert code == EXIT_OK and "5 run(s); enough for the between-run test, the change-point mode 1 more" in out
 
     code, out, _ = cli(capsys, "compare", "h100-tf2.21", write_run(results, make_run(9, ONE_OF_EACH)),
                        "--results-dir", results)
