@@ -601,6 +601,11 @@ def test_control_normalisation_is_chosen_per_case_where_it_lowers_the_spread():
                               CompareSettings(normalize="auto"))
     assert all(r["normalized"] and "lowers the spread over the 10 history runs" in r["normalization"]["why"]
                for r in tracked["rows"])
+    # Picking the smaller of two estimated spreads underestimates it: the choice costs half the case's level.
+    assert all(r["normalization"]["chosen"] and r["alpha"] == pytest.approx(0.005) for r in tracked["rows"])
+    forced = compare_history(history_of(10, spread=0.08), drifted(make_run(900, TRAIN, run_index=20), 0.9,
+                                                                  control_noise=0.005), CompareSettings(normalize="control"))
+    assert all(not r["normalization"]["chosen"] and r["alpha"] == pytest.approx(0.01) for r in forced["rows"])
     # A quiet machine with a control that jumps around by itself: dividing would add its noise; raw it is.
     rng = np.random.default_rng(1)
     noisy = [drifted(make_run(700 + i, TRAIN, run_index=i), 1.0, control_noise=0.0, seed=i) for i in range(10)]

@@ -73,8 +73,10 @@ from bench.analyze.normalize import (
     NORMALIZE_MODES,
     case_values,
     choose_normalization,
+    control_change,
     control_summary,
     control_value,
+    machine_moved,
     normalized,
 )
 from bench.analyze.regression import (
@@ -247,6 +249,8 @@ def decide(rows: list[dict[str, Any]], settings: CompareSettings, cap: float,
     for (row, estimate, bigger), pw, pb, lw, lb in zip(pending, p_worse, p_better, worse_levels, better_levels,
                                                          strict=True):
         threshold = float(row.get("threshold") or DEFAULT_THRESHOLD)
+        if (row.get("normalization") or {}).get("chosen"):
+            lw, lb = lw / 2, lb / 2  # two candidate spreads were looked at (bench.analyze.normalize.Normalization)
         detect = row.setdefault("detect", {})
         row.update(p_worse=pw, p_better=pb, alpha=lw, verdict="no change", fails_build=False, reason=None)
         if estimate is None:
@@ -254,7 +258,7 @@ def decide(rows: list[dict[str, Any]], settings: CompareSettings, cap: float,
             continue
         row["ratio"] = estimate.ratio
         check = GateCheck(threshold, lw, bigger)
-        quote = GateCheck(threshold, quoted, bigger)
+        quote = GateCheck(threshold, quoted / 2 if (row.get("normalization") or {}).get("chosen") else quoted, bigger)
         mde = quote.mde(estimate)
         detect.update(judged=estimate.se is not None or estimate.p_low is not None, evidence=estimate.evidence,
                       level=lw, quoted_level=quoted, se_log=estimate.se, df=estimate.df, bound=check.bound(estimate), mde=mde,
@@ -299,24 +303,6 @@ def judge_rounds(row: dict[str, Any], metric: Metric, settings: CompareSettings)
     return estimate
 
 
-MACHINE_MOVED_P = 0.01
-
-
-def machine_moved(before: Sequence[float | None], after: Sequence[float | None]) -> str | None:
-    """Whether the control moved between two runs beyond the spread between its processes (two-sided 1 %) and by
-    at least 5 %: then the machine differed as a whole between the runs, which the processes of one run cannot
-    show, and the control is the only witness of it."""
-    a, b = [float(c) for c in before if c is not None], [float(c) for c in after if c is not None]
-    if len(a) < MIN_PROCESSES or len(b) < MIN_PROCESSES:
-        return None
-    shift = process_estimate(a, b)
-    low, high = shift.p(down=True), shift.p(down=False)
-    if low is None or high is None or 2 * min(low, high) >= MACHINE_MOVED_P or abs(shift.ratio - 1) < DEFAULT_THRESHOLD:
-        return None
-    return (f"the control moved {shift.ratio - 1:+.1%} between the runs (p = {2 * min(low, high):.2g}), so the machine "
-            "differed as a whole")
-
-
 def judge_processes(row: dict[str, Any], metric: Metric, settings: CompareSettings) -> Estimate | None:
     """Two runs, each case measured in several processes: pooled t over the process values.
 
@@ -334,7 +320,8 @@ def judge_processes(row: dict[str, Any], metric: Metric, settings: CompareSettin
                if both_control else None)
     choice = choose_normalization(settings.normalize, raw, divided,
                                   f"the processes of the two runs ({values_b.processes} + {values_c.processes})",
-                                  machine_moved(values_b.control, values_c.control) if both_control else None)
+                                  machine_moved(control_change(values_b.control, values_c.control), "between the runs")
+                                  if both_control else None)
     row["normalized"] = choice.used
     row["normalization"] = choice.as_dict()
     a, b = values_b.values(choice.used, bigger), values_c.values(choice.used, bigger)

@@ -39,7 +39,14 @@ from bench.analyze.compare import (
 )
 from bench.analyze.cusum import DEFAULT_HORIZON, mde_after
 from bench.analyze.judge import Estimate, pairs_needed
-from bench.analyze.normalize import CaseValues, case_values, choose_normalization, control_summary
+from bench.analyze.normalize import (
+    CaseValues,
+    case_values,
+    choose_normalization,
+    control_prediction,
+    control_summary,
+    machine_moved,
+)
 from bench.analyze.regression import MIN_HISTORY_RUNS, Metric, history_estimate, history_spread
 from bench.analyze.values import geomean
 from bench.errors import UserError
@@ -69,7 +76,9 @@ def judged_values(past: Sequence[CaseValues], current: CaseValues, metric: Metri
     usable = all(v.has_control for v in past) and current.has_control
     raw = [math.log(v.run_value(False, bigger)) for v in past]
     divided = [math.log(v.run_value(True, bigger)) for v in past] if usable else None
-    choice = choose_normalization(settings.normalize, [raw], [divided] if divided else None, where)
+    moved = machine_moved(control_prediction([geomean(v.control) for v in past], geomean(current.control)),
+                          "against the history") if usable else None  # type: ignore[arg-type]
+    choice = choose_normalization(settings.normalize, [raw], [divided] if divided else None, where, moved)
     values = [v.run_value(choice.used, bigger) for v in past]
     return values, current.run_value(choice.used, bigger), choice.as_dict()
 

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from bench.analyze.judge import DEFAULT_THRESHOLD, Estimate
+from bench.analyze.regression import MIN_PROCESSES, history_estimate, process_estimate
 from bench.analyze.values import geomean, process_value
 
 NORMALIZE_MODES = ("auto", "control", "none")
@@ -37,6 +39,7 @@ NORMALIZE_MODES = ("auto", "control", "none")
 # 0.10 because a wrong "no" only keeps the raw value (the gate stays calibrated either way: each method's
 # test uses the spread of whichever values it judges).
 NORMALIZE_P = 0.10
+MACHINE_MOVED_P = 0.01
 
 
 def control_samples(case: Mapping[str, Any] | None) -> list[float] | None:
@@ -131,14 +134,17 @@ class Normalization:
 
     used: bool
     mode: str
+    # True when auto had both candidates and picked one by their spreads: picking the smaller of two estimated
+    # spreads underestimates it, so the case's level is halved (Bonferroni over the two candidates).
+    chosen: bool = False
     sd_raw: float | None = None  # spread of the log values the decision looked at, raw ...
     sd_control: float | None = None  # ... and divided by the control
     p: float | None = None  # Pitman-Morgan one-sided p-value for "dividing lowers the spread"
     why: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"used": self.used, "mode": self.mode, "sd_raw": self.sd_raw, "sd_control": self.sd_control,
-                "p": self.p, "why": self.why}
+        return {"used": self.used, "mode": self.mode, "chosen": self.chosen, "sd_raw": self.sd_raw,
+                "sd_control": self.sd_control, "p": self.p, "why": self.why}
 
 
 def spread_test(raw: Sequence[Sequence[float]], divided: Sequence[Sequence[float]]) -> tuple[float, float, float | None]:
@@ -180,19 +186,47 @@ def choose_normalization(mode: str, raw: Sequence[Sequence[float]] | None,
         return Normalization(False, mode, why="raw: no control samples on every side")
     sd_raw, sd_control, p = spread_test(raw, divided)
     if mode == "control":
-        return Normalization(True, mode, sd_raw, sd_control, p, "divided by the control (--normalize control)")
+        return Normalization(True, mode, False, sd_raw, sd_control, p, "divided by the control (--normalize control)")
     if machine_moved:
-        return Normalization(True, mode, sd_raw, sd_control, p, f"divided by the control: {machine_moved}")
+        return Normalization(True, mode, True, sd_raw, sd_control, p,
+                             f"divided by the control: {machine_moved} (the level is halved for the choice)")
     if p is None:
-        return Normalization(False, mode, sd_raw, sd_control, p, f"raw: too few values in {where} to tell whether "
-                                                                  "dividing by the control helps")
+        return Normalization(False, mode, False, sd_raw, sd_control, p, f"raw: too few values in {where} to tell "
+                                                                         "whether dividing by the control helps")
     if p < NORMALIZE_P:
-        return Normalization(True, mode, sd_raw, sd_control, p,
+        return Normalization(True, mode, True, sd_raw, sd_control, p,
                              f"divided by the control: it lowers the spread over {where} from {sd_raw:.1%} to "
-                             f"{sd_control:.1%} (p = {p:.2g})")
-    return Normalization(False, mode, sd_raw, sd_control, p,
+                             f"{sd_control:.1%} (p = {p:.2g}; the level is halved for the choice)")
+    return Normalization(False, mode, True, sd_raw, sd_control, p,
                          f"raw: dividing by the control would not measurably lower the spread over {where} "
-                         f"({sd_raw:.1%} raw, {sd_control:.1%} divided)")
+                         f"({sd_raw:.1%} raw, {sd_control:.1%} divided; the level is halved for the choice)")
+
+
+def control_change(before: Sequence[float | None], after: Sequence[float | None]) -> Estimate | None:
+    """Two runs: the control's change between their processes (None without two values a side)."""
+    a, b = [float(c) for c in before if c is not None], [float(c) for c in after if c is not None]
+    if len(a) < MIN_PROCESSES or len(b) < MIN_PROCESSES:
+        return None
+    return process_estimate(a, b)
+
+
+def control_prediction(history: Sequence[float | None], current: float | None) -> Estimate | None:
+    """A history: the current run's control against the history's (None unless every run has one)."""
+    if current is None or len(history) < 3 or any(c is None for c in history):
+        return None
+    return history_estimate([float(c) for c in history if c is not None], current)
+
+
+def machine_moved(change: Estimate | None, where: str) -> str | None:
+    """The control moved beyond its own noise (two-sided 1 %) and by at least the threshold: the machine differed
+    as a whole, which the case's own spread cannot show, and the control is the only witness of it."""
+    if change is None:
+        return None
+    low, high = change.p(down=True), change.p(down=False)
+    if low is None or high is None or 2 * min(low, high) >= MACHINE_MOVED_P or abs(change.ratio - 1) < DEFAULT_THRESHOLD:
+        return None
+    return (f"the control moved {change.ratio - 1:+.1%} {where} (p = {2 * min(low, high):.2g}), so the machine differed "
+            "as a whole")
 
 
 def run_control(run: Mapping[str, Any]) -> float | None:

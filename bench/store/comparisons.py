@@ -148,6 +148,8 @@ class Normalization(Model):
 
     used: bool = Field(description="True: values were divided by the control timed next to the case.")
     mode: str = Field(description="--normalize: auto, control or none.")
+    chosen: bool = Field(False, description="auto picked between raw and divided by their spreads; the row's level is "
+                                            "halved for that choice (Bonferroni over the two candidates).")
     sd_raw: float | None = Field(None, description="Spread of the log values the decision looked at, raw.")
     sd_control: float | None = Field(None, description="The same divided by the control.")
     p: float | None = Field(None, description="Pitman-Morgan one-sided p-value for 'dividing lowers the spread'.")
