@@ -149,7 +149,9 @@ def change_points(normal: Sequence[dict[str, Any]], slow: Sequence[dict[str, Any
     from bench.analyze.compare import CompareSettings
 
     settings = CompareSettings(normalize="auto")
-    reference = min(REFERENCE, len(normal) - 1)
+    # At most half the unchanged runs: the nights must be drawn from enough other runs (with 9 runs and a
+    # reference of 8, every night would be the same run, a persistent "shift" of whatever it happened to read).
+    reference = min(REFERENCE, max(5, len(normal) // 2))
     slow_pool = [s["doc"] for s in slow] if len(slow) >= 5 else None
 
     def night(i: int, turned: bool) -> dict[str, Any]:

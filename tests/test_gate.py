@@ -710,3 +710,23 @@ def test_gate_benchmark_analysis_on_a_synthetic_collection(tmp_path):
     assert "| 10 % slowdown caught, per case | 8/8" in text  # the A/B sessions, 2 cases x 4 sessions
     low, high = wilson(0, 300, 40)
     assert low == 0.0 and 0.08 < high < 0.09  # 0 of 300 comparisons from 40 runs: up to 8.8 %
+
+
+def test_a_case_timed_while_another_job_loaded_the_machine_is_neither_judged_nor_part_of_a_spread(tmp_path):
+    """flags.contention (the sweep's /proc/stat reading): a loaded current run is not judged, loaded history runs
+    and nights are left out, and every row says so."""
+    history = history_of(8, spread=0.02)
+    for run in history[:2]:
+        for case in run["cases"]:
+            case["flags"]["contention"] = True
+    loaded = drifted(make_run(950, TRAIN, speed={T256: 0.6}, run_index=30), 1.0)
+    for case in loaded["cases"]:
+        case["flags"]["contention"] = True
+    document = compare_history(history, loaded, CompareSettings(normalize="none"))
+    rows = {r["case_id"]: r for r in document["rows"]}
+    assert rows[T256]["verdict"] == "no change" and not rows[T256]["detect"]["judged"]
+    assert any(n.startswith("not judged: another job loaded the machine") for n in rows[T256]["notes"])
+    assert any(n.startswith("2 history run(s) left out") for n in rows[T256]["notes"])
+    assert rows[T256]["baseline"]["runs"] == 6 and document["summary"]["not_judged"] == 2
+    quiet = drifted(make_run(951, TRAIN, speed={T256: 0.6}, run_index=31), 1.0)
+    assert verdicts(compare_history(history, quiet, CompareSettings(normalize="none")))[T256] == "regression"

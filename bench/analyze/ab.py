@@ -40,6 +40,7 @@ from bench.analyze.compare import (
     CompareSettings,
     compare_case,
     comparison_document,
+    contended,
     decide,
     environment_check,
     match_cases,
@@ -72,7 +73,7 @@ class CaseState:
 def pair_series(records: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], metric: Metric,
                 settings: CompareSettings) -> tuple[list[float], list[float], list[float], list[float], dict[str, Any]]:
     """(a values, b values, a raw, b raw, normalisation) over the complete ok pairs of one case."""
-    ok = [(a, b) for a, b in records if a["status"] == "ok" and b["status"] == "ok"]
+    ok = [(a, b) for a, b in records if a["status"] == "ok" and b["status"] == "ok" and not (contended(a) or contended(b))]
     bigger = metric.bigger_is_better
     a_cv = [values_of(a, "side a") for a, _ in ok]
     b_cv = [values_of(b, "side b") for _, b in ok]
@@ -223,7 +224,13 @@ def _merged(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _judge_pairs(row: dict[str, Any], metric: Metric, settings: CompareSettings,
                  records: list[tuple[dict[str, Any], dict[str, Any]]]) -> Estimate | None:
-    ok = [(a, b) for a, b in records if a["status"] == "ok" and b["status"] == "ok"]
+    ok = [(a, b) for a, b in records if a["status"] == "ok" and b["status"] == "ok" and not (contended(a) or contended(b))]
+    dropped = sum(1 for a, b in records if contended(a) or contended(b))
+    if dropped:
+        row["notes"].append(f"{dropped} pair(s) left out: the machine was loaded (flags.contention)")
+    if not ok:
+        row["notes"].append("not judged: no pair measured on an unloaded machine")
+        return None
     a_vals, b_vals, a_raw, b_raw, choice = pair_series(records, metric, settings)
     row["baseline"] = side(ok[0][0], a_raw) | {"runs": len(ok)}
     row["current"] = side(ok[-1][1], b_raw) | {"runs": len(ok)}

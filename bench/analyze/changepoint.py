@@ -29,6 +29,7 @@ from bench.analyze.compare import (
     CompareSettings,
     compare_case,
     comparison_document,
+    contended,
     decide,
     environment_check,
     find_case,
@@ -63,6 +64,8 @@ def compare_series(runs: Sequence[Mapping[str, Any]], settings: CompareSettings 
     settings = settings or CompareSettings()
     history_ref = dict(history_ref or {})
     name = history_ref.get("baseline_name") or history_ref.get("path") or "the history"
+    if reference < MIN_REFERENCE:
+        raise ValueError(f"the change-point mode needs a reference of at least {MIN_REFERENCE} runs")
     runs = list(runs)[-(reference + horizon):]
     used_reference = min(reference, len(runs) - 1)
     if used_reference < MIN_REFERENCE:
@@ -126,7 +129,7 @@ def _series_values(runs: Sequence[Mapping[str, Any]], case: Mapping[str, Any]) -
     out = []
     for i, run in enumerate(runs):
         found = find_case(run, case)
-        if found is not None and found["status"] == "ok":
+        if found is not None and found["status"] == "ok" and not contended(found):
             out.append((i, values_of(found, str(run.get("run_id")))))
     return out
 
@@ -136,6 +139,9 @@ def _judge_series(row: dict[str, Any], metric: Metric, settings: CompareSettings
                   collected: dict[str, tuple[list[int], list[float], float]]) -> Estimate | None:
     reference_case, cur = row["_records"]
     found = _series_values(runs, cur)
+    skipped = sum(1 for run in runs if contended(find_case(run, cur)))
+    if skipped:
+        row["notes"].append(f"{skipped} run(s) left out of the series: the machine was loaded (flags.contention)")
     in_reference = [v for i, v in found if i < reference]
     bigger = metric.bigger_is_better
     row["baseline"] = side(reference_case, [v.run_value(False, bigger) for v in in_reference]) | {

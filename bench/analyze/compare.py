@@ -58,6 +58,7 @@ from bench.analyze.matching import (  # the names other modules import from here
     SECONDARY_METRICS,
     EnvironmentMismatch,
     case_samples,
+    contended,
     describe_differences,
     environment_check,
     find_case,
@@ -332,6 +333,10 @@ def judge_processes(row: dict[str, Any], metric: Metric, settings: CompareSettin
     spread = (estimate.se / math.sqrt(1 / len(a) + 1 / len(b))) if estimate.se else None
     row["detect"] = {"spread": spread, "spread_of": "processes",
                      "ab_pairs_10pct": pairs_needed(math.sqrt(2) * spread, level=CASE_ALPHA_CAP) if spread else None}
+    if contended(base) or contended(cur):
+        row["notes"].append("not judged: another job loaded the machine while this case was timed (flags.contention); "
+                            "measure it again")
+        return Estimate(estimate.log_change, None, None, estimate.evidence)
     if min(values_b.processes, values_c.processes) < MIN_PROCESSES:
         row["notes"].append(
             f"not judged: {values_b.processes} and {values_c.processes} process(es) per side give no spread, and two "
@@ -452,6 +457,6 @@ def exit_code(document: Mapping[str, Any]) -> int:
 
 __all__ = ["COMPARISON_KIND", "COMPARISON_SCHEMA_VERSION", "FINGERPRINT_FIELDS", "INFO_FIELDS", "PRIMARY_METRIC",
            "SECONDARY_METRICS", "VERDICTS", "CompareSettings", "EnvironmentMismatch", "case_samples", "compare_case",
-           "compare_runs", "compare_two_runs", "comparison_document", "decide", "describe_differences",
+           "compare_runs", "compare_two_runs", "comparison_document", "contended", "decide", "describe_differences",
            "environment_check", "exit_code", "find_case", "fingerprint", "index_cases", "match_cases", "params_key",
            "run_ref", "side", "tested_thresholds", "values_of"]

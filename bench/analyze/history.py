@@ -28,6 +28,7 @@ from bench.analyze.compare import (
     CompareSettings,
     compare_case,
     comparison_document,
+    contended,
     decide,
     environment_check,
     find_case,
@@ -59,11 +60,11 @@ class HistoryTooShort(UserError):
 
 
 def history_values(history: Sequence[Mapping[str, Any]], case: Mapping[str, Any]) -> list[CaseValues]:
-    """The case's values in every history run that measured it ok, oldest first."""
+    """The case's values in every history run that measured it ok on an unloaded machine, oldest first."""
     out = []
     for run in history:
         found = find_case(run, case)
-        if found is not None and found["status"] == "ok":
+        if found is not None and found["status"] == "ok" and not contended(found):
             out.append(values_of(found, str(run.get("run_id"))))
     return out
 
@@ -167,7 +168,15 @@ def _judge_history(row: dict[str, Any], metric: Metric, settings: CompareSetting
     row["normalization"] = choice
     row["raw_ratio"] = current.run_value(False, metric.bigger_is_better) / geomean(raw)
     row["current"] = side(cur, list(current.raw)) | {"processes": current.processes}
+    skipped = sum(1 for run in history if contended(find_case(run, cur)))
+    if skipped:
+        row["notes"].append(f"{skipped} history run(s) left out: the machine was loaded (flags.contention)")
     estimate = history_estimate(values, value)
+    if contended(cur):
+        row["notes"].append("not judged: another job loaded the machine while this case was timed (flags.contention); "
+                            "measure it again")
+        row["detect"] = {"spread": history_spread(values), "spread_of": "runs", "runs": k}
+        return Estimate(estimate.log_change, None, None, estimate.evidence)
     spread = history_spread(values)
     row["detect"] = {"spread": spread, "spread_of": "runs", "runs": k}
     row["history"] = {"runs": k, "sd_log": spread, "bound_ratio": None}  # bound_ratio: after decide

@@ -128,6 +128,14 @@ def values_of(case: Mapping[str, Any], where: str) -> CaseValues:
     return case_values(case, case_samples(case, where), metric.bigger_is_better)
 
 
+def contended(case: Mapping[str, Any] | None) -> bool:
+    """Another job took a large share of the CPUs while the case was timed (``flags.contention``, set by the sweep
+    from /proc/stat): such a measurement says more about the neighbour than about the code, so the gate neither
+    judges it nor lets it into a spread (on the shared 2-core box every false alarm of a small collection came
+    from runs next to a busy process)."""
+    return bool(((case or {}).get("flags") or {}).get("contention"))
+
+
 def _positive_list(values: Any, label: str) -> list[float]:
     ok = (isinstance(values, list) and values
           and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and v != float("inf")

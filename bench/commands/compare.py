@@ -27,7 +27,7 @@ from bench.analyze.compare import (
     compare_two_runs,
     exit_code,
 )
-from bench.analyze.cusum import DEFAULT_HORIZON, DEFAULT_REFERENCE
+from bench.analyze.cusum import DEFAULT_HORIZON, DEFAULT_REFERENCE, MIN_REFERENCE
 from bench.analyze.history import compare_history
 from bench.analyze.judge import CASE_ALPHA_CAP
 from bench.analyze.normalize import NORMALIZE_MODES
@@ -138,9 +138,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
     if args.case_alpha is not None and not 0 < args.case_alpha < 1:
         raise UserError(f"--case-alpha must be between 0 and 1, got {args.case_alpha}")
-    if args.reference < 2 or args.horizon < 1:
-        raise UserError(f"--reference must be at least 2 and --horizon at least 1, got {args.reference} and "
-                        f"{args.horizon}")
+    if args.reference < MIN_REFERENCE or args.horizon < 1:
+        raise UserError(f"--reference must be at least {MIN_REFERENCE} and --horizon at least 1, got {args.reference} "
+                        f"and {args.horizon}")
     if args.min_runs < 2:
         raise UserError(f"--min-runs must be at least 2 (a spread needs two runs), got {args.min_runs}")
     if args.window < 0:
