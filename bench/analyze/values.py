@@ -11,12 +11,20 @@ The rule (both): the **mean of the best half of the rounds**, on logs (:func:`be
 shared runner only ever slows a round down (another job's burst, the hypervisor's steal), so the fastest
 rounds are the ones that measured the code and the slow tail measures the neighbours; conbench takes the
 best repetition for the same reason, and half the rounds keeps the value steady where one best round would
-not be. On the project's loaded 2-core box (load average 5-7 from other jobs, the gate config's
-``gpus=2/batch=512`` case, 5 rounds per run, 4 runs per thread setting) it cut the between-run spread of
-that case from 14.9 % to 4.8 % (default thread pools) and from 9.7 % to 5.0 % (1 + 1 threads) against the
-20 %-trimmed geometric mean it replaces (:func:`trimmed_geomean`, kept for comparison);
-``scripts/gate_benchmark.py analyze`` prints both statistics' spread for every case of a collection, so
-the choice is checked again on each runner. Logs, because throughput ratios are what is compared.
+not be. Measured on the project's shared 2-core box against the 20 %-trimmed geometric mean it replaces
+(:func:`trimmed_geomean`, kept for comparison), between-run sd of a case's run value:
+
+* the gate collection (``scripts/gate_benchmark.py``, 1 + 1 threads, 9 unchanged runs, load average 0.8-5.6
+  from other jobs and the busy process): 10.9 / 20.6 / 12.3 / 4.8 % against 16.9 / 26.2 / 20.9 / 9.4 % for
+  the four cases: lower in every case;
+* ``gpus=2/batch=512`` alone, 4 runs per thread setting at load average 5-7: 4.8 % against 14.9 % (default
+  pools), 5.0 % against 9.7 % (1 + 1 threads);
+* the same case, 6 runs per setting at load average 1.4-2.5 (quieter): 19.8 % against 18.6 % (default pools,
+  whose per-process draws move the whole run, not single rounds) and 3.4 % against 3.6 % (1 + 1 threads).
+
+So: no worse on a quiet machine, two to three times steadier on a loaded one. ``scripts/gate_benchmark.py
+analyze`` prints both statistics' spread for every case of a collection, so the choice is checked again on
+each runner. Logs, because throughput ratios are what is compared.
 
 Which half is best depends on the metric: the highest throughputs, the shortest seconds
 (``bigger_is_better``).
