@@ -223,8 +223,13 @@ def ab_pairs(runs: Sequence[dict[str, Any]]) -> tuple[list[tuple[dict, dict, flo
 
 
 def ab_sessions(pairs: Sequence[tuple[dict, dict, float]], ids: Sequence[str], unit_s: Mapping[str, float],
-                sessions: int, rng: np.random.Generator) -> dict[str, Any]:
-    """Sessions drawn from measured pairs (each kept whole), 8 / 16 / 24 pairs per case while unclear."""
+                sessions: int, rng: np.random.Generator, swap: bool = False) -> dict[str, Any]:
+    """Sessions drawn from measured pairs (each kept whole), 8 / 16 / 24 pairs per case while unclear.
+
+    ``swap`` (unchanged pairs): which run of a pair is side a is drawn at random, as a session alternates the
+    order; otherwise the first run of every unchanged pair would be side a, and whatever the position in a pair
+    does (or the few pairs' chance mean) would read as a difference between the sides.
+    """
     from bench.analyze.ab import compare_pairs, progress
     from bench.analyze.compare import CompareSettings
 
@@ -233,7 +238,9 @@ def ab_sessions(pairs: Sequence[tuple[dict, dict, float]], ids: Sequence[str], u
     used: list[int] = []
     minutes: list[float] = []
     for _ in range(sessions):
-        draws = {c: [pairs[int(i)] for i in rng.integers(len(pairs), size=LOOKS[-1])] for c in ids}
+        draws = {c: [pairs[int(i)] if not (swap and rng.random() < 0.5) else (pairs[int(i)][1], pairs[int(i)][0],
+                                                                                  pairs[int(i)][2])
+                     for i in rng.integers(len(pairs), size=LOOKS[-1])] for c in ids}
         taken = dict.fromkeys(ids, 0)
         active = set(ids)
         for look in LOOKS:
@@ -319,7 +326,7 @@ def analyze(out: Path, entries: Sequence[Mapping[str, Any]], comparisons: int = 
     say("A/B sessions")
     slow_pairs, same_pairs = ab_pairs(runs)
     ab_slow = ab_sessions(slow_pairs, ids, unit_s, sessions, rng) if len(slow_pairs) >= 2 else None
-    ab_same = ab_sessions(same_pairs, ids, unit_s, sessions, rng) if len(same_pairs) >= 2 else None
+    ab_same = ab_sessions(same_pairs, ids, unit_s, sessions, rng, swap=True) if len(same_pairs) >= 2 else None
     spread = spreads(normal)
 
     loads = [e["loadavg_1min_before"] for e in entries if isinstance(e.get("loadavg_1min_before"), (int, float))]
