@@ -728,5 +728,7 @@ def test_a_case_timed_while_another_job_loaded_the_machine_is_neither_judged_nor
     assert any(n.startswith("not judged: another job loaded the machine") for n in rows[T256]["notes"])
     assert any(n.startswith("2 history run(s) left out") for n in rows[T256]["notes"])
     assert rows[T256]["baseline"]["runs"] == 6 and document["summary"]["not_judged"] == 2
+    judged = compare_history(history, loaded, CompareSettings(normalize="none", skip_contended=False))  # --judge-contended
+    assert verdicts(judged)[T256] == "regression" and judged["rows"][0]["baseline"]["runs"] == 8
     quiet = drifted(make_run(951, TRAIN, speed={T256: 0.6}, run_index=31), 1.0)
     assert verdicts(compare_history(history, quiet, CompareSettings(normalize="none")))[T256] == "regression"

@@ -73,7 +73,8 @@ class CaseState:
 def pair_series(records: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], metric: Metric,
                 settings: CompareSettings) -> tuple[list[float], list[float], list[float], list[float], dict[str, Any]]:
     """(a values, b values, a raw, b raw, normalisation) over the complete ok pairs of one case."""
-    ok = [(a, b) for a, b in records if a["status"] == "ok" and b["status"] == "ok" and not (contended(a) or contended(b))]
+    ok = [(a, b) for a, b in records if a["status"] == "ok" and b["status"] == "ok"
+          and not (settings.skip_contended and (contended(a) or contended(b)))]
     bigger = metric.bigger_is_better
     a_cv = [values_of(a, "side a") for a, _ in ok]
     b_cv = [values_of(b, "side b") for _, b in ok]
@@ -175,7 +176,8 @@ def compare_pairs(pairs: Sequence[Pair], settings: CompareSettings | None = None
     environment = environment_check(pairs[0][0], pairs[0][1],
                                     CompareSettings(allow_diff=frozenset(FINGERPRINT_FIELDS)))
     look_settings = CompareSettings(thresholds=settings.thresholds, alpha=settings.alpha / len(looks),
-                                    case_alpha=settings.cap(AB_CASE_ALPHA), normalize=settings.normalize)
+                                    case_alpha=settings.cap(AB_CASE_ALPHA), normalize=settings.normalize,
+                                    skip_contended=settings.skip_contended)
     rows = []
     for case_id, records in cases.items():
         def pick(i: int, records: list[tuple[dict[str, Any], dict[str, Any]]] = records) -> dict[str, Any]:
@@ -224,8 +226,9 @@ def _merged(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _judge_pairs(row: dict[str, Any], metric: Metric, settings: CompareSettings,
                  records: list[tuple[dict[str, Any], dict[str, Any]]]) -> Estimate | None:
-    ok = [(a, b) for a, b in records if a["status"] == "ok" and b["status"] == "ok" and not (contended(a) or contended(b))]
-    dropped = sum(1 for a, b in records if contended(a) or contended(b))
+    ok = [(a, b) for a, b in records if a["status"] == "ok" and b["status"] == "ok"
+          and not (settings.skip_contended and (contended(a) or contended(b)))]
+    dropped = sum(1 for a, b in records if contended(a) or contended(b)) if settings.skip_contended else 0
     if dropped:
         row["notes"].append(f"{dropped} pair(s) left out: the machine was loaded (flags.contention)")
     if not ok:

@@ -125,11 +125,12 @@ def compare_series(runs: Sequence[Mapping[str, Any]], settings: CompareSettings 
     return document
 
 
-def _series_values(runs: Sequence[Mapping[str, Any]], case: Mapping[str, Any]) -> list[tuple[int, CaseValues]]:
+def _series_values(runs: Sequence[Mapping[str, Any]], case: Mapping[str, Any],
+                   skip_contended: bool = True) -> list[tuple[int, CaseValues]]:
     out = []
     for i, run in enumerate(runs):
         found = find_case(run, case)
-        if found is not None and found["status"] == "ok" and not contended(found):
+        if found is not None and found["status"] == "ok" and not (skip_contended and contended(found)):
             out.append((i, values_of(found, str(run.get("run_id")))))
     return out
 
@@ -138,8 +139,8 @@ def _judge_series(row: dict[str, Any], metric: Metric, settings: CompareSettings
                   reference: int, horizon: int, target: float,
                   collected: dict[str, tuple[list[int], list[float], float]]) -> Estimate | None:
     reference_case, cur = row["_records"]
-    found = _series_values(runs, cur)
-    skipped = sum(1 for run in runs if contended(find_case(run, cur)))
+    found = _series_values(runs, cur, settings.skip_contended)
+    skipped = sum(1 for run in runs if contended(find_case(run, cur))) if settings.skip_contended else 0
     if skipped:
         row["notes"].append(f"{skipped} run(s) left out of the series: the machine was loaded (flags.contention)")
     in_reference = [v for i, v in found if i < reference]

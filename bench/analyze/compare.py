@@ -118,6 +118,9 @@ class CompareSettings:
     # case's spread in the data the method has (bench.analyze.normalize.choose_normalization);
     # "control": wherever every run involved has it; "none": raw numbers.
     normalize: str = "none"
+    # Leave out what the sweep flagged contention (another job loaded the machine while the case was timed):
+    # never judged, never in a spread (bench.analyze.matching.contended).
+    skip_contended: bool = True
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZE_MODES:
@@ -333,7 +336,7 @@ def judge_processes(row: dict[str, Any], metric: Metric, settings: CompareSettin
     spread = (estimate.se / math.sqrt(1 / len(a) + 1 / len(b))) if estimate.se else None
     row["detect"] = {"spread": spread, "spread_of": "processes",
                      "ab_pairs_10pct": pairs_needed(math.sqrt(2) * spread, level=CASE_ALPHA_CAP) if spread else None}
-    if contended(base) or contended(cur):
+    if settings.skip_contended and (contended(base) or contended(cur)):
         row["notes"].append("not judged: another job loaded the machine while this case was timed (flags.contention); "
                             "measure it again")
         return Estimate(estimate.log_change, None, None, estimate.evidence)

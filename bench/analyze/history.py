@@ -59,12 +59,13 @@ class HistoryTooShort(UserError):
     """The baseline history has fewer runs than the between-run test needs."""
 
 
-def history_values(history: Sequence[Mapping[str, Any]], case: Mapping[str, Any]) -> list[CaseValues]:
-    """The case's values in every history run that measured it ok on an unloaded machine, oldest first."""
+def history_values(history: Sequence[Mapping[str, Any]], case: Mapping[str, Any],
+                   skip_contended: bool = True) -> list[CaseValues]:
+    """The case's values in every history run that measured it ok (on an unloaded machine), oldest first."""
     out = []
     for run in history:
         found = find_case(run, case)
-        if found is not None and found["status"] == "ok" and not contended(found):
+        if found is not None and found["status"] == "ok" and not (skip_contended and contended(found)):
             out.append(values_of(found, str(run.get("run_id"))))
     return out
 
@@ -154,7 +155,7 @@ def add_series_limits(row: dict[str, Any]) -> None:
 def _judge_history(row: dict[str, Any], metric: Metric, settings: CompareSettings,
                    history: Sequence[Mapping[str, Any]], min_runs: int) -> Estimate | None:
     newest_case, cur = row["_records"]
-    past = history_values(history, cur)
+    past = history_values(history, cur, settings.skip_contended)
     k = len(past)
     raw = [v.run_value(False, metric.bigger_is_better) for v in past]
     row["baseline"] = side(newest_case, raw) | {"runs": k, "of_runs": len(history)}
@@ -168,11 +169,11 @@ def _judge_history(row: dict[str, Any], metric: Metric, settings: CompareSetting
     row["normalization"] = choice
     row["raw_ratio"] = current.run_value(False, metric.bigger_is_better) / geomean(raw)
     row["current"] = side(cur, list(current.raw)) | {"processes": current.processes}
-    skipped = sum(1 for run in history if contended(find_case(run, cur)))
+    skipped = sum(1 for run in history if contended(find_case(run, cur))) if settings.skip_contended else 0
     if skipped:
         row["notes"].append(f"{skipped} history run(s) left out: the machine was loaded (flags.contention)")
     estimate = history_estimate(values, value)
-    if contended(cur):
+    if settings.skip_contended and contended(cur):
         row["notes"].append("not judged: another job loaded the machine while this case was timed (flags.contention); "
                             "measure it again")
         row["detect"] = {"spread": history_spread(values), "spread_of": "runs", "runs": k}

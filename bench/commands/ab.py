@@ -59,6 +59,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                         help=f"false-alarm budget of the session (default {DEFAULT_ALPHA}), split over the looks and "
                              "over the cases (Holm)")
+    parser.add_argument("--judge-contended", action="store_true",
+                        help="keep pairs with a case the sweep flagged contention (another job loaded the machine); by "
+                             "default such pairs are left out")
     parser.add_argument("--only-changed", action="store_true", help="leave the 'no change' rows out of the table")
     parser.add_argument("--json", metavar="PATH", help="also write the comparison document here "
                                                       "(always written as comparison.json in the session folder)")
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("both sides are the same (interpreter, revision and environment); give --a-rev/--b-rev, "
                         "--a-python/--b-python or --a-env/--b-env, or --allow-same for an A/A session")
     settings = CompareSettings(thresholds=parse_thresholds(args.threshold), alpha=args.alpha,
-                               normalize=args.normalize)
+                               normalize=args.normalize, skip_contended=not args.judge_contended)
     config = load_config_with_overrides(args.config)
     out_dir = Path(args.results_dir) / f"ab-{run_id_stamp()}"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              f"testing an upgrade); fields: {', '.join(FINGERPRINT_FIELDS)}")
     parser.add_argument("--force", action="store_true",
                         help="compare even when the environments differ in what matters (prints a warning)")
+    parser.add_argument("--judge-contended", action="store_true",
+                        help="judge cases the sweep flagged contention (another job loaded the machine while they were "
+                             "timed) like any other, and keep such runs in spreads; by default they are left out")
     parser.add_argument("--only-changed", action="store_true", help="leave the 'no change' rows out of the table")
     parser.add_argument("--json", metavar="PATH", help="also write the comparison document (JSON) here")
     parser.add_argument("--markdown", metavar="PATH",
@@ -150,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     current_path = resolve_run(current_spec, args.results_dir) if current_spec else newest_run(args.results_dir)
     method = args.method if args.method != "auto" else ("history" if baseline.history else "runs")
     settings = CompareSettings(thresholds=parse_thresholds(args.threshold), alpha=args.alpha,
-                               case_alpha=args.case_alpha, force=args.force,
+                               case_alpha=args.case_alpha, force=args.force, skip_contended=not args.judge_contended,
                                allow_diff=parse_allow_diff(args.allow_diff), normalize=args.normalize)
     current = load_run(current_path)
     history = load_history(baseline, None if method == "changepoint" else (args.window or None))
@@ -176,12 +179,17 @@ def run(args: argparse.Namespace) -> int:
                   "results/baselines/NAME/) for the between-run test", file=sys.stderr)
         document = compare(newest, current, settings, baseline_ref={**baseline_ref, "path": newest_path},
                            current_ref={"path": current_path})
-        not_judged = document["summary"].get("not_judged") or 0
-        if method == "runs" and not_judged:
-            print(f"warning: {not_judged} case(s) not judged: measured in one process per run, so two runs alone cannot "
-                  "tell a change from between-run drift; keep a history (python -m bench promote RUN --name NAME, at "
-                  f"least {MIN_HISTORY_RUNS} runs made at different times) and compare NAME, measure each case in "
-                  "several processes ([measure] processes), or run python -m bench ab", file=sys.stderr)
+        one_process = sum(any("process(es) per side give no spread" in n for n in r["notes"]) for r in document["rows"])
+        if method == "runs" and one_process:
+            print(f"warning: {one_process} case(s) not judged: measured in one process per run, so two runs alone "
+                  "cannot tell a change from between-run drift; keep a history (python -m bench promote RUN --name "
+                  f"NAME, at least {MIN_HISTORY_RUNS} runs made at different times) and compare NAME, measure each case "
+                  "in several processes ([measure] processes), or run python -m bench ab", file=sys.stderr)
+    loaded = sum(any("(flags.contention)" in n and n.startswith("not judged") for n in r["notes"])
+                 for r in document["rows"])
+    if loaded:
+        print(f"warning: {loaded} case(s) not judged: another job loaded the machine while they were timed "
+              "(flags.contention); measure them again on a quieter machine, or pass --judge-contended", file=sys.stderr)
     for line in environment_lines(document):
         print(line, file=sys.stderr)
     print(render_table(document, only_changed=args.only_changed))
