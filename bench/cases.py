@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench.config import BenchConfig, ConfigError, JitCompile
+from bench.config import DEFAULT_ENVIRONMENT, BenchConfig, ConfigError, JitCompile
 
 # The native loop's variants per backend (see bench.measure.native).
 VARIANTS = {"tensorflow": ("step",), "jax": ("step", "epoch_scan"), "torch": ("step",)}
@@ -38,6 +38,7 @@ class TrainCase:
     steps_per_execution: int = 1
     workers: int = 1  # processes (bench.measure.multiworker); gpus replicas in each
     keras: str = "keras3"  # or "tf_keras" (Keras 2 on TensorFlow)
+    environment: str = DEFAULT_ENVIRONMENT  # or an [environments.<name>] table (another Keras, say)
 
     @property
     def per_replica_batch(self) -> int:
@@ -51,13 +52,15 @@ class TrainCase:
     def case_id(self) -> str:
         # input and spe are always named: ids from before these axes existed measured other input paths
         # (tf.data with prefetch on TensorFlow, a cycling PyDataset elsewhere) and must not match new ones.
-        # workers and keras are named only off their defaults: a one-process Keras 3 case measures exactly
-        # what it measured before these axes existed, so its id (and every baseline keyed on it) stays.
+        # workers, keras and environment are named only off their defaults: a one-process Keras 3 case in the
+        # tool's own Python measures exactly what it measured before these axes existed, so its id (and every
+        # baseline keyed on it) stays.
         return (
             f"train/{self.backend}/gpus={self.gpus}/batch={self.global_batch}/"
             f"{self.precision}/jit={jit_label(self.jit_compile)}/input={self.input}/spe={self.steps_per_execution}"
             + (f"/workers={self.workers}" if self.workers != 1 else "")
             + (f"/keras={self.keras}" if self.keras != "keras3" else "")
+            + (f"/env={self.environment}" if self.environment != DEFAULT_ENVIRONMENT else "")
         )
 
     def params(self) -> dict[str, Any]:
@@ -71,6 +74,7 @@ class TrainCase:
             "steps_per_execution": self.steps_per_execution,
             "workers": self.workers,
             "keras": self.keras,
+            "environment": self.environment,
         }
 
 
@@ -83,11 +87,11 @@ def train_cases(config: BenchConfig) -> list[TrainCase]:
     each ``[[train.add]]`` sweep; a case that two sweeps both produce is listed once, where it first came."""
     cases: dict[str, TrainCase] = {}
     for axes in (config.train, *config.train.add):
-        for backend, gpus, batch, precision, jit, feed, spe, workers, keras in itertools.product(
+        for backend, gpus, batch, precision, jit, feed, spe, workers, keras, environment in itertools.product(
             axes.backend, axes.gpus, axes.global_batch, axes.precision, axes.jit_compile, axes.input,
-            axes.steps_per_execution, axes.workers, axes.keras,
+            axes.steps_per_execution, axes.workers, axes.keras, axes.environment,
         ):
-            case = TrainCase(backend, gpus, batch, precision, jit, feed, spe, workers, keras)
+            case = TrainCase(backend, gpus, batch, precision, jit, feed, spe, workers, keras, environment)
             if not any(_matches(case.params(), rule) for rule in axes.exclude):
                 cases.setdefault(case.case_id, case)
     return list(cases.values())

@@ -11,6 +11,7 @@ import hashlib
 import importlib.resources
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -35,10 +36,17 @@ INPUTS = ("numpy", "numpy_uint8", "tf_data", "tf_data_prefetch", "device")
 # Which Keras trains on TensorFlow: Keras 3 (``import keras``) or Keras 2 (``tf_keras``, what tf.keras is with
 # TF_USE_LEGACY_KERAS=1). tf_keras exists for TensorFlow only; other backends skip it with the reason.
 KERAS_FLAVOURS = ("keras3", "tf_keras")
+# The Python environment a train case's worker runs in: "default" is the Python the tool runs in; any other
+# name is an [environments.<name>] table whose pythonpath goes first on the worker's PYTHONPATH (e.g. a
+# folder holding another Keras, installed with pip install --target).
+DEFAULT_ENVIRONMENT = "default"
 # How a multi-worker case's processes are started (bench.run.cluster): auto = the scheduler's cluster when
 # the environment names one (TF_CONFIG, KERAS_DISTRIBUTION_*, a SLURM step of 2+ tasks), else the local
 # launcher (N processes on loopback ports of this machine); local = always the local launcher.
 LAUNCHERS = ("auto", "local")
+
+# How the processes of a sweep follow each other (MeasureSettings.order).
+ORDERS = ("interleaved", "sequential")
 
 JitCompile = bool | str  # True, False or "auto"
 
@@ -81,6 +89,12 @@ class TrainAxes:
         "Keras on TensorFlow: keras3 (import keras) or tf_keras (Keras 2, the legacy tf.keras); "
         "tf_keras on another backend is skipped with the reason.", default=("keras3",)
     )
+    environment: tuple[str, ...] = _doc(
+        "Python environments the cases run in: default (the Python the tool runs in) or the name of an "
+        "[environments.<name>] table, whose pythonpath goes first on the worker's PYTHONPATH — e.g. another "
+        "Keras beside this one. Each environment's cases run in their own worker processes.",
+        default=(DEFAULT_ENVIRONMENT,),
+    )
     exclude: tuple[Mapping[str, Any], ...] = _doc(
         "Partial cases to leave out, e.g. {precision = 'mixed_float16', jit_compile = true}.", default=()
     )
@@ -96,12 +110,35 @@ class MeasureSettings:
     """How each case is timed."""
 
     warmup_steps: int = _doc("Steps in the first (compile) call, timed and reported as compile time.", default=20)
-    rounds: int = _doc("Timed rounds per case (at least 5 for a trustworthy spread).", default=5)
+    rounds: int = _doc("Timed rounds per case in each of its processes (at least 2; the spread that counts is the "
+                       "one between processes, so trade rounds for processes).", default=5)
     min_round_s: float = _doc("Each round is calibrated to last at least this long.", default=2.0)
     max_steps_per_round: int = _doc("Upper bound on calibrated steps per round.", default=100_000)
     case_timeout_s: float = _doc("A case running longer is failed and the sweep goes on.", default=900.0)
     cv_threshold: float = _doc("Rounds whose coefficient of variation exceeds this are flagged unstable.", default=0.05)
     seed: int = _doc("Seed for data shuffling, weights and synthetic data.", default=0)
+    processes: int = _doc(
+        "Fresh worker processes that measure each train and native case (pyperf's worker processes): a case's "
+        "uncertainty is the spread between its processes, and comparisons pair the cases' processes by pass. "
+        "cpu_predict, converge and multi-worker cases run once.", default=3)
+    order: str = _doc(
+        "interleaved: pass 1 runs every layout's cases in order, pass 2 in reverse, ... (ABCD DCBA ABCD), so no case "
+        "always runs first or last and the cases of one pass are adjacent in time; sequential: each layout's "
+        "processes back to back, cases always in config order (processes = 1 is the one-process order of "
+        "earlier versions).", default="interleaved")
+
+
+@dataclass(frozen=True)
+class ThreadSettings:
+    """Framework thread pools: the main cause of process-to-process differences on small CPU machines."""
+
+    intra_op: int | str = _doc(
+        'Threads one op may use (TensorFlow intra-op pool, torch.set_num_threads, XLA\'s CPU Eigen pool): an integer '
+        '(0 = the framework\'s default) or "auto" = 1 on a machine with no GPU, the framework\'s default with one.',
+        default="auto")
+    inter_op: int | str = _doc(
+        'Ops run at once (TensorFlow inter-op pool, torch.set_num_interop_threads): an integer (0 = the framework\'s '
+        'default) or "auto", as intra_op.', default="auto")
 
 
 @dataclass(frozen=True)
@@ -237,6 +274,17 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class EnvironmentSettings:
+    """``[environments.<name>]``: a folder put first on a worker's PYTHONPATH, e.g. another Keras."""
+
+    pythonpath: str = _doc("The folder (absolute, or relative to the directory `bench run` runs in) put first on "
+                           "the worker's PYTHONPATH, e.g. one made by pip install --target DIR keras-nightly.",
+                           default="")
+    label: str = _doc("What it is, in words, e.g. 'keras-nightly 3.16.0.dev2026102704, development build'.",
+                      default="")
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """One sweep definition."""
 
@@ -251,8 +299,10 @@ class BenchConfig:
     cpu_predict: CpuPredictSettings = CpuPredictSettings()
     converge: ConvergeSettings = ConvergeSettings()
     control: ControlSettings = ControlSettings()
+    threads: ThreadSettings = ThreadSettings()
     faults: FaultSettings = FaultSettings()
     cluster: ClusterSettings = ClusterSettings()
+    environments: Mapping[str, EnvironmentSettings] = field(default_factory=dict)
     path: str = ""
     sha256: str = ""
 
@@ -321,6 +371,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     cpu_predict = _parse_cpu_predict(_table(raw, "cpu_predict", where), where)
     converge = _parse_converge(_table(raw, "converge", where), where)
     control = _parse_simple(ControlSettings, _table(raw, "control", where), where, "control")
+    threads = _parse_threads(_table(raw, "threads", where), where)
     faults = _parse_simple(FaultSettings, _table(raw, "faults", where), where, "faults")
     if not faults.slowdown < 10:
         raise ConfigError(f"{where}: [faults] slowdown is a fraction of the step time (0.1 = 10 %), got {faults.slowdown}")
@@ -331,6 +382,14 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     if cluster.port_base > 65535:
         raise ConfigError(f"{where}: [cluster] port_base must be a TCP port (1-65535), got {cluster.port_base}")
 
+    environments = _parse_environments(_table(raw, "environments", where), where)
+    for axes in (train, *train.add):
+        for env in axes.environment:
+            if env != DEFAULT_ENVIRONMENT and env not in environments:
+                defined = ", ".join([DEFAULT_ENVIRONMENT, *environments])
+                raise ConfigError(f"{where}: [train] environment: unknown environment {env!r}; define "
+                                  f"[environments.{env}] with pythonpath = \"DIR\", or choose from {defined}")
+
     if data.source not in DATA_SOURCES:
         raise ConfigError(f"{where}: [data] source: unknown value {data.source!r}; choose from {', '.join(DATA_SOURCES)}")
     if data.source == "npz" and not data.path:
@@ -338,6 +397,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
     if nvml.poll_interval_s > 0.1:
         raise ConfigError(f"{where}: [nvml] poll_interval_s must be at most 0.1 s (NVML updates utilisation "
                           f"every 1/6-1 s; slower polling misses samples), got {nvml.poll_interval_s}")
+    if measure.order not in ORDERS:
+        raise ConfigError(f"{where}: [measure] order: unknown value {measure.order!r}; choose from {', '.join(ORDERS)}")
     if measure.rounds < 2:
         raise ConfigError(f"{where}: [measure] rounds must be at least 2 to give a spread, got {measure.rounds}")
 
@@ -353,8 +414,10 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", sha256: str =
         cpu_predict=cpu_predict,
         converge=converge,
         control=control,
+        threads=threads,
         faults=faults,
         cluster=cluster,
+        environments=environments,
         path=source,
         sha256=sha256,
     )
@@ -382,7 +445,9 @@ def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str, section: 
 
 
 _AXES = ("backend", "gpus", "global_batch", "precision", "jit_compile", "input", "steps_per_execution", "workers",
-         "keras")
+         "keras", "environment")
+# An environment's name goes into case ids and log file names.
+_ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _parse_train(raw: Mapping[str, Any], where: str) -> TrainAxes:
@@ -434,11 +499,68 @@ def _parse_axes(raw: Mapping[str, Any], where: str, label: str, allow_add: bool)
                                       f"{label}.steps_per_execution", where),
         workers=_int_axis(raw.get("workers", list(defaults.workers)), f"{label}.workers", where),
         keras=_str_axis(raw.get("keras", list(defaults.keras)), f"{label}.keras", KERAS_FLAVOURS, where),
+        environment=_name_axis(raw.get("environment", list(defaults.environment)), f"{label}.environment", where),
         exclude=tuple(
             {k: (_jit_value(v, f"{label}.exclude.jit_compile", where) if k == "jit_compile" else v) for k, v in rule.items()}
             for rule in exclude
         ),
     )
+
+
+def _parse_threads(raw: Mapping[str, Any], where: str) -> ThreadSettings:
+    _check_keys(raw, {f.name for f in fields(ThreadSettings)}, where, "threads")
+    values = {}
+    for key in ("intra_op", "inter_op"):
+        value = raw.get(key, "auto")
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ConfigError(f'{where}: [threads] {key} must be "auto" or an integer >= 0 (0 = the framework\'s '
+                              f"default), got {value!r}")
+        values[key] = value
+    return ThreadSettings(**values)
+
+
+def resolve_threads(settings: ThreadSettings, gpus_visible: bool) -> dict[str, Any]:
+    """The thread counts workers apply ("auto" resolved) and why: recorded in every run (environment.threads).
+
+    "auto" is 1 and 1 on a machine with no GPU: measured on the project's 2-core CI box, TensorFlow's default
+    pools made processes of one case differ by up to 1.7x, one intra-op and one inter-op thread brought them
+    within 2-8 % at about the same throughput (README "Noise at its source"). With a GPU the host threads feed
+    the device (tf.data, dispatch), so the framework keeps its default (0).
+    """
+    resolved: dict[str, Any] = {}
+    for key in ("intra_op", "inter_op"):
+        value = getattr(settings, key)
+        resolved[key] = (0 if gpus_visible else 1) if value == "auto" else int(value)
+    auto = [key for key in ("intra_op", "inter_op") if getattr(settings, key) == "auto"]
+    resolved["source"] = ("config" if not auto else
+                          f"auto ({'a GPU is visible: framework default' if gpus_visible else 'no GPU: 1 thread'})")
+    return resolved
+def _name_axis(value: Any, label: str, where: str) -> tuple[str, ...]:
+    items = _list(value, label, where)
+    for item in items:
+        if not isinstance(item, str) or not _ENVIRONMENT_NAME.match(item):
+            raise ConfigError(f"{where}: {label} values are environment names (letters, digits, _ . -), got {item!r}")
+    return tuple(items)
+
+
+def _parse_environments(raw: Mapping[str, Any], where: str) -> dict[str, EnvironmentSettings]:
+    """``[environments.<name>]`` tables; whether each folder exists and imports Keras is checked by ``bench run``
+    before the sweep (bench.environment.keras_envs), not here: a results file read on another machine keeps
+    its config."""
+    found: dict[str, EnvironmentSettings] = {}
+    for name, table in raw.items():
+        label = f"environments.{name}"
+        if not _ENVIRONMENT_NAME.match(name) or name == DEFAULT_ENVIRONMENT:
+            raise ConfigError(f"{where}: [{label}]: an environment name is letters, digits, _ . - and not "
+                              f"{DEFAULT_ENVIRONMENT!r} (the tool's own Python)")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: [{label}] must be a table with pythonpath = \"DIR\"")
+        settings = _parse_simple(EnvironmentSettings, table, where, label)
+        if not settings.pythonpath.strip():
+            raise ConfigError(f"{where}: [{label}] needs pythonpath = \"DIR\" (the folder put first on the "
+                              "worker's PYTHONPATH)")
+        found[name] = settings
+    return found
 
 
 def _parse_cpu_predict(raw: Mapping[str, Any], where: str) -> CpuPredictSettings:

@@ -40,10 +40,16 @@ def summary_lines(document: dict, batches: list[int], profile: dict | None = Non
         ratio, util = row["native_ratio"], row["utilization_pct"]
         ratio_text = f"{ratio:.2f}" if ratio is not None else "n/a"
         util_text = f"{util:.0f} %" if util is not None else "n/a"
+        # Rows are per [train] environment (another Keras beside this one); host vs device per step where measured.
+        keras = f" Keras {row['keras_version']}" if row.get("keras_version") else ""
+        host, device = row.get("host_us_per_step"), row.get("device_us_per_step")
+        host_text = (f", host {host:,.0f} µs/step vs device {device:,.0f} µs/step" if host is not None and device is not None
+                     else f", host {host:,.0f} µs/step" if host is not None else "")
         lines.append(
-            f"{row['backend']} batch {row['global_batch']:>6} {row['precision']:<15} best Keras {rate(row['best_samples_per_second']):>18} "
+            f"{row['backend']}{keras} batch {row['global_batch']:>6} {row['precision']:<15} best Keras "
+            f"{rate(row['best_samples_per_second']):>18} "
             f"[{row['best_config']}] native ratio {ratio_text} ({_mark(ratio, RATIO_TARGET)} >= {RATIO_TARGET}), "
-            f"NVML busy {util_text} ({_mark(util, BUSY_TARGET)} >= {BUSY_TARGET:.0f} %)")
+            f"NVML busy {util_text} ({_mark(util, BUSY_TARGET)} >= {BUSY_TARGET:.0f} %){host_text}")
     for row in tables["mixed_precision_speedups"]:
         if row["global_batch"] in batches and row["gpus"] == 1:
             native = f"{row['native_speedup']:.2f}x" if row["native_speedup"] is not None else "n/a"

@@ -374,6 +374,7 @@ def test_real_run_records_control_and_injected_slowdown(tmp_path, write_config):
         [measure]
         warmup_steps = 2
         rounds = 2
+        processes = 2
         min_round_s = 0.05
         [data]
         source = "synthetic"
@@ -394,8 +395,10 @@ def test_real_run_records_control_and_injected_slowdown(tmp_path, write_config):
     injected = case["metrics"]["injected_slowdown"]
     assert injected["steps"] > 0 and injected["sleep_s"] == pytest.approx(0.5 * injected["step_s"], rel=0.05, abs=0.003)
     control = case["control"]
-    assert control["status"] == "ok" and control["position"] == ["before", "before", "after", "after"]
-    assert len(control["round_s"]) == 4 and control["samples_per_second"]["median"] > 0
+    # Each of the case's two processes timed the control twice before and twice after it, same round length.
+    assert control["status"] == "ok" and control["position"] == ["before", "before", "after", "after"] * 2
+    assert control["round_pass"] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert len(control["round_s"]) == 8 and control["samples_per_second"]["median"] > 0
     assert run["config"]["faults"]["slowdown"] == 0.5
 
 

@@ -105,6 +105,8 @@ def test_tf_keras_and_jax_train_on_both_workers(local_run, key):
     # A round of the job lasts until its slowest worker finished it; global samples are both workers'.
     for i, seconds in enumerate(m["round_s"]):
         assert seconds == max(w["round_s"][i] for w in workers)
+        # Its host cost too: the busiest worker's fit thread.
+        assert m["round_host_cpu_s"][i] == max(w["round_host_cpu_s"][i] for w in workers) > 0
     assert m["samples_per_round"] == m["steps_per_round"] * 128
     assert m["samples_per_second"]["median"] > 0
     assert all(w["samples_per_round"] == m["samples_per_round"] / 2 for w in workers)

@@ -69,8 +69,10 @@ class FakeMonitor:
 class FakeSource:
     """Each unit costs ``per_unit`` seconds; a round can be made slower by index (drift, hiccups)."""
 
-    def __init__(self, clock: FakeClock, log: list, per_unit: float = 0.01, slow: dict | None = None) -> None:
+    def __init__(self, clock: FakeClock, log: list, per_unit: float = 0.01, slow: dict | None = None,
+                 host_cpu=None) -> None:
         self.clock, self.log, self.per_unit, self.slow = clock, log, per_unit, slow or {}
+        self.host_cpu = host_cpu  # round index -> the host CPU seconds the round reports (None: cannot tell)
         self.trials: list[int] = []
         self.opened: list[tuple[int, int]] = []
         self.rounds_run = 0
@@ -95,6 +97,7 @@ class FakeSource:
                 source.rounds_run += 1
                 source.log.append(("round", index))
                 source.clock.advance(units * source.per_unit * source.slow.get(index, 1.0))
+                return source.host_cpu(index) if source.host_cpu else None
 
             def __exit__(self, *exc):
                 source.log.append(("closed", source.rounds_run))
@@ -244,3 +247,23 @@ def test_throughput_metrics_from_raw_rounds():
     metrics, flags = throughput_metrics(steady, 512, 1, 0.05)
     assert "monitor_overhead" not in metrics and flags == {"unstable": False, "gpu_metrics_unreliable": False}
     assert math.isclose(metrics["samples_per_second"]["cv"], 0.0)
+
+
+def test_host_cpu_of_the_timed_rounds_only_is_kept_parallel_to_round_s():
+    clock, log = FakeClock(), []
+    source = FakeSource(clock, log, host_cpu=lambda index: index / 1000)
+    result = measure_rounds(source, _settings(measure_overhead=True), FakeBenchmark(clock), FakeMonitor(clock, log),
+                            clock=clock, wall_clock=clock)
+    # Round 0 warm-up, 1-2 unmonitored, 3-7 timed, 8-10 unmonitored: only the timed ones, in order.
+    assert result.round_host_cpu_s == (0.003, 0.004, 0.005, 0.006, 0.007)
+    metrics, _ = throughput_metrics(result, 64, 1, 0.05)
+    assert metrics["round_host_cpu_s"] == [0.003, 0.004, 0.005, 0.006, 0.007]
+
+
+def test_a_source_that_cannot_tell_host_cpu_records_none():
+    clock, log = FakeClock(), []
+    result = measure_rounds(FakeSource(clock, log), _settings(), FakeBenchmark(clock), FakeMonitor(clock, log),
+                            clock=clock, wall_clock=clock)
+    assert result.round_host_cpu_s == ()
+    metrics, _ = throughput_metrics(result, 64, 1, 0.05)
+    assert "round_host_cpu_s" not in metrics

@@ -28,6 +28,7 @@ jit_compile = [false]
 [measure]
 warmup_steps = 2
 rounds = 3
+processes = 2
 min_round_s = 0.1
 max_steps_per_round = 200
 case_timeout_s = {timeout}
@@ -83,10 +84,17 @@ def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert len(ids) == len(set(ids)) == 6
     assert ids == [f"train/tensorflow/gpus=1/batch={b}/float32/jit=false/input=device/spe=1" for b in (32, 64, 96, 128, 160, 192)]
     by_id = {c["case_id"]: c for c in run["cases"]}
-    for case in before:  # finished cases were kept as they were, not re-run
+    for case in before:  # finished measurements were kept as they were, not re-run
         if case["status"] == "ok":
-            assert by_id[case["case_id"]]["started_utc"] == case["started_utc"]
-            assert by_id[case["case_id"]]["metrics"]["round_s"] == case["metrics"]["round_s"]
+            merged = by_id[case["case_id"]]["metrics"]
+            p = case["metrics"]["process"]["pass_index"]
+            assert [s for s, q in zip(merged["round_s"], merged["round_pass"], strict=True) if q == p] == case["metrics"]["round_s"]
+            entry = next(e for e in merged["processes"] if e["pass_index"] == p)
+            assert entry["pid"] == case["metrics"]["process"]["pid"]
+            if p == 0:
+                assert by_id[case["case_id"]]["started_utc"] == case["started_utc"]
+    # Every case in both of its processes, each pass once.
+    assert all([e["pass_index"] for e in c["metrics"]["processes"]] == [0, 1] for c in run["cases"])
     assert all(c["status"] == "ok" for c in run["cases"]), [c["reason"] for c in run["cases"]]
     assert not partial.exists() and final.name == partial.name.replace(".partial.jsonl", ".json")
 
@@ -127,16 +135,25 @@ def test_injected_faults_are_results_and_the_sweep_completes(tmp_path):
 
 
 def test_interrupt_keeps_the_log_and_says_how_to_resume(tmp_path):
+    """SIGINT while the second case hangs (an injected fault, timeout 300 s): the sweep cannot have finished
+    before the signal lands, however fast or loaded the machine (a race that once made this test flaky)."""
     config = tmp_path / "int.toml"
     config.write_text(FAST.format(name="int", batches="[32, 64]", timeout=300))
     results = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(config),
                              "--results-dir", str(results)],
-                            cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(results.glob("*.logs/*.progress.jsonl")):
+                            cwd=REPO, env={**_env(), "BENCH_FAULTS": "*/batch=64/*=hang"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # the first case finished and the hanging one started
+        events = [json.loads(line) for path in results.glob("*.logs/*.progress.jsonl")
+                  for line in path.read_text().splitlines() if line.strip()]
+        if any(e["event"] == "start" and "batch=64" in e["case_id"] for e in events):
+            break
         time.sleep(0.2)
-    time.sleep(1.0)
+    else:
+        proc.kill()
+        pytest.fail("the sweep did not reach its second case in time")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -148,7 +165,8 @@ def test_interrupt_keeps_the_log_and_says_how_to_resume(tmp_path):
     # What finished is also a document, marked incomplete, next to the log that --resume continues.
     document = load_run(results / f"{header.run_id}.json")
     assert document["complete"] is False and document["run_id"] == header.run_id
-    assert [c["case_id"] for c in document["cases"]] == [c.case_id for c in logged]
+    assert [c["case_id"] for c in document["cases"]] == [c.case_id for c in logged] == [
+        "train/tensorflow/gpus=1/batch=32/float32/jit=false/input=device/spe=1"]
 
 
 def test_bad_data_path_is_one_line_and_exit_2(tmp_path):

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.analyze.text import rate, rate_value
 from bench.cli import main as cli_main
 from bench.report.build import build_report
 from bench.store.results import load_run
@@ -229,6 +230,14 @@ def backends_of(doc: dict, suite: str | None = None) -> list[str]:
     return list(dict.fromkeys(c["params"]["backend"] for c in doc["cases"] if suite in (None, c["suite"])))
 
 
+def page_answer(html: str, key: str) -> dict:
+    """The first screen's answer ``key`` of run 1: its text and its numbers (``data-values``)."""
+    match = re.search(rf"""<dd class="answer[^"]*" data-answer="{key}" data-values='([^']*)'>(.*?)</dd>""", html, re.S)
+    assert match, key
+    values = json.loads(match.group(1).replace("&#34;", '"').replace("&#39;", "'").replace("&amp;", "&"))
+    return {"values": values, "text": match.group(2)}
+
+
 def for_backend(frame: pd.DataFrame, backend: str) -> pd.DataFrame:
     return frame[frame["params.backend"] == backend].copy()
 
@@ -242,8 +251,12 @@ def test_best_configuration(pages, name):
         finding = pages[name][1].findings[f"{backend}/best"]
         assert finding["values"]["case_id"] == best["case_id"]
         assert finding["values"]["samples_per_second"] == pytest.approx(best["metrics.samples_per_second.median"])
-        assert f"Best configuration on {backend}:" in finding["text"]
-        assert f"{best['metrics.samples_per_second.median']:,.0f} samples/s" in finding["text"]
+        # "Best" only when its interval over the runner-up excludes 1; one process each (these files): "fastest".
+        lead = "Best configuration on" if finding["values"]["verdict"] == "best" else "Fastest measured on"
+        assert f"{lead} {backend}:" in finding["text"] and finding["values"]["verdict"] != "best"
+        assert rate(best["metrics.samples_per_second.median"]) in finding["text"]  # the page's one format
+        # The first screen names the same case (one source of "best" on the page).
+        assert page_answer(pages[name][0], "best")["values"]["backends"][backend]["case_id"] == best["case_id"]
 
 
 def _expected_xla(ok: pd.DataFrame) -> dict | None:
@@ -285,7 +298,7 @@ def test_xla_and_mixed_precision_speedups(pages, name):
             finding = page.findings[f"{backend}/mixed:{policy}"]
             for key, value in expected.items():
                 assert finding["values"][key] == pytest.approx(value), (policy, key)
-            assert f"median {expected['median']:.2f}×" in finding["text"] and f"on {backend}:" in finding["text"]
+            assert f"on {backend}: median {expected['median']:.2f}×" in finding["text"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -426,11 +439,11 @@ def test_native_table_numbers_are_the_files_numbers(pages, name):
         # jit_compile is labelled with what it compiles with on the backend: XLA, or torch.compile on torch.
         jit = "torch.compile" if row.backend == "torch" else "XLA"
         cell = by_cell[(row.backend, _num(row.batch), row.precision, f"{jit} {row.xla}")]
-        assert cell["Keras samples/s"] == _num(row.keras)
-        assert (cell["Keras q1"], cell["Keras q3"]) == (_num(row.keras_q1), _num(row.keras_q3))
-        assert cell["native step samples/s"] == _num(row.native)
+        assert cell["Keras samples/s"] == rate_value(row.keras)
+        assert (cell["Keras q1"], cell["Keras q3"]) == (rate_value(row.keras_q1), rate_value(row.keras_q3))
+        assert cell["native step samples/s"] == rate_value(row.native)
         assert cell["Keras / native"] == f"{row.ratio * 100:.3g}%"
-        assert cell["epoch_scan samples/s"] == _num(row.ceiling)
+        assert cell["epoch_scan samples/s"] == rate_value(row.ceiling)
         assert cell["Keras / epoch_scan"] == f"{row.ratio_ceiling * 100:.3g}%"
         # The ratio the harness attached when it finalised the run is the same number.
         assert row.recorded_ratio == pytest.approx(row.ratio)
@@ -621,8 +634,24 @@ def expected_warnings(doc: dict) -> set[str]:
         not_applicable = (case["suite"] == "cpu_predict" and case["params"]["method"] == "strategy"
                           and case["params"]["backend"] != "tensorflow" and case["status"] == "skipped")
         if case["status"] != "ok" and not not_applicable:
-            found.add(case["status"])
+            found.add("known_limitation" if known_limitation(case) else case["status"])
     return found
+
+
+def known_limitation(case: dict) -> bool:
+    """The registry's conditions, read off the JSON: XLA with 2+ replicas under MirroredStrategy
+    (keras-team/keras#19005) and naive CPU prediction after GPU training on TensorFlow (#20308), both the
+    cross-device resource error; torch clone/saved_model under keras.device("cpu:0")."""
+    p, text = case["params"], f"{(case.get('error') or {}).get('message') or ''} {case.get('reason') or ''}"
+    cross = "Trying to access resource" in text and "located in device" in text
+    if case["status"] != "failed":
+        return False
+    return bool(
+        (case["suite"] == "train" and p.get("backend") == "tensorflow" and p.get("jit_compile") is True
+         and p.get("gpus", 1) >= 2 and cross)
+        or (case["suite"] == "cpu_predict" and p.get("backend") == "tensorflow" and p.get("method") == "naive" and cross)
+        or (case["suite"] == "cpu_predict" and p.get("backend") == "torch" and p.get("method") in ("clone", "saved_model")
+            and "can require gradients" in text))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -636,7 +665,7 @@ def test_warnings_appear_exactly_when_their_condition_holds(pages, name):
 
 def test_the_fixtures_exercise_every_warning(pages):
     every = {"incomplete", "synthetic_data", "simulated_devices", "stand_in_device", "same_device", "unstable",
-             "gpu_metrics_unreliable", "failed", "skipped", "wrong", "not_on_cpu"}
+             "gpu_metrics_unreliable", "failed", "known_limitation", "skipped", "wrong", "not_on_cpu"}
     assert set().union(*(pages[n][1].warning_kinds() for n in NAMES)) == every
 
 
@@ -698,7 +727,11 @@ def test_sections_without_data_render_not_measured(tmp_path, keep):
 @pytest.mark.parametrize("name", NAMES)
 def test_page_is_self_contained(pages, name):
     text, page = pages[name]
-    assert not re.search(r"""\b(?:src|href)\s*=\s*["'](?!#|data:)""", text)
+    # Nothing loads from outside the file; the only outside links are <a> to a known limitation's upstream issue.
+    assert not re.search(r"""\bsrc\s*=\s*["'](?!#|data:)""", text)
+    hrefs = re.findall(r"""<(\w+)[^>]*\bhref\s*=\s*["']([^"']*)""", text)
+    assert all(url.startswith(("#", "data:")) or (tag == "a" and url.startswith("https://github.com/keras-team/"))
+               for tag, url in hrefs), hrefs
     assert "<link rel=\"stylesheet\"" not in text and "<script src" not in text and "@import" not in text
     assert "Content-Security-Policy" in text and "@media print" in text
     # Header: where and how the numbers were made.
@@ -775,9 +808,9 @@ def test_side_by_side_needs_two_runs(pages, name):
     assert f"{NOT_MEASURED}: side by side needs two or more result files" in page.text("side-by-side").lower()
 
 
-def test_best_configuration_is_not_a_tie_when_the_rounds_are_apart(tmp_path):
-    # The reference run's top two (16384 mixed_bfloat16 and float32) are tied within their rounds' noise;
-    # slow the runner-up's rounds by 10 % (rounds and their stats alike) and the tie must go.
+def test_best_configuration_against_its_runner_up_says_how_it_was_judged(tmp_path):
+    # The reference run's top two (16384 mixed_bfloat16 and float32) each ran in one process: the ratio is
+    # given and no interval is claimed. Slow the runner-up by 10 % and the ratio follows, still unjudged.
     doc = document(REFERENCE)
     ok = sorted((c for c in doc["cases"] if c["suite"] == "train" and c["status"] == "ok"),
                 key=lambda c: -c["metrics"]["samples_per_second"]["median"])
@@ -787,11 +820,16 @@ def test_best_configuration_is_not_a_tie_when_the_rounds_are_apart(tmp_path):
         runner_up["samples_per_second"][stat] /= 1.1
     source = tmp_path / "run.json"
     source.write_text(json.dumps(doc))
-    page = Page(build_report([source], tmp_path / "index.html", generated_utc=GENERATED).read_text())
-    finding = page.findings["jax/best"]
-    assert finding["values"]["case_id"] == ok[0]["case_id"] and finding["values"]["tied_with"] == []
-    assert "tied" not in finding["text"] and "do not overlap" in finding["text"]
-    assert page.findings["jax/best"]["text"].startswith("Best configuration on jax: 1 GPU, global batch 16384")
+    html = build_report([source], tmp_path / "index.html", generated_utc=GENERATED).read_text()
+    finding = Page(html).findings["jax/best"]
+    ranked = sorted(ok, key=lambda c: -c["metrics"]["samples_per_second"]["median"])  # a new runner-up may lead
+    ratio = ranked[0]["metrics"]["samples_per_second"]["median"] / ranked[1]["metrics"]["samples_per_second"]["median"]
+    assert finding["values"]["case_id"] == ok[0]["case_id"] == ranked[0]["case_id"]
+    assert finding["values"]["runner_up_case_id"] == ranked[1]["case_id"]
+    assert finding["values"]["runner_up_ratio"] == pytest.approx(ratio) and finding["values"]["ci_low"] is None
+    assert f"{ratio:.2f}×, one process each: not told apart" in finding["text"] and "tied" not in finding["text"]
+    assert finding["text"].startswith("Fastest measured on jax: 1 GPU, global batch 16384")
+    assert f"{ratio:.2f}× the runner-up, one process each" in page_answer(html, "best")["text"]
 
 
 def test_unfinished_case_log_is_shown_as_incomplete(tmp_path):
@@ -894,10 +932,10 @@ def test_report_command_imports_no_framework_and_no_measuring_code(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     loaded = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
-    allowed = {"bench", "bench.errors", "bench.store", "bench.store.results", "bench.analyze", "bench.analyze.stats",
-               "bench.analyze.scaling", "bench.config", "bench.cases", "bench.commands", "bench.commands.report",
-               "bench.analyze.bottleneck"}
-    assert {m for m in loaded if not m.startswith(("bench.report", "bench.store."))} <= allowed
+    allowed = {"bench", "bench.errors", "bench.store", "bench.analyze", "bench.config", "bench.cases", "bench.commands",
+               "bench.commands.report", "bench.mlp_spec"}
+    # The report reads files and presents what bench.analyze derived: no measuring, running or probing code.
+    assert {m for m in loaded if not m.startswith(("bench.report", "bench.store.", "bench.analyze."))} <= allowed
 
 
 def test_python_m_bench_report_imports_no_framework(tmp_path):
@@ -938,3 +976,32 @@ def test_environment_section_shows_what_each_framework_saw(tmp_path):
     assert "not ready" in env and "install tensorflow[and-cuda]" in env
     assert "--set measure.rounds=3" in env and "-k &#39;gpus=1&#39;: 4 of 9 cases" in env
     assert "frameworks" not in [row.split("<")[0] for row in env.split('<th scope="row">')[1:]]  # not a JSON blob
+
+
+def test_keras_versions_section_presents_the_stored_rows_side_by_side(tmp_path, pages):
+    _, page = pages["cpu_only"]
+    assert NOT_MEASURED in page.text("r1-keras-versions").lower()  # one environment: nothing side by side
+    from bench.analyze.current import with_current_derived
+
+    doc, _ = with_current_derived(document("cpu_only"))  # a current derived block, shown as stored
+    common = {"backend": "jax", "global_batch": 16, "precision": "float32", "jit_compile": True, "input": "device",
+              "steps_per_execution": 32, "status": "ok", "host_share": 0.1, "wall_vs_default": 0.5,
+              "native_case_id": "native/jax/batch=16/float32/step", "native_host_us_per_step": 55.0,
+              "native_wall_us_per_step": 300.0, "device_case_id": "native/jax/batch=16/float32/epoch_scan",
+              "device_us_per_step": 250.0}
+    doc["derived"]["keras_environments"] = [
+        {**common, "environment": "default", "keras_version": "3.15.1", "development": False, "case_id": "a",
+         "samples_per_second": 1000.0, "host_us_per_step": 147.0, "wall_us_per_step": 400.0, "host_vs_default": 1.0,
+         "sentence": None},
+        {**common, "environment": "nightly", "keras_version": "3.16.0.dev1", "development": True, "case_id": "b",
+         "samples_per_second": 2000.0, "host_us_per_step": 33.0, "wall_us_per_step": 200.0,
+         "host_vs_default": 33 / 147, "sentence": "the stored sentence"},
+    ]
+    path = tmp_path / "two-keras.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    two = Page(build_report([path], tmp_path / "two.html", generated_utc=GENERATED).read_text(encoding="utf-8"))
+    rows = two.table("r1-keras-versions-table")
+    assert [(r["environment"], r["Keras"], r["host CPU µs/step"], r["wall µs/step"]) for r in rows] == [
+        ("default", "3.15.1", "147", "400"), ("nightly", "3.16.0.dev1 (development build)", "33", "200")]
+    assert rows[1]["device µs/step (native epoch_scan)"] == "250" and rows[1]["native step loop: host µs/step"] == "55"
+    assert "the stored sentence" in two.text("r1-keras-versions")

@@ -1,20 +1,19 @@
-"""The report's time-to-accuracy section: table, trade-off sentences, reference rows and charts, all
-recomputed from the per-epoch records of a run document (built here with known numbers)."""
+"""Time to accuracy: the table, trade-off sentences and reference rows derived from the per-epoch records of a
+run document (bench.analyze.convergence, built here with known numbers), and the report's section and charts
+drawn from that ``derived.convergence``."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from bench.report.convergence import (
-    accuracy_curves_chart,
-    case_table,
-    reference_rows,
-    section,
-    time_to_target_chart,
-    tradeoff,
-    tradeoffs,
-)
+from bench.analyze.convergence import case_table, derive_convergence, reference_rows, tradeoff, tradeoffs
+from bench.report.convergence import accuracy_curves_chart, section, time_to_target_chart
+
+
+def _derived(run):
+    """The run as a finished document has it: ``derived.convergence`` beside the cases."""
+    return {**run, "derived": {"convergence": derive_convergence(run)}}
 
 
 def _epochs(accuracies, epoch_s):
@@ -108,16 +107,16 @@ def test_charts_are_inline_svg_and_say_what_they_show():
     time_svg = time_to_target_chart(case_table(run))
     assert time_svg.startswith("<svg") and 'aria-label="Time to 97 % test accuracy against global batch"' in time_svg
     assert "not converged" in time_svg and "mixed_bfloat16" in time_svg
-    curves = accuracy_curves_chart(run)
+    curves = accuracy_curves_chart(_derived(run))
     assert curves.startswith("<svg") and "cumulative train seconds" in curves
     assert 'id="converge-curves-' in curves
 
 
 def test_section_and_nothing_to_show():
-    part = section(_run())
+    part = section(_derived(_run()))
     assert len(part.table) == 4 and len(part.sentences) == 2 and part.time_chart and part.curves_chart
     assert part.not_trained == [{"case_id": "converge/jax/gpus=2/batch=256/float32/jit=true/lr=none",
                                  "status": "skipped", "reason": "asks for 2 GPU(s) but 1 visible"}]
-    assert section({"cases": [{"suite": "train", "case_id": "t", "params": {}, "status": "ok"}]}) is None
-    only_skipped = section({"cases": [_run()["cases"][-1]]})
+    assert section(_derived({"cases": [{"suite": "train", "case_id": "t", "params": {}, "status": "ok"}]})) is None
+    only_skipped = section(_derived({"cases": [_run()["cases"][-1]]}))
     assert only_skipped.table.empty and only_skipped.time_chart is None and only_skipped.curves_chart is None

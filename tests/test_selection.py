@@ -157,7 +157,8 @@ def test_dry_run_estimates_and_runs_nothing(write_config, tmp_path, capsys):
     assert cli.main(["run", "--config", str(write_config(SMALL)), "--dry-run", "--results-dir", str(results),
                      "-k", "train and jit=false"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("dry run of ") and "4 cases (4 train) in 2 worker process(es); nothing is run" in out
+    # Two device layouts x [measure] processes (3 by default) interleaved passes.
+    assert out.startswith("dry run of ") and "4 cases (4 train) in 6 worker process(es); nothing is run" in out
     assert "estimated duration: about" in out and "An estimate" in out
     assert not results.exists()
 
@@ -166,23 +167,27 @@ def test_estimate_is_the_sum_of_its_stated_parts(write_config):
     config = load_config(write_config(SMALL))
     planned = [c for c in plan_cases(config) if c.suite == "train" and c.params["jit_compile"] is False]
     est = estimate(planned, config, visible_gpus=1)
-    assert est.seconds["timed rounds"] == pytest.approx(4 * 5 * ROUND_HEADROOM * 0.5)
-    assert est.seconds["compile allowance"] == pytest.approx(4 * COMPILE_S)
-    assert est.seconds["worker start allowance"] == pytest.approx(2 * WORKER_START_S)
+    # 4 cases x 3 processes, each 5 timed rounds and a warm-up round, and a compile per process.
+    assert est.seconds["timed and warm-up rounds"] == pytest.approx(4 * 3 * 6 * ROUND_HEADROOM * 0.5)
+    assert est.seconds["compile allowance"] == pytest.approx(4 * 3 * COMPILE_S)
+    assert est.seconds["worker start allowance"] == pytest.approx(2 * 3 * WORKER_START_S)
+    one = load_config_with_overrides(write_config(SMALL, "one.toml"), ["measure.processes=1"])
+    assert estimate(planned, one, visible_gpus=1).seconds["compile allowance"] == pytest.approx(4 * COMPILE_S)
     assert est.total_s == pytest.approx(sum(est.seconds.values()))
     real_gpus = load_config_with_overrides(write_config(SMALL, "real.toml"), ["devices.simulate=false"])
     assert estimate(planned, real_gpus, visible_gpus=1).skipped == 2  # the gpus=2 cases skip at once
 
 
 def test_estimate_counts_the_processes_the_sweep_starts():
-    """One per device layout (keras flavour and workers included), plus each cluster case's own workers."""
+    """One per device layout (keras flavour and workers included) and pass, plus each cluster case's own workers
+    (a cluster case runs once)."""
     config = load_config(REPO / "configs" / "multiworker.toml")
     planned = plan_cases(config)
     clusters = [c for c in planned if c.workers > 1]
     layouts = {(c.suite, c.backend, c.replicas, c.keras) for c in planned if c.workers == 1}
     assert clusters and len(layouts) == 3  # TensorFlow Keras 3, TensorFlow tf_keras, JAX
     est = estimate(planned, config, visible_gpus=0)
-    assert est.workers == len(layouts) + sum(c.workers for c in clusters)
+    assert est.workers == config.measure.processes * len(layouts) + sum(c.workers for c in clusters)
     assert est.seconds["worker start allowance"] == pytest.approx(est.workers * WORKER_START_S)
 
 
@@ -216,7 +221,8 @@ def _partial(tmp_path, done: int):
 
     data = DataSpec("synthetic", None, None, "test", 0).to_dict()
     frameworks = {"probe": {"timeout_s": 1.0, "wall_s": 0.0, "probed": []}, "gpus": []}
-    log = CaseLog.create(tmp_path / "r" / "run-x.partial.jsonl", _header(config, data, "run-x", frameworks, selection))
+    log = CaseLog.create(tmp_path / "r" / "run-x.partial.jsonl", _header(config, data, "run-x", frameworks, selection,
+                                                                             {"intra_op": 1, "inter_op": 1, "source": "test"}))
     for case in planned[:done]:
         clock = CaseClock()
         log.append(finish(base_record("train", case.case_id, case.params, "synthetic", clock), clock, "skipped", "test"))
@@ -238,26 +244,29 @@ def test_resume_dry_run_leaves_the_finished_cases_out(tmp_path, capsys):
 
 
 def test_resume_keeps_the_logged_selection_and_counts_progress_from_zero(tmp_path, capsys, monkeypatch):
-    """Done cases of the earlier run are not this run's progress: [1/6] ... [6/6], not [3/8] ... [8/8]."""
+    """Done cases of the earlier run are not this run's progress: [1/6] ... [6/6], not [3/8] ... [8/8] (a case
+    skipped in its first process is not measured again, so each counts once)."""
     from bench.measure.records import CaseClock, base_record, finish
     from bench.run.sweep import Sweep
 
-    def fake_group(self, group):  # the worker process, faked: it finishes each case as skipped
-        for case_id in group.case_ids:
-            if case_id not in self.done:
-                case = next(c for c in self.planned if c.case_id == case_id)
-                clock = CaseClock()
-                self.log.append(finish(base_record(case.suite, case_id, case.params, "synthetic", clock), clock,
-                                       "skipped", "fake worker"))
-                self._case_done(case_id)
+    def fake_slot(self, slot):  # the worker process, faked: it finishes each case as skipped
+        for case_id in self._todo(slot):
+            case = next(c for c in self.planned if c.case_id == case_id)
+            clock = CaseClock()
+            self.log.append(finish(base_record(case.suite, case_id, case.params, "synthetic", clock), clock,
+                                   "skipped", "fake worker"))
+            self._case_done(case_id, slot.pass_index)
 
-    monkeypatch.setattr(Sweep, "_run_group", fake_group)
+    monkeypatch.setattr(Sweep, "_run_slot", fake_slot)
     log, planned = _partial(tmp_path, 2)
     assert cli.main(["run", "--resume", str(log.path), "--list"]) == 0
     assert capsys.readouterr().out.split() == [c.case_id for c in planned]  # -k train/, as logged: no cpu_predict
     assert cli.main(["run", "--resume", str(log.path)]) == 0
     progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
-    assert [line.split("]")[0] for line in progress] == [f"[{i}/6" for i in range(1, 7)]
+    counts = [tuple(int(n) for n in line[1:line.index("]")].split("/")) for line in progress]
+    # Later passes are planned until a case's first process is skipped, so the total shrinks to this run's 6.
+    assert [done for done, _ in counts] == list(range(1, 7)) and counts[-1] == (6, 6)
+    assert all(a[1] >= b[1] for a, b in zip(counts, counts[1:], strict=False))
     final = json.loads((tmp_path / "r" / "run-x.json").read_text())
     assert [c["case_id"] for c in final["cases"]] == [c.case_id for c in planned]
     assert final["selection"]["k"] == "train/"

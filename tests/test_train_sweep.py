@@ -35,7 +35,8 @@ exclude = [
 
 [measure]
 warmup_steps = 3
-rounds = 5
+rounds = 3
+processes = 2
 min_round_s = 0.15
 max_steps_per_round = 400
 seed = 1
@@ -64,7 +65,8 @@ def test_run_prints_results_path_last_and_leaves_no_partial(sweep_run):
     assert path.is_file() and path.suffix == ".json"
     assert not list(path.parent.glob("*.partial.jsonl"))
     assert run["complete"] is True
-    assert "[7/7]" in proc.stdout and "ETA" in proc.stdout
+    # One line per measurement: the 6 ok cases in 2 processes each, the failing one once.
+    assert "[13/13]" in proc.stdout and "ETA" in proc.stdout and "] p2 ok" in proc.stdout
     assert "SYNTHETIC" in proc.stdout and "SIMULATED" in proc.stdout
 
 
@@ -89,12 +91,19 @@ def test_ok_cases_carry_complete_measurements(sweep_run):
     _, _, run = sweep_run
     for case in (c for c in run["cases"] if c["status"] == "ok"):
         m = case["metrics"]
-        assert len(m["round_s"]) == 5 and all(s > 0 for s in m["round_s"])
+        # Two processes of 3 rounds, interleaved: the second process reused the first's round length.
+        assert len(m["round_s"]) == 6 and all(s > 0 for s in m["round_s"])
+        assert m["round_pass"] == [0, 0, 0, 1, 1, 1] and len(m["round_start_unix"]) == 6
+        assert [p["pass_index"] for p in m["processes"]] == [0, 1]
+        assert m["processes"][0]["pid"] != m["processes"][1]["pid"]
+        assert m["processes"][0]["units_per_round"] == m["processes"][1]["units_per_round"] == m["units_per_round"]
+        assert all(p["threads"] == {"intra_op": 1, "inter_op": 1} for p in m["processes"])
+        assert case["control"]["round_pass"].count(0) == case["control"]["round_pass"].count(1) > 0
         assert m["samples_per_round"] == m["steps_per_round"] * m["global_batch"]
         assert m["per_replica_batch"] * m["replicas"] == m["global_batch"]
         sps = m["samples_per_second"]
-        expected = sorted(m["samples_per_round"] / s for s in m["round_s"])[2]
-        assert sps["median"] == pytest.approx(expected)
+        ordered = sorted(m["samples_per_round"] / s for s in m["round_s"])
+        assert sps["median"] == pytest.approx((ordered[2] + ordered[3]) / 2)
         assert sps["min"] <= sps["q1"] <= sps["median"] <= sps["q3"] <= sps["max"]
         assert m["compile_s"] > 0 and m["final_loss"] > 0 and 0 <= m["final_accuracy"] <= 1
         assert m["gpu_metrics"]["status"] == "unavailable" and "CPU" in m["gpu_metrics"]["reason"]
@@ -135,3 +144,22 @@ def test_results_file_is_plain_json_with_schema_version(sweep_run):
     raw = json.loads(path.read_text())
     assert raw["schema_version"] == SCHEMA_VERSION == 2 and raw["kind"] == "keras-gpu-bench/run"
     assert raw["environment"]["config_sha256"] == raw["config"]["sha256"]
+
+
+def test_processes_alternate_in_time_and_comparisons_carry_intervals(sweep_run):
+    """Pass 2 runs the layouts and their cases in reverse (ABCD DCBA), every derived comparison pairs passes."""
+    _, _, run = sweep_run
+    ok = [c for c in run["cases"] if c["status"] == "ok"]
+    starts = {(c["case_id"], p["pass_index"]): p["started_unix"] for c in ok for p in c["metrics"]["processes"]}
+    first = sorted((t, cid) for (cid, p), t in starts.items() if p == 0)
+    second = sorted((t, cid) for (cid, p), t in starts.items() if p == 1)
+    assert max(t for t, _ in first) < min(t for t, _ in second)  # pass 1 ends before pass 2 begins
+    assert [cid for _, cid in second] == [cid for _, cid in first][::-1]
+    assert run["environment"]["threads"]["intra_op"] == 1
+    derived = run["derived"]
+    assert {r["case_id"] for r in derived["case_stats"]} == {c["case_id"] for c in ok}
+    assert all(r["processes"] == 2 and r["ci_low"] < r["value"] < r["ci_high"] for r in derived["case_stats"])
+    axes = {r["axis"] for r in derived["comparisons"]}
+    assert {"precision", "jit_compile", "global_batch", "gpus"} <= axes
+    assert all(r["pairs"] == 2 and r["ci_low"] <= r["ratio"] <= r["ci_high"] for r in derived["comparisons"])
+    assert "slowest" in derived["machine_speed"]["sentence"]

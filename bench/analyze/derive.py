@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from bench.analyze import host_cost, paired
+from bench.analyze.passes import merge_passes
 from bench.analyze.stats import summarize
 from bench.store.schema import CaseRecord
 
@@ -55,6 +57,8 @@ def _with_ratios(case: CaseRecord, natives: Mapping[tuple[Any, ...], CaseRecord]
 
 
 def _median(case: CaseRecord) -> float | None:
+    """Median samples/s over every round of every process (the paired ratio with its interval is in
+    ``derived.comparisons``, kind "native")."""
     summary = getattr(case.metrics, "samples_per_second", None)
     value = summary.median if summary is not None else None
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
@@ -101,11 +105,18 @@ def ranking(cases: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def derive_run(suites: Sequence[str], cases: list[CaseRecord]) -> tuple[list[CaseRecord], dict[str, Any]]:
+def derive_run(suites: Sequence[str], cases: list[CaseRecord],
+               header: Mapping[str, Any] | None = None) -> tuple[list[CaseRecord], dict[str, Any]]:
     """A run's cross-case results (``finalize_run``'s ``derive``): new train records with Keras/native
-    ratios, where the time goes (bench.analyze.bottleneck), the CPU-prediction ranking table, and the
-    multi-worker scaling (bench.analyze.scaling)."""
+    ratios, where the time goes (bench.analyze.bottleneck), the CPU-prediction ranking table, the
+    multi-worker scaling (bench.analyze.scaling); first, each case's per-process records folded into one
+    (bench.analyze.passes); then the per-case spread with host and wall time per step, every paired comparison
+    with its interval and the machine's speed during the run (bench.analyze.paired, bench.analyze.host_cost),
+    the Keras environments side by side; last everything the report and the terminal show
+    (bench.analyze.run_tables: the first screen, the summary table, findings, known limitations, MFU).
+    ``header``: the run's header (environment, data, run_id) as plain data."""
     derived: dict[str, Any] = {}
+    cases = merge_passes(cases)
     if "native" in suites:
         cases = attach_native_ratios(cases)
     if "train" in suites:
@@ -113,12 +124,28 @@ def derive_run(suites: Sequence[str], cases: list[CaseRecord]) -> tuple[list[Cas
 
         # Keras 3 configurations in one process: a cluster's or Keras 2's throughput is another question
         # (derived["worker_scaling"] below), not a configuration of the same Keras.
-        derived.update(derive_tables([c.to_dict() for c in cases if getattr(c.params, "workers", 1) == 1
-                                      and getattr(c.params, "keras", "keras3") == "keras3"]))
+        # Files from before the workers and keras axes have them null: one process, Keras 3.
+        derived.update(derive_tables([c.to_dict() for c in cases if (getattr(c.params, "workers", 1) or 1) == 1
+                                      and (getattr(c.params, "keras", "keras3") or "keras3") == "keras3"]))
+    if "train" in suites or "native" in suites:
+        from bench.analyze.host_cost import keras_environments
+
+        compared = keras_environments([c.to_dict() for c in cases])
+        if compared:
+            derived["keras_environments"] = compared
     if "cpu_predict" in suites:
         derived["cpu_predict_ranking"] = ranking(case.to_dict() for case in cases)
-    if any(c.suite == "train" and getattr(c.params, "workers", 1) > 1 for c in cases):
+    if any(c.suite == "train" and (getattr(c.params, "workers", 1) or 1) > 1 for c in cases):
         from bench.analyze.scaling import worker_scaling
 
         derived["worker_scaling"] = worker_scaling([case.to_dict() for case in cases])
+    if any(c.suite in ("train", "native") for c in cases):
+        plain = [c.to_dict() for c in cases if (getattr(c.params, "workers", 1) or 1) == 1]
+        derived["case_stats"] = host_cost.with_host_cost(paired.case_stats(plain), plain)
+        derived["comparisons"] = paired.comparisons(plain)
+        derived["machine_speed"] = paired.machine_speed(plain, derived["case_stats"])
+        cases = paired.flag_machine(cases, derived["machine_speed"])
+    from bench.analyze.run_tables import derive_tables as report_tables
+
+    derived.update(report_tables(header, [case.to_dict() for case in cases], derived))
     return cases, derived

@@ -7,14 +7,14 @@ import os
 import secrets
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import __version__
 from bench.analyze.derive import derive_run
 from bench.commands import add_results_dir
-from bench.config import BenchConfig, config_from_dict, default_config
+from bench.config import BenchConfig, config_from_dict, default_config, resolve_threads
 from bench.config_overrides import load_config_with_overrides
 from bench.errors import UserError
 from bench.report.terminal import format_progress, format_summary
@@ -43,7 +43,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 class SetupRefused(UserError):
-    """The config asks for real GPUs, NVML has them, and the backend sees none: every case would be skipped."""
+    """Every case would be skipped: the config asks for real GPUs that its backend cannot see, or none of its
+    frameworks is installed here."""
 
 
 @dataclass
@@ -52,6 +53,9 @@ class _Plan:
     planned: list[Any]  # bench.run.plan.PlannedCase, after -k
     selection: dict[str, Any]
     resumed: tuple[CaseLog, dict[str, Any], str, Path] | None = None  # log, data, run_id, results_dir
+    # Backend or Keras flavour -> why its cases cannot run here (not installed; the install line): the sweep
+    # records them as skipped without starting a worker.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +109,8 @@ def _start(args: argparse.Namespace, plan: _Plan) -> tuple[CaseLog, dict[str, An
     results_dir = _writable_dir(Path(args.results_dir))
     run_id = _run_id(plan.config)
     # Before the data (which may be downloaded): a refused run should cost nothing more.
-    frameworks, findings = _check_setup(plan.config, plan.planned)
+    keras_environments = _check_environments(plan.config, plan.planned)
+    frameworks, findings, plan.unavailable = _check_setup(plan.config, plan.planned)
     spec = data_mod.resolve(plan.config.data, plan.config.measure.seed)
     if spec.synthetic and "converge" in plan.config.suites:
         # Test accuracy on synthetic data means nothing; refused before any case runs.
@@ -115,9 +120,13 @@ def _start(args: argparse.Namespace, plan: _Plan) -> tuple[CaseLog, dict[str, An
     # Printed only now, so a bad data file is still the one line a user mistake gets.
     for line in findings:
         print(f"note: {line}", file=sys.stderr)
+    for name, reason in plan.unavailable.items():
+        count = sum(1 for c in plan.planned if name in (c.backend, c.keras))
+        print(f"skipped: {count} {name} case(s): {reason}", file=sys.stderr)
     print(f"setup: {frameworks['verdict']['line']} (frameworks probed in {frameworks['probe']['wall_s']:.1f} s)",
           flush=True)
-    header = _header(plan.config, data, run_id, frameworks, plan.selection)
+    header = _header(plan.config, data, run_id, frameworks, plan.selection, _threads(plan.config),
+                     keras_environments)
     return CaseLog.create(results_dir / f"{run_id}{PARTIAL_SUFFIX}", header), data, run_id, results_dir
 
 
@@ -128,21 +137,27 @@ def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, 
     config = plan.config
     started = time.monotonic()
     out = sys.stdout
-    done_before = 0  # cases an interrupted run already finished: they took none of this run's time
+    done_before = 0  # measurements an interrupted run already made: they took none of this run's time
 
     def on_case(record: dict[str, Any], done: int, total: int) -> None:
         if not args.quiet:
-            # Count only this invocation's cases, so the ETA divides this run's time by this run's cases.
+            # Count only this invocation's measurements, so the ETA divides this run's time by this run's work.
             print(format_progress(record, done - done_before, total - done_before, time.monotonic() - started),
                   file=out, flush=True)
 
+    # The threads the run started with (a resumed run keeps them), else resolved now for an older log.
+    threads = log.read()[0].environment.threads or _threads(config)
     sweep = Sweep(config, data, log, results_dir / f"{run_id}.logs", on_case=on_case,
-                  case_ids={c.case_id for c in plan.planned}, member=member)
-    done_before = len(sweep.done & {c.case_id for c in sweep.planned})
+                  case_ids={c.case_id for c in plan.planned}, member=member, threads=threads,
+                  unavailable=plan.unavailable)
+    done_before, wanted = sweep.measurements
     if data["source"] == "synthetic":
         print(f"WARNING: synthetic data — {data['note']}. Accuracy numbers are not MNIST's.", file=out)
-    print(f"run {run_id}: {len(sweep.remaining)} of {sweep.total} cases to run "
-          f"(config {config.path or config.name}); log {log.path}", file=out, flush=True)
+    m = config.measure
+    print(f"run {run_id}: {len(sweep.remaining)} of {sweep.total} cases to run, {wanted - done_before} "
+          f"measurement(s): train/native cases in {m.processes} process(es) each, {m.order} "
+          f"(config {config.path or config.name}); threads intra_op {threads.get('intra_op')}, inter_op "
+          f"{threads.get('inter_op')} ({threads.get('source')}); log {log.path}", file=out, flush=True)
     order = [c.case_id for c in sweep.planned]
     try:
         sweep.run()
@@ -150,17 +165,26 @@ def _sweep(args: argparse.Namespace, plan: _Plan, log: CaseLog, data: dict[str, 
         # What finished is a document too (complete: false), so it can be reported and compared now; the
         # log stays for --resume, which finalises the same file again when the run is complete.
         partial = finalize_run(log, results_dir / f"{run_id}.json", utc_now(), complete=False, order=order,
-                               derive=lambda cases: derive_run(config.suites, cases))
-        print(f"\ninterrupted: {len(sweep.done)} of {sweep.total} cases are saved in {log.path} and in {partial} "
+                               derive=_derive(config, log))
+        made, wanted = sweep.measurements
+        print(f"\ninterrupted: {made} of {wanted} measurements ({len(sweep.done)} of {sweep.total} cases complete) "
+              f"are saved in {log.path} and in {partial} "
               f"(complete: false)\nresume with: python -m bench run --resume {log.path}", file=sys.stderr)
         return 130
     final = finalize_run(log, results_dir / f"{run_id}.json", utc_now(), order=order,
-                         derive=lambda cases: derive_run(config.suites, cases))
+                         derive=_derive(config, log))
     from bench.store.results import load_run
 
     print(format_summary(load_run(final)), file=out)
     print(final, file=out)
     return 0
+
+
+def _derive(config: BenchConfig, log: CaseLog) -> Any:
+    """``finalize_run``'s derive step, with the run's header (environment, data, run_id), which the first
+    screen's answers (the doctor's verdict, the GPU model behind MFU) come from."""
+    header = log.read()[0].to_dict()
+    return lambda cases: derive_run(config.suites, cases, header)
 
 
 def _select(planned: list[Any], expression: str | None) -> list[Any]:
@@ -185,12 +209,14 @@ def _dry_run(planned: list[Any], config: BenchConfig, results_dir: Path, finishe
     return 0
 
 
-def _check_setup(config: BenchConfig, planned: list[Any]) -> tuple[dict[str, Any], list[str]]:
-    """Probe the run's backends once (their facts go into the results file); refuse an all-skipped GPU sweep.
+def _check_setup(config: BenchConfig, planned: list[Any]) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """Probe the run's backends once (their facts go into the results file); refuse a sweep that would only skip.
 
     A config that asks for real GPUs (``[devices] simulate = false``) on a machine where NVML sees GPUs
     but the backend sees none would record every case as skipped: stop before the sweep with the
-    doctor's verdict instead (exit 2), and write nothing. Returns the facts and the lines worth a note.
+    doctor's verdict instead (exit 2), and write nothing. A framework (or tf_keras) that is not installed
+    makes its cases ``skipped`` with the install line; when that is every case, the run is refused the same
+    way. Returns the facts, the lines worth a note and what cannot run here (backend or flavour -> reason).
     """
     from bench.environment.doctor import judge
     from bench.environment.fingerprint import gpu_inventory
@@ -206,7 +232,44 @@ def _check_setup(config: BenchConfig, planned: list[Any]) -> tuple[dict[str, Any
         raise SetupRefused(f"{verdict.gpus_unseen[0].line}; {where} asks for real GPUs ([devices] simulate = false) "
                            f"so every case would be skipped, and nothing was run (python -m bench doctor --config "
                            f"{where} explains; --set devices.simulate=true runs on simulated devices instead)")
-    return frameworks, [f.line for f in verdict.findings if f.level in ("problem", "warning")]
+    unavailable = _not_installed(planned, frameworks, inventory)
+    if planned and all(c.backend in unavailable or c.keras in unavailable for c in planned):
+        reasons = "; ".join(dict.fromkeys(unavailable[c.backend if c.backend in unavailable else c.keras]
+                                          for c in planned))
+        raise SetupRefused(f"none of the {len(planned)} case(s) of {where} can run here: {reasons} (or: nox -s bench "
+                           f"-- --config {where}, which installs what a config needs)")
+    return frameworks, [f.line for f in verdict.findings if f.level in ("problem", "warning")], unavailable
+
+
+def _not_installed(planned: list[Any], frameworks: dict[str, Any], inventory: dict[str, Any]) -> dict[str, str]:
+    """Backend (its probe found no installation) or Keras flavour (tf_keras missing) -> the skip reason, which
+    is the install line."""
+    from bench.environment.doctor import install_hint
+    from bench.environment.frameworks import LABELS
+    from bench.measure.flavour import DEFAULT, unsupported
+
+    found = {backend: f"{LABELS[backend]} is not installed: {install_hint(backend, inventory)}"
+             for backend in dict.fromkeys(c.backend for c in planned)
+             if (frameworks.get(backend) or {}).get("status") == "not_installed"}
+    for flavour in dict.fromkeys(c.keras for c in planned if c.backend == "tensorflow" and c.backend not in found):
+        reason = unsupported("tensorflow", flavour) if flavour != DEFAULT else None
+        if reason is not None:
+            found[flavour] = reason
+    return found
+
+
+def _check_environments(config: BenchConfig, planned: list[Any]) -> list[dict[str, Any]] | None:
+    """Every [environments] entry the planned cases use: its folder exists and Keras imports there (else one
+    line, exit 2); what each resolved to is printed and kept for the header."""
+    from bench.environment.keras_envs import notes, resolve
+
+    resolved = resolve(config, planned)
+    for env in resolved or []:
+        version = "" if env["keras_version"] in env["label"] else f" (Keras {env['keras_version']})"
+        print(f"environment {env['name']}: {env['label']}{version}", flush=True)
+    for line in notes(resolved):
+        print(f"note: {line}", file=sys.stderr)
+    return resolved
 
 
 def _cluster_member(config: BenchConfig):
@@ -254,12 +317,23 @@ def _run_id(config: BenchConfig) -> str:
     return f"{run_id_stamp()}-{safe}-{secrets.token_hex(3)}"
 
 
+def _threads(config: BenchConfig) -> dict[str, Any]:
+    """``[threads]`` resolved for this machine (bench.config.resolve_threads)."""
+    from bench.environment.fingerprint import gpu_inventory
+
+    return resolve_threads(config.threads, bool(gpu_inventory().get("gpus")))
+
+
 def _header(config: BenchConfig, data: dict[str, Any], run_id: str, frameworks: dict[str, Any],
-            selection: dict[str, Any]) -> RunHeader:
+            selection: dict[str, Any], threads: dict[str, Any],
+            keras_environments: list[dict[str, Any]] | None = None) -> RunHeader:
     from bench.environment.fingerprint import fingerprint
 
     environment = fingerprint(config.sha256, config.measure.seed)
     environment["frameworks"] = frameworks
+    environment["threads"] = threads
+    if keras_environments is not None:
+        environment["keras_environments"] = keras_environments
     return RunHeader.model_validate({
         "kind": RUN_KIND,
         "schema_version": SCHEMA_VERSION,

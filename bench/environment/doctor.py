@@ -71,9 +71,9 @@ def install_hint(backend: str, inventory: Mapping[str, Any]) -> str:
         if not inventory.get("gpus"):
             return "pip install jax"
         return 'pip install "jax[cuda13]"' if (cuda or 0) >= 13 else 'pip install "jax[cuda12]"'
-    if not inventory.get("gpus"):
-        return "pip install torch"
-    tag = "cu130" if (cuda or 0) >= 13 else "cu126"
+    # PyPI's torch for Linux x86_64 is a CUDA build (several GB of CUDA libraries); PyTorch's own index has
+    # the CPU build (pytorch.org/get-started/locally).
+    tag = "cpu" if not inventory.get("gpus") else "cu130" if (cuda or 0) >= 13 else "cu126"
     return f"pip install torch --index-url https://download.pytorch.org/whl/{tag}"
 
 

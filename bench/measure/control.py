@@ -15,7 +15,8 @@ Keras: a Keras or suite change that slows the cases leaves the control alone, so
 visible. A backend upgrade that slows its kernels moves both, which is why comparisons also report the
 control's own change.
 
-Steps per control round are calibrated once per worker so a round lasts ``[control] min_round_s``;
+Steps per control round are calibrated once, in the layout's first worker process, so a round lasts
+``[control] min_round_s``; later processes of the run reuse that count (``WorkerPlan.control_steps``);
 throughput (samples/s), not duration, is stored and compared, so calibrations may differ between runs.
 """
 
@@ -135,12 +136,14 @@ class Control:
     """
 
     def __init__(self, backend: str, device: str, settings: ControlSettings,
-                 clock: Callable[[], float] = time.perf_counter, run: Callable[[int], float] | None = None):
+                 clock: Callable[[], float] = time.perf_counter, run: Callable[[int], float] | None = None,
+                 steps: int | None = None):
         self.backend = backend
         self.device = device
         self.settings = settings
         self.clock = clock
         self._run = run
+        self._given_steps = steps  # calibrated by an earlier process of the layout: every round alike
         self.steps: int | None = None
         self.error: dict[str, str] | None = None
 
@@ -152,7 +155,7 @@ class Control:
                 if self._run is None:
                     self._run = _BUILDERS[self.backend](self.device)
                 self._run(2)  # trace / compile outside any timing
-                self.steps = self._calibrate()
+                self.steps = self._given_steps or self._calibrate()
             except Exception as exc:  # noqa: BLE001 - recorded, the case still runs
                 self.error = describe_exception(exc)
                 return False

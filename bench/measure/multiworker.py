@@ -192,18 +192,18 @@ class AgreedRounds:
         return max(float(w["s"]) for w in self.cluster.all_gather({"worker": self.cluster.index, "s": seconds}))
 
     @contextlib.contextmanager
-    def rounds(self, units: int, count: int) -> Iterator[Callable[[], None]]:
+    def rounds(self, units: int, count: int) -> Iterator[Callable[[], float | None]]:
         with self.source.rounds(units, count) as one_round:
             calls = 0
 
-            def round_() -> None:
+            def round_() -> float | None:
                 nonlocal calls
                 calls += 1
                 if self.fault == WORKER_DIES and self.cluster.index == 1 and calls == 2:
                     # Injected at the first timed round (after the warm-up round); the event dates the death.
                     emit_to(self.cluster.progress_path, "fault", fault=WORKER_DIES)
                     os.kill(os.getpid(), signal.SIGKILL)
-                one_round()
+                return one_round()
 
             yield round_
 
@@ -246,6 +246,7 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, cluster: Cluster
     everyone = cluster.all_gather({
         "worker": cluster.index, "round_s": list(mine.round_s), "wall_s": mine.wall_s,
         "off_round_s": list(mine.off_round_s), "units_per_round": mine.units_per_round,
+        "round_host_cpu_s": list(mine.round_host_cpu_s),
         "gpu_metrics": {k: mine.gpu_metrics.get(k) for k in ("status", "reason", "reliable", "aggregate")},
     })
     job = job_rounds(mine, everyone)
@@ -267,10 +268,14 @@ def job_rounds(mine: TimedRounds, everyone: list[dict[str, Any]]) -> TimedRounds
     units = {w["units_per_round"] for w in everyone}
     if len(counts) != 1 or len(units) != 1:
         raise ClusterMismatch(f"workers timed different rounds (counts {sorted(counts)}, units {sorted(units)})")
-    round_s = tuple(max(float(w["round_s"][i]) for w in everyone) for i in range(counts.pop()))
+    rounds = counts.pop()
+    round_s = tuple(max(float(w["round_s"][i]) for w in everyone) for i in range(rounds))
     off = tuple(max(float(w["off_round_s"][i]) for w in everyone) for i in range(len(mine.off_round_s)))
+    # The host cost of a job's round is its busiest worker's: that host, like the slowest round, sets the pace.
+    hosts = [w.get("round_host_cpu_s") or [] for w in everyone]
+    host = tuple(max(float(h[i]) for h in hosts) for i in range(rounds)) if all(len(h) == rounds for h in hosts) else ()
     return dataclasses.replace(mine, round_s=round_s, wall_s=max(float(w["wall_s"]) for w in everyone),
-                               off_round_s=off)
+                               off_round_s=off, round_host_cpu_s=host)
 
 
 def per_worker_metrics(everyone: list[dict[str, Any]], peers: list[dict[str, Any]],
@@ -293,4 +298,6 @@ def per_worker_metrics(everyone: list[dict[str, Any]], peers: list[dict[str, Any
                              "rel_diff": abs(w["wall_s"] - harness) / w["wall_s"] if w["wall_s"] else None},
             "gpu_metrics": w["gpu_metrics"],
         })
+        if w.get("round_host_cpu_s"):
+            rows[-1]["round_host_cpu_s"] = w["round_host_cpu_s"]
     return rows

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import mlp_spec
 from bench.cases import NativeCase
 from bench.config import BenchConfig
 from bench.measure.data import Mnist
@@ -68,8 +69,8 @@ from bench.store.schema import CaseRecord
 SUPPORTED_PRECISIONS = ("float32", "mixed_bfloat16")
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam defaults
 PROB_EPSILON = 1e-7  # keras.backend.epsilon(): the clip on probabilities in keras.losses
-DROPOUT_RATE = 0.2
-LAYERS = ((784, 512), (512, 256), (256, 10))
+DROPOUT_RATE = mlp_spec.DROPOUT_RATE
+LAYERS = mlp_spec.DENSE_SHAPES  # ((784, 512), (512, 256), (256, 10))
 PARAM_NAMES = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
@@ -77,8 +78,11 @@ PARAM_NAMES = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
 def run_native_case(case: NativeCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory,
-                    benchmark: Any, clock: Callable[[], float] = time.perf_counter) -> CaseRecord:
-    """Measure one native case and return its record; failures and skips are records, not exceptions."""
+                    benchmark: Any, clock: Callable[[], float] = time.perf_counter,
+                    units: int | None = None) -> CaseRecord:
+    """Measure one native case and return its record; failures and skips are records, not exceptions.
+
+    ``units``: the steps per round this case's first process calibrated (later processes reuse it)."""
     case_clock = CaseClock()
     record = base_record("native", case.case_id, case.params(), data.spec.source, case_clock,
                          flags={"simulated": inventory.simulated, "unstable": False,
@@ -91,7 +95,7 @@ def run_native_case(case: NativeCase, config: BenchConfig, data: Mnist, inventor
         if case.precision not in SUPPORTED_PRECISIONS:
             raise CaseSkipped(f"the native reference has no dynamic loss scaling, which Keras applies under "
                               f"{case.precision} (LossScaleOptimizer); compare mixed_bfloat16 instead")
-        _measure(case, config, data, inventory, device, benchmark, clock, record)
+        _measure(case, config, data, inventory, device, benchmark, clock, record, units)
 
     return measure_into(record, case_clock, body)
 
@@ -111,17 +115,21 @@ class _NativeRounds:
         return self.clock() - t0
 
     @contextlib.contextmanager
-    def rounds(self, units: int, count: int) -> Iterator[Callable[[], None]]:
-        def one_round() -> None:
+    def rounds(self, units: int, count: int) -> Iterator[Callable[[], float | None]]:
+        def one_round() -> float | None:
+            # The loop runs in this (the timing) thread: its CPU time is the host's cost of the round.
+            cpu0 = time.thread_time()
             self.last_loss = self.runner.run(units)
+            host_cpu_s = time.thread_time() - cpu0
             if not math.isfinite(self.last_loss):
                 raise NonFiniteLoss(f"non-finite loss {self.last_loss} during timed rounds")
+            return host_cpu_s
 
         yield one_round
 
 
 def _measure(case: NativeCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory, device: str,
-             benchmark: Any, clock: Callable[[], float], record: dict[str, Any]) -> None:
+             benchmark: Any, clock: Callable[[], float], record: dict[str, Any], units: int | None = None) -> None:
     m = config.measure
     metrics = record["metrics"]
     metrics.update(variant=case.variant, device=device, global_batch=case.global_batch,
@@ -144,7 +152,8 @@ def _measure(case: NativeCase, config: BenchConfig, data: Mnist, inventory: Devi
     placement = Placement("none (native)", [device], 1, inventory.kind, inventory.simulated,
                           contextlib.nullcontext(), [] if inventory.kind == "cpu" else [0])
     settings = RoundSettings(rounds=m.rounds, min_round_s=m.min_round_s, start_units=m.warmup_steps,
-                             max_units=m.max_steps_per_round, measure_overhead=config.nvml.measure_overhead)
+                             max_units=m.max_steps_per_round, measure_overhead=config.nvml.measure_overhead,
+                             units=units)
     source = _NativeRounds(runner, clock)
     result = measure_rounds(source, settings, benchmark, monitor_for(placement, config.nvml), clock)
     measured, flags = throughput_metrics(result, case.global_batch, 1, m.cv_threshold)

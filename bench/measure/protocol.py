@@ -6,15 +6,25 @@ the suite: a training step, or a whole pass over the training set for inputs tha
 each epoch (see :mod:`bench.measure.inputs`). The protocol, in order:
 
 1. **Calibration** (:func:`calibrate`, pyperf's calibrate-loops idea): units per round so one round lasts at
-   least ``min_round_s``; every trial is kept (``calibration``).
+   least ``min_round_s``; every trial is kept (``calibration``). Only in a case's first process: later
+   processes get the same ``units`` (``RoundSettings.units``, as pyperf passes ``--loops`` to its workers), so
+   every round of a case is the same work.
 2. **Warm-up**: one untimed round at the calibrated length (compiles for that length, fills iterators).
 3. **Unmonitored rounds, first half**: only when the monitor's own cost is measured
    (``measure_overhead`` and a monitor that samples something); as many as the timed rounds, half before
    and half after them, so slow drift (clocks, temperature) does not masquerade as overhead.
 4. **Timed rounds** through pytest-benchmark's ``benchmark.pedantic`` (its own timer, ``time.perf_counter``),
-   with the GPU monitor entered around exactly these rounds and an independent wall clock read just
-   inside the monitor, as a cross-check of the harness' sum (``timing_check``).
+   with the GPU monitor and the machine monitor (other processes' CPU share, steal:
+   :mod:`bench.monitor.machine`) entered around exactly these rounds, an independent wall clock read just
+   inside them, as a cross-check of the harness' sum (``timing_check``), and each round's wall-clock start
+   (``round_start_unix``) so rounds of different processes can be laid out in time.
 5. **Unmonitored rounds, second half.**
+
+A round callable may return the CPU seconds its host thread spent in the round (``time.thread_time()`` read
+in the thread that drives the work: the thread running ``fit``, or the native loop's timing thread); the
+protocol keeps those of the timed rounds, parallel to ``round_s`` (``round_host_cpu_s``). Thread CPU time
+counts only what that one thread executed — Python, the dispatch of compiled steps, Keras' per-step bookkeeping —
+not the time it waited for the device, so beside the wall time it says who set the pace.
 
 Every clock is injected, so the protocol is tested with a fake clock and a fake benchmark, no framework.
 A round must end only when the device has finished its work (the suites read a loss back as a Python
@@ -31,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bench.analyze.stats import summarize
+from bench.monitor.machine import MachineMonitor
 from bench.monitor.select import UnavailableMonitor
 
 Clock = Callable[[], float]
@@ -46,9 +57,10 @@ class RoundSource(Protocol):
     def trial(self, units: int) -> float:
         """Seconds that ``units`` units of work take, per-call set-up excluded."""
 
-    def rounds(self, units: int, count: int) -> AbstractContextManager[Callable[[], None]]:
-        """A context yielding a callable that runs one round of ``units`` units; it will be called
-        ``count`` times (warm-up, unmonitored and timed rounds together)."""
+    def rounds(self, units: int, count: int) -> AbstractContextManager[Callable[[], float | None]]:
+        """A context yielding a callable that runs one round of ``units`` units and returns its host thread's
+        CPU seconds (or None when it cannot tell); it will be called ``count`` times (warm-up, unmonitored and
+        timed rounds together)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class RoundSettings:
     max_units: int
     multiple: int = 1  # units per round are rounded up to a multiple of this (steps_per_execution)
     measure_overhead: bool = False
+    units: int | None = None  # calibrated in an earlier process of the case: use it, calibrate nothing
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,11 @@ class TimedRounds:
     off_round_s: tuple[float, ...]  # unmonitored rounds (empty unless the monitor's cost was measured)
     gpu_metrics: Mapping[str, Any]  # the monitor's result over exactly the timed rounds
     calibration: tuple[Mapping[str, Any], ...] = field(default=())
+    round_start_unix: tuple[float, ...] = field(default=())  # wall-clock start of each timed round
+    machine: Mapping[str, Any] = field(default_factory=dict)  # bench.monitor.machine over the timed rounds
+    # CPU seconds of the thread driving each timed round (parallel to round_s); empty when the source
+    # could not tell for every round.
+    round_host_cpu_s: tuple[float, ...] = field(default=())
 
     @property
     def timing_check(self) -> dict[str, float | None]:
@@ -112,18 +130,25 @@ def round_up(value: int, multiple: int) -> int:
 
 
 def measure_rounds(source: RoundSource, settings: RoundSettings, benchmark: Any, monitor: Any,
-                   clock: Clock = time.perf_counter, wall_clock: Clock = time.monotonic) -> TimedRounds:
+                   clock: Clock = time.perf_counter, wall_clock: Clock = time.monotonic,
+                   unix_clock: Clock = time.time, machine: Any = None) -> TimedRounds:
     """Run the whole protocol (module docstring) and return its raw outcome.
 
     ``benchmark`` is pytest-benchmark's fixture (or anything with its ``pedantic`` and ``stats`` surface);
-    ``monitor`` a context manager with ``result()`` (:func:`bench.monitor.select.monitor_for`).
+    ``monitor`` a context manager with ``result()`` (:func:`bench.monitor.select.monitor_for`); ``machine``
+    likewise (default :class:`bench.monitor.machine.MachineMonitor`).
     """
-    units, trials = calibrate(source.trial, settings.start_units, settings.min_round_s, settings.max_units,
-                              settings.multiple)
+    if settings.units:
+        units, trials = round_up(max(1, settings.units), max(1, settings.multiple)), []
+    else:
+        units, trials = calibrate(source.trial, settings.start_units, settings.min_round_s, settings.max_units,
+                                  settings.multiple)
+    machine = MachineMonitor() if machine is None else machine
     # The cost of a monitor that samples nothing is nothing; timing it would record noise as overhead.
     off_rounds = settings.rounds if settings.measure_overhead and not isinstance(monitor, UnavailableMonitor) else 0
     off_before = off_rounds // 2
     off_round_s: list[float] = []
+    host_cpu_s: list[float | None] = []
     with source.rounds(units, 1 + settings.rounds + off_rounds) as one_round:
 
         def unmonitored(n: int) -> None:
@@ -132,15 +157,24 @@ def measure_rounds(source: RoundSource, settings: RoundSettings, benchmark: Any,
                 one_round()
                 off_round_s.append(clock() - t0)
 
+        starts: list[float] = []
+
+        def timed_round() -> None:
+            # One clock read and one call more inside the timed region: well under a microsecond a round.
+            starts.append(unix_clock())
+            host_cpu_s.append(one_round())
+
         one_round()  # warm-up at the calibrated length, untimed
         unmonitored(off_before)
-        with monitor:
+        with monitor, machine:
             wall0 = wall_clock()
-            benchmark.pedantic(one_round, rounds=settings.rounds, iterations=1, warmup_rounds=0)
+            benchmark.pedantic(timed_round, rounds=settings.rounds, iterations=1, warmup_rounds=0)
             wall_s = wall_clock() - wall0
         unmonitored(off_rounds - off_before)
     round_s = tuple(float(x) for x in benchmark.stats.stats.data)
-    return TimedRounds(units, round_s, wall_s, tuple(off_round_s), monitor.result(), tuple(trials))
+    host = tuple(float(x) for x in host_cpu_s if x is not None)
+    return TimedRounds(units, round_s, wall_s, tuple(off_round_s), monitor.result(), tuple(trials),
+                       tuple(starts), machine.result(), host if len(host) == len(round_s) else ())
 
 
 def throughput_metrics(result: TimedRounds, samples_per_unit: int, steps_per_unit: int,
@@ -159,9 +193,14 @@ def throughput_metrics(result: TimedRounds, samples_per_unit: int, steps_per_uni
         "samples_per_second": summarize([samples / s for s in result.round_s]),
         "step_time_s": summarize([s / steps for s in result.round_s]),
         "timing_check": result.timing_check,
+        "round_start_unix": list(result.round_start_unix),
         "gpu_metrics": dict(result.gpu_metrics),
         "calibration": [{**t, "steps": t["units"] * steps_per_unit} for t in result.calibration],
     }
+    if result.machine:
+        metrics["machine"] = dict(result.machine)
+    if result.round_host_cpu_s:
+        metrics["round_host_cpu_s"] = list(result.round_host_cpu_s)
     if result.off_round_s:
         on = metrics["samples_per_second"]["median"]
         off = summarize([samples / s for s in result.off_round_s])

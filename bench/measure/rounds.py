@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -102,17 +103,21 @@ class EpochGate:
         self.logs: dict[str, float] = {}
         self.error: BaseException | None = None
         self.abort = False
+        self.host_cpu_s: float | None = None  # the last round's, read in the fit thread
+        cpu_at_begin = [0.0]
 
         class Gate(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
                 if epoch % epochs_per_round == 0:
                     gate.go.acquire()
+                    cpu_at_begin[0] = time.thread_time()
                 if gate.abort:
                     raise _Aborted()
 
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
                 if (epoch + 1) % epochs_per_round == 0:
                     gate.logs = {k: float(v) for k, v in (logs or {}).items()}
+                    gate.host_cpu_s = time.thread_time() - cpu_at_begin[0]
                     gate.done.release()
 
         def body() -> None:
@@ -131,12 +136,14 @@ class EpochGate:
         self.thread.start()
         return self
 
-    def round(self) -> dict[str, float]:
+    def round(self) -> tuple[dict[str, float], float | None]:
+        """Run one round; its last logs and the fit thread's CPU seconds in it."""
+        self.host_cpu_s = None
         self.go.release()
         self.done.acquire()
         if self.error is not None:
             raise self.error
-        return self.logs
+        return self.logs, self.host_cpu_s
 
     def __exit__(self, *exc: Any) -> None:
         self.abort = True
@@ -171,15 +178,16 @@ class FitRounds:
         return timer.durations[-1]
 
     @contextlib.contextmanager
-    def rounds(self, units: int, count: int) -> Iterator[Callable[[], None]]:
+    def rounds(self, units: int, count: int) -> Iterator[Callable[[], float | None]]:
         passes = self.feed.unit == PASS
         with EpochGate(self.feed, self.model, None if passes else units, units if passes else 1, count) as gate:
 
-            def one_round() -> None:
-                logs = gate.round()
+            def one_round() -> float | None:
+                logs, host_cpu_s = gate.round()
                 self.last_logs = logs
                 loss = logs.get("loss", math.nan)
                 if not math.isfinite(loss):
                     raise NonFiniteLoss(f"non-finite loss {loss} during timed rounds")
+                return host_cpu_s
 
             yield one_round

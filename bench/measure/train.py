@@ -32,8 +32,11 @@ from bench.store.schema import CaseRecord
 
 
 def run_train_case(case: TrainCase, config: BenchConfig, data: Mnist, inventory: DeviceInventory,
-                   benchmark: Any, clock: Callable[[], float] = time.perf_counter) -> CaseRecord:
-    """Measure one case and return its record; failures and skips are records, not exceptions."""
+                   benchmark: Any, clock: Callable[[], float] = time.perf_counter,
+                   units: int | None = None) -> CaseRecord:
+    """Measure one case and return its record; failures and skips are records, not exceptions.
+
+    ``units``: the round length this case's first process calibrated (later processes reuse it)."""
     if case.workers > 1 or case.keras != "keras3":
         # Several worker processes, or Keras 2 off TensorFlow: bench.measure.multiworker (it reuses FitRounds).
         # A one-process tf_keras case on TensorFlow gets None back and runs below like any other.
@@ -52,17 +55,18 @@ def run_train_case(case: TrainCase, config: BenchConfig, data: Mnist, inventory:
         record["devices"] = placement.describe()
         record["flags"]["simulated"] = placement.simulated
         with precision_policy(case.precision), placement.scope:
-            _measure(case, config, data, placement, benchmark, clock, record)
+            _measure(case, config, data, placement, benchmark, clock, record, units)
 
     return measure_into(record, case_clock, body)
 
 
 def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Placement, benchmark: Any,
-             clock: Callable[[], float], record: dict[str, Any]) -> None:
+             clock: Callable[[], float], record: dict[str, Any], units: int | None = None) -> None:
     m = config.measure
     metrics = record["metrics"]
+    # Which Keras this worker imported: with [train] environment another one may shadow the tool's own.
     metrics.update(per_replica_batch=case.global_batch // placement.replicas, global_batch=case.global_batch,
-                   replicas=placement.replicas)
+                   replicas=placement.replicas, keras_version=flavour.version())
 
     fault = inject(case.case_id)
     if case.backend == "torch" and case.steps_per_execution > 1:
@@ -107,6 +111,7 @@ def _measure(case: TrainCase, config: BenchConfig, data: Mnist, placement: Place
         max_units=max(1, m.max_steps_per_round // feed.fed.steps_per_pass) if passes else m.max_steps_per_round,
         multiple=1 if passes else spe,
         measure_overhead=config.nvml.measure_overhead,
+        units=units,
     )
     source = FitRounds(feed, model, clock)
     result = measure_rounds(source, settings, benchmark, monitor_for(placement, config.nvml), clock)

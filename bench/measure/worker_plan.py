@@ -31,6 +31,13 @@ class WorkerPlan:
     # Multi-worker cases (bench.run.launcher): {"index", "size", "source", "connect_timeout_s", "peer_timeout_s",
     # "port_base"}; None for a single-process worker.
     cluster: dict[str, Any] | None = None
+    # Processes as samples (bench.run.plan.schedule): which pass this process is, the round length each case
+    # was calibrated to in its first process (later processes reuse it, so every round of a case is alike),
+    # the control workload's steps per round likewise, and the resolved thread counts to apply.
+    pass_index: int = 0
+    units: dict[str, int] | None = None
+    control_steps: int | None = None
+    threads: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         d = dict(self.__dict__)
@@ -44,13 +51,29 @@ class WorkerPlan:
         return cls(**d)
 
 
-def framework_env(backend: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def framework_env(backend: str, base: Mapping[str, str] | None = None,
+                  threads: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The environment every process that imports ``backend`` gets from this tool: sweep workers and the
-    framework probes alike, so a probe discovers devices exactly as a worker will."""
+    framework probes alike, so a probe discovers devices exactly as a worker will.
+
+    ``threads`` (resolved ``[threads]``): XLA's CPU client reads its thread settings from ``XLA_FLAGS`` when
+    JAX starts, so one intra-op thread is set here (TensorFlow and torch are set in the worker,
+    :func:`bench.measure.threads.apply_threads`).
+    """
     env = dict(os.environ if base is None else base)
     env["KERAS_BACKEND"] = backend
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if backend == "jax":
         env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX would take 75 % of each GPU otherwise
+        if threads and threads.get("intra_op") == 1:
+            flags = env.get("XLA_FLAGS", "")
+            for flag in JAX_ONE_THREAD_FLAGS:
+                if flag.split("=")[0] not in flags:
+                    flags = f"{flags} {flag}".strip()
+            env["XLA_FLAGS"] = flags
     return env
+
+
+# XLA's CPU backend: no Eigen thread pool for its ops, one intra-op thread (the flags JAX users set for this).
+JAX_ONE_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")

@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -25,15 +26,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from bench.report.findings import (
-    STARVED_BELOW_PCT,
-    THROUGHPUT,
-    mixed_ratios,
-    ok_train,
-    scaling_table,
-    xla_ratios,
-)
-from bench.report.load import compiler, is_false, is_true
+from bench.analyze.findings import STARVED_BELOW_PCT, ok_train
+from bench.analyze.frames import compiler, is_false, is_true
 
 STYLE = {
     "svg.fonttype": "none",
@@ -93,108 +87,148 @@ def _colors(labels: list[str]) -> dict[str, tuple]:
 # --------------------------------------------------------------------------- training
 
 
-def throughput_vs_batch(train: pd.DataFrame, chart_id: str = "throughput") -> str | None:
-    """Median samples/s against global batch, one line per precision × jit_compile (labelled with the backend's
-    compiler: XLA, or torch.compile on torch), one panel per backend × GPU count."""
-    ok = ok_train(train)
-    if ok.empty:
+Row = dict
+
+
+def _varying(rows: list[Row], keys: tuple[str, ...]) -> list[str]:
+    """The keys whose value differs between rows: the ones a label must name."""
+    return [k for k in keys if len({repr(r.get(k)) for r in rows}) > 1]
+
+
+def _describe(row: Row, keys: list[str]) -> str:
+    names = {"jit": "", "input": "input ", "steps_per_execution": "spe ", "global_batch": "batch ", "gpus": "",
+             "precision": "", "backend": ""}
+    parts = []
+    for key in keys:
+        value = row.get(key)
+        if key == "gpus":
+            parts.append(f"{value} GPU{'s' if value != 1 else ''}")
+        else:
+            parts.append(f"{names.get(key, key + ' ')}{str(value).lower() if isinstance(value, bool) else value}")
+    return " · ".join(parts)
+
+
+LINE_KEYS = ("precision", "jit", "input", "steps_per_execution")
+
+
+def series_id(row: Row) -> str:
+    """"series--tensorflow--1--float32--XLA_off--device--1": backend, GPUs and every axis a line holds fixed."""
+    parts = [row.get("backend"), row.get("gpus"), *(row.get(k) for k in LINE_KEYS)]
+    return "series--" + "--".join(re.sub(r"[^\w.]+", "_", str(p)) for p in parts)
+
+
+def throughput_vs_batch(summary: list[Row], chart_id: str = "throughput") -> str | None:
+    """samples/s against global batch from ``derived.summary``, one panel per backend × GPU count. A line joins
+    only cases equal in every other axis (precision, jit_compile, input, steps_per_execution), and its label
+    names each of those that varies in the run, so no line mixes an axis its legend does not show."""
+    rows = [r for r in summary if r.get("suite") == "train" and r.get("status") == "ok" and r.get("value")]
+    if not rows:
         return None
-    panels = [(backend, int(g)) for backend in dict.fromkeys(ok["backend"])
-              for g in sorted(ok.loc[ok["backend"] == backend, "gpus"].unique())]
-    variants = list(dict.fromkeys(ok["variant"]))
-    colors = _colors(variants)
-    batches = sorted(int(b) for b in ok["global_batch"].unique())
+    panels = list(dict.fromkeys((r["backend"], int(r["gpus"])) for r in rows))
+    # Precision and jit_compile always name a line; input and steps_per_execution where the run varies them.
+    shown = ["precision", "jit", *_varying(rows, LINE_KEYS[2:])]
+    lines: dict[tuple[Any, ...], list[Row]] = {}
+    for r in rows:
+        lines.setdefault((r["backend"], int(r["gpus"]), *(repr(r.get(k)) for k in LINE_KEYS)), []).append(r)
+    labels = {key: _describe(members[0], shown) for key, members in lines.items()}
+    colors = _colors(list(dict.fromkeys(labels.values())))
+    batches = sorted({int(r["global_batch"]) for r in rows})
     with style(chart_id):
-        rows, cols = _grid(len(panels))
-        fig = Figure(figsize=(3.4 * cols + 0.6, 2.7 * rows + 0.7))
-        axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
+        ncols = min(len(panels), 3)
+        nrows = math.ceil(len(panels) / ncols)
+        fig = Figure(figsize=(3.6 * ncols + 0.6, 2.8 * nrows + 0.9))
+        axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
+        top = 0.0
         for ax, (backend, gpus) in zip(axes, panels, strict=False):
-            facet = ok[(ok["gpus"] == gpus) & (ok["backend"] == backend)]
-            for variant in variants:
-                line = facet[facet["variant"] == variant].sort_values("global_batch")
-                if line.empty:
+            for key, members in lines.items():
+                if key[:2] != (backend, gpus):
                     continue
-                median = line[THROUGHPUT].to_numpy(float)
-                low = np.clip(median - pd.to_numeric(line["samples_per_second.q1"], errors="coerce").to_numpy(float), 0, None)
-                high = np.clip(pd.to_numeric(line["samples_per_second.q3"], errors="coerce").to_numpy(float) - median, 0, None)
-                ax.errorbar(line["global_batch"].astype(float), median, yerr=[np.nan_to_num(low), np.nan_to_num(high)],
-                            marker="o", markersize=4, capsize=3, linewidth=1.4, color=colors[variant], label=variant)
-            simulated = facet["simulated"].map(is_true).any()
+                members = sorted(members, key=lambda r: r["global_batch"])
+                x = [float(r["global_batch"]) for r in members]
+                y = np.array([r["value"] for r in members], float)
+                lo = np.array([r["ci_low"] if r.get("ci_low") is not None else (r.get("round_q1") or v)
+                               for r, v in zip(members, y, strict=True)], float)
+                hi = np.array([r["ci_high"] if r.get("ci_high") is not None else (r.get("round_q3") or v)
+                               for r, v in zip(members, y, strict=True)], float)
+                top = max(top, float(np.nanmax(hi)))
+                drawn = ax.errorbar(x, y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)], marker="o",
+                                    markersize=4, capsize=3, linewidth=1.4, color=colors[labels[key]],
+                                    label=labels[key])
+                # The line's id names every axis it holds fixed, so a reader (or a test) can tell what it joins.
+                drawn.lines[0].set_gid(series_id(members[0]))
+            simulated = any(r["category"]["devices"] != "real GPU" for r in rows if (r["backend"], int(r["gpus"])) ==
+                            (backend, gpus))
             ax.set_title(f"{backend} · {gpus} {'GPU' if gpus == 1 else 'GPUs'}" + (" (simulated)" if simulated else ""))
             ax.set_xscale("log", base=2)
             ax.set_xticks(batches, [str(b) for b in batches])
             ax.minorticks_off()
             ax.set_xlabel("global batch")
             ax.yaxis.set_major_formatter(FuncFormatter(_short_rate))
-        # Once, after every panel is drawn: the y axis is shared, and fixing it earlier would clip later panels.
-        top = float((ok["samples_per_second.q3"].astype(float).fillna(ok[THROUGHPUT])).max())
-        axes[0].set_ylim(0, top * 1.05)
+        axes[0].set_ylim(0, top * 1.08)
         for ax in axes[len(panels):]:
             ax.set_visible(False)
-        axes[0].set_ylabel("samples/s (median, IQR bars)")
-        handles, labels = axes[0].get_legend_handles_labels()
-        for ax in axes[1:len(panels)]:
+        axes[0].set_ylabel("samples/s")
+        handles, names = [], []
+        for ax in axes[:len(panels)]:
             for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
-                if lab not in labels:
+                if lab not in names:
                     handles.append(h)
-                    labels.append(lab)
-        fig.legend(handles, labels, loc="lower center", ncols=min(4, len(labels)), bbox_to_anchor=(0.5, -0.02))
-        fig.tight_layout(rect=(0, 0.1 if len(labels) <= 4 else 0.16, 1, 1))
+                    names.append(lab)
+        ncol = min(3, len(names))
+        fig.legend(handles, names, loc="lower center", ncols=ncol, bbox_to_anchor=(0.5, -0.02), fontsize=8)
+        fig.tight_layout(rect=(0, 0.04 + 0.05 * math.ceil(len(names) / ncol), 1, 1))
         return to_svg(fig, chart_id, "Training throughput against global batch")
 
 
-def scaling(train: pd.DataFrame, chart_id: str = "scaling") -> str | None:
-    """Speedup T_N/T_1 and efficiency T_N/(N·T_1) against GPU count, with the ideal (linear) lines."""
-    table = scaling_table(train)
-    if table.empty:
+CONTEXT_KEYS = ("backend", "precision", "jit_compile", "input", "steps_per_execution", "global_batch")
+
+
+def _gpus_of(label: str) -> int:
+    return int(str(label).split(" ", 1)[0])
+
+
+def scaling(comparisons: list[Row], chart_id: str = "scaling") -> str | None:
+    """Scaling efficiency T_N / (N·T_1) against GPU count from the ``scaling`` comparisons: one line per
+    setting that differs only in the GPU count, with its 95 % interval where there is one."""
+    rows = [r for r in comparisons if r.get("kind") == "scaling" and r.get("efficiency") is not None]
+    if not rows:
         return None
-    gpu_counts = sorted({1, *table["gpus"].astype(int)})
-    several = table["backend"].nunique() > 1
-    lines = [(backend, int(b)) for backend in dict.fromkeys(table["backend"])
-             for b in sorted(table.loc[table["backend"] == backend, "global_batch"].unique())]
-    labels = {line: (f"{line[0]} · batch {line[1]}" if several else f"batch {line[1]}") for line in lines}
-    colors = _colors(list(labels.values()))
+    contexts = [{**r["context"], "gpus_ref": _gpus_of(r["b_label"])} for r in rows]
+    shown = _varying(contexts, CONTEXT_KEYS)
+    lines: dict[str, list[Row]] = {}
+    for r, context in zip(rows, contexts, strict=True):
+        lines.setdefault(_describe(context, shown) or "every case", []).append(r)
+    colors = _colors(list(lines))
+    gpu_counts = sorted({1, *(_gpus_of(r["a_label"]) for r in rows)})
     with style(chart_id):
-        fig = Figure(figsize=(8.2, 3.2))
-        speed_ax, eff_ax = fig.subplots(1, 2)
-        speed_ax.plot(gpu_counts, gpu_counts, linestyle="--", color="0.4", label="ideal (linear)")
-        eff_ax.axhline(1.0, linestyle="--", color="0.4", label="ideal (100%)")
-        for backend, batch in lines:
-            rows = table[(table["global_batch"] == batch) & (table["backend"] == backend)]
-            rows = rows.assign(speedup=rows["tn"] / rows["t1"])
-            stats = rows.groupby("gpus").agg(
-                eff=("efficiency", "median"), eff_lo=("efficiency", "min"), eff_hi=("efficiency", "max"),
-                sp=("speedup", "median"), sp_lo=("speedup", "min"), sp_hi=("speedup", "max"),
-            )
-            x = [1, *stats.index.astype(int)]
-            label = labels[(backend, batch)]
-            color = colors[label]
-            speed_ax.errorbar(x, [1.0, *stats["sp"]], marker="o", markersize=4, capsize=3, color=color,
-                              yerr=[[0, *(stats["sp"] - stats["sp_lo"])], [0, *(stats["sp_hi"] - stats["sp"])]],
-                              label=label)
-            eff_ax.errorbar(x, [1.0, *stats["eff"]], marker="o", markersize=4, capsize=3, color=color,
-                            yerr=[[0, *(stats["eff"] - stats["eff_lo"])], [0, *(stats["eff_hi"] - stats["eff"])]],
-                            label=label)
-        for ax in (speed_ax, eff_ax):
-            ax.set_xticks(gpu_counts, [str(g) for g in gpu_counts])
-            ax.set_xlabel("GPUs (replicas)")
-            ax.minorticks_off()
-        speed_ax.set_ylabel("speedup T_N / T_1")
-        speed_ax.set_ylim(bottom=0)
-        speed_ax.set_title("Speedup over 1 GPU")
-        eff_ax.set_ylabel("efficiency T_N / (N·T_1)")
-        eff_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        eff_ax.set_ylim(0, max(1.1, float(table["efficiency"].max()) * 1.05))
-        eff_ax.set_title("Scaling efficiency (median, min–max bars)")
-        eff_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+        fig = Figure(figsize=(7.6, 3.2))
+        ax = fig.subplots()
+        ax.axhline(1.0, linestyle="--", color="0.4", label="ideal (100%)")
+        for label, members in lines.items():
+            members = sorted(members, key=lambda r: _gpus_of(r["a_label"]))
+            x = [_gpus_of(members[0]["b_label"]), *(_gpus_of(r["a_label"]) for r in members)]
+            y = np.array([1.0, *(r["efficiency"] for r in members)], float)
+            lo = np.array([1.0, *((r.get("efficiency_ci_low") or r["efficiency"]) for r in members)], float)
+            hi = np.array([1.0, *((r.get("efficiency_ci_high") or r["efficiency"]) for r in members)], float)
+            ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", markersize=4, capsize=3, color=colors[label],
+                        label=label)
+        ax.set_xticks(gpu_counts, [str(g) for g in gpu_counts])
+        ax.set_xlabel("GPUs (replicas)")
+        ax.minorticks_off()
+        ax.set_ylabel("efficiency T_N / (N·T_1)")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_ylim(0, max(1.1, max(float(r.get("efficiency_ci_high") or r["efficiency"]) for r in rows) * 1.05))
+        ax.set_title("Scaling efficiency at a fixed global batch")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
         fig.tight_layout()
-        return to_svg(fig, chart_id, "Multi-GPU speedup and scaling efficiency against GPU count")
+        return to_svg(fig, chart_id, "Multi-GPU scaling efficiency against GPU count")
 
 
 NO_PAIR = "n/a"
+SAME = "≈"  # the interval holds 1: no measurable difference
 
 
-def _heat(ax, grid: pd.DataFrame, title: str, norm: TwoSlopeNorm):
+def _heat(ax, grid: pd.DataFrame, marks: pd.DataFrame, title: str, norm: TwoSlopeNorm):
     ratios = grid.to_numpy(float)
     # A cell without a pair is light grey and says "n/a", so an empty cell is not read as "no change".
     cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#eeeeee")
@@ -205,74 +239,86 @@ def _heat(ax, grid: pd.DataFrame, title: str, norm: TwoSlopeNorm):
     for (i, j), value in np.ndenumerate(ratios):
         if np.isfinite(value):
             dark = abs(norm(np.log2(value)) - 0.5) > 0.3
-            ax.text(j, i, f"{value:.2f}×", ha="center", va="center", fontsize=8, color="white" if dark else "black")
+            mark = marks.iat[i, j] if isinstance(marks.iat[i, j], str) else ""
+            ax.text(j, i, f"{mark}{value:.2f}×", ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
         else:
             ax.text(j, i, NO_PAIR, ha="center", va="center", fontsize=8, color="0.45")
     ax.set_title(title)
     return image
 
 
-def _row_keys(frame: pd.DataFrame) -> list[tuple[str, int, int]]:
-    return [(str(b), int(g), int(n)) for b, g, n in zip(frame["backend"], frame["gpus"], frame["global_batch"],
-                                                        strict=True)]
+ROW_KEYS = ("backend", "gpus", "global_batch", "input", "steps_per_execution")
 
 
-def _row_label(key: tuple[str, int, int], several: bool) -> str:
-    backend, gpus, batch = key
-    return (f"{backend} · " if several else "") + f"{gpus} GPU · batch {batch}"
+def _row_label(context: Row, varying: list[str]) -> str:
+    parts = [str(context["backend"])] if "backend" in varying else []
+    parts += [f"{context.get('gpus')} GPU", f"batch {context.get('global_batch')}"]
+    parts += [_describe(context, [k]) for k in ("input", "steps_per_execution") if k in varying]
+    return " · ".join(parts)
 
 
-def _jit_name(frame: pd.DataFrame) -> str:
-    """One compiler name for a panel's columns: XLA, torch.compile, or plain jit_compile when mixed."""
-    kinds = {compiler(b) for b in frame["backend"]}
-    return kinds.pop() if len(kinds) == 1 else "jit_compile"
-
-
-def speedup_heatmap(train: pd.DataFrame, chart_id: str = "speedups") -> str | None:
-    """Per-cell speedup of jit_compile (on/off: XLA, or torch.compile on torch) and of each mixed policy (vs
-    float32) over backend × GPUs × batch × the rest. Rows run in sweep order of backends, then by GPU count
-    and global batch numerically; a cell without a pair says "n/a". Colour follows log2 of the speedup, so
-    2× faster and 2× slower are equally strong and one huge ratio (XLA off on JAX can be ~50× slower) does
-    not wash out the small ones."""
-    xla, mixed = xla_ratios(train), mixed_ratios(train)
-    order = {b: i for i, b in enumerate(dict.fromkeys(str(b) for b in train["backend"].dropna()))}
-    keys = sorted({*_row_keys(xla), *_row_keys(mixed)}, key=lambda k: (order.get(k[0], len(order)), k[1], k[2]))
-    if not keys:
+def speedup_heatmap(comparisons: list[Row], chart_id: str = "speedups") -> str | None:
+    """Every jit_compile and precision comparison as a cell: rows are what was held fixed (backend, GPUs,
+    batch, and input / steps_per_execution where they vary), columns the pair compared. Rows in sweep order
+    of backends, then by GPU count and batch numerically; a cell without a pair says "n/a"; "≈" marks an
+    interval that holds 1. Colour follows log2 of the ratio, so 2× faster and 2× slower are equally strong."""
+    rows = [r for r in comparisons if r.get("kind") == "axis" and r.get("axis") in ("jit_compile", "precision")
+            and r.get("ratio")]
+    if not rows:
         return None
-    several = len({k[0] for k in keys}) > 1
-    labels = {k: _row_label(k, several) for k in keys}
+    contexts = [r["context"] for r in rows]
+    varying = _varying(contexts, ROW_KEYS)
+    order = {b: i for i, b in enumerate(dict.fromkeys(c["backend"] for c in contexts))}
+    seen: dict[tuple[str, ...], Row] = {}
+    for c in contexts:
+        seen.setdefault(tuple(repr(c.get(k)) for k in ROW_KEYS), c)
+    ordered = sorted(seen.items(), key=lambda kv: (order[kv[1]["backend"]], int(kv[1].get("gpus") or 1),
+                                                   int(kv[1].get("global_batch") or 0), str(kv[1].get("input")),
+                                                   int(kv[1].get("steps_per_execution") or 1)))
+    labels = {key: _row_label(c, varying) for key, c in ordered}
+    row_order = list(dict.fromkeys(labels[key] for key, _ in ordered))
     panels = []
-    if not xla.empty:
-        xla = xla.assign(row=[labels[k] for k in _row_keys(xla)])
-        title = f"{_jit_name(xla)} on / off"
-        panels.append((title, xla.pivot_table(index="row", columns="precision", values="ratio", sort=False)))
-    if not mixed.empty:
-        name = _jit_name(mixed)
-        mixed = mixed.assign(
-            row=[labels[k] for k in _row_keys(mixed)],
-            column=[f"{p} · {name} {j}" for p, j in zip(mixed["policy"], mixed["jit"], strict=True)],
-        )
-        panels.append(("mixed / float32", mixed.pivot_table(index="row", columns="column", values="ratio",
-                                                             sort=False)))
-    values = np.concatenate([grid.to_numpy(float).ravel() for _, grid in panels])
+    for axis in ("jit_compile", "precision"):
+        mine = [r for r in rows if r["axis"] == axis]
+        if not mine:
+            continue
+        cells, marks = {}, {}
+        for r in mine:
+            c = r["context"]
+            row = labels[tuple(repr(c.get(k)) for k in ROW_KEYS)]
+            if axis == "jit_compile":
+                name = compiler(c["backend"])
+                column = f"{c.get('precision')} · {name} {r['a_label'].split()[-1]} / {r['b_label'].split()[-1]}"
+            else:
+                jit = c.get("jit_compile")
+                column = (f"{r['a_label']} / {r['b_label']} · {compiler(c['backend'])} "
+                          f"{str(jit).lower() if isinstance(jit, bool) else jit}")
+            cells[(row, column)] = r["ratio"]
+            marks[(row, column)] = SAME if r.get("verdict") == "no measurable difference" else ""
+        columns = list(dict.fromkeys(col for _, col in cells))
+        grid = pd.DataFrame([[cells.get((row, col), np.nan) for col in columns] for row in row_order],
+                            index=row_order, columns=columns)
+        mark = pd.DataFrame([[marks.get((row, col), "") for col in columns] for row in row_order],
+                            index=row_order, columns=columns)
+        title = "jit_compile" if axis == "jit_compile" else "precision"
+        panels.append((title, grid, mark))
+    values = np.concatenate([grid.to_numpy(float).ravel() for _, grid, _ in panels])
     values = values[np.isfinite(values) & (values > 0)]
     spread = max(np.log2(1.25), float(np.max(np.abs(np.log2(values)))) * 1.05)
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-spread, vmax=spread)
-    # Every panel gets the same rows in the same order, so one set of row labels serves them all.
-    row_order = [labels[k] for k in keys]
-    panels = [(title, grid.reindex(row_order)) for title, grid in panels]
-    widths = [max(1, grid.shape[1]) for _, grid in panels]
+    widths = [max(1, grid.shape[1]) for _, grid, _ in panels]
     with style(chart_id):
-        fig = Figure(figsize=(1.25 * sum(widths) + 2.8, 0.3 * len(row_order) + 1.8))
+        fig = Figure(figsize=(1.6 * sum(widths) + 3.2, 0.3 * len(row_order) + 2.0))
         axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False, gridspec_kw={"width_ratios": widths})).ravel()
         image = None
-        for i, (ax, (title, grid)) in enumerate(zip(axes, panels, strict=True)):
-            image = _heat(ax, grid, title, norm)
+        for i, (ax, (title, grid, mark)) in enumerate(zip(axes, panels, strict=True)):
+            image = _heat(ax, grid, mark, title, norm)
             if i:
                 ax.tick_params(labelleft=False)
-        bar = fig.colorbar(image, ax=list(axes), shrink=0.9, label="speedup (×, log scale)")
+        bar = fig.colorbar(image, ax=list(axes), shrink=0.9, label="ratio (×, log scale)")
         bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{2 ** v:.3g}×"))
-        return to_svg(fig, chart_id, "Speedup heat-map: jit_compile and mixed precision per cell of the sweep")
+        return to_svg(fig, chart_id, "Speedup heat-map: jit_compile and precision comparisons of the run")
 
 
 # --------------------------------------------------------------------------- native reference
@@ -382,8 +428,11 @@ def gpu_utilisation(train: pd.DataFrame, chart_id: str = "nvml") -> str | None:
 # --------------------------------------------------------------------------- CPU prediction
 
 
-def cpu_predict_times(cpu: pd.DataFrame, chart_id: str = "cpu-predict") -> str | None:
-    """Stacked prepare / first call / steady call per method, one panel per setting; bars: steady IQR."""
+def cpu_predict_times(cpu: pd.DataFrame, chart_id: str = "cpu-predict",
+                      known: dict[str, str] | None = None) -> str | None:
+    """Stacked prepare / first call / steady call per method, one panel per setting (its predict batch is the
+    predict() batch size); bars: steady IQR. ``known``: case id -> the known limitation a failure is."""
+    known = known or {}
     if cpu.empty or pd.to_numeric(cpu["first_predict_s"], errors="coerce").isna().all():
         return None  # nothing ran far enough to be timed
     settings = list(dict.fromkeys(cpu["setting"]))
@@ -406,8 +455,10 @@ def cpu_predict_times(cpu: pd.DataFrame, chart_id: str = "cpu-predict") -> str |
                 if status not in STATUS_HATCH or any(pd.isna(p) for p in phases):
                     # A method that does not exist on this backend is grey "n/a", not a red failure.
                     quiet = is_true(row.get("not_applicable"))
-                    ax.text(x, 0, " n/a" if quiet else f" {status}", rotation=90, ha="center", va="bottom",
-                            fontsize=8, color="0.45" if quiet else "#b2182b")
+                    label = " n/a" if quiet else f" {status}" + (f" ({known[row['case_id']]})"
+                                                                  if row.get("case_id") in known else "")
+                    ax.text(x, 0, label, rotation=90, ha="center", va="bottom", fontsize=7,
+                            color="0.45" if quiet else "#b2182b")
                     continue
                 bottom = 0.0
                 for color, value in zip(PHASE_COLORS.values(), phases, strict=True):
@@ -427,7 +478,7 @@ def cpu_predict_times(cpu: pd.DataFrame, chart_id: str = "cpu-predict") -> str |
         axes[0].set_ylim(0, top * 1.15 if top else 1)
         for ax in axes[len(settings):]:
             ax.set_visible(False)
-        axes[0].set_ylabel("seconds")
+        axes[0].set_ylabel("seconds (each call: every test image)")
         handles = [Patch(facecolor=color, label=phase) for phase, color in PHASE_COLORS.items()]
         shown_statuses = set(cpu["status"])
         handles += [Patch(facecolor="white", edgecolor="0.25", hatch=hatch, label=status.replace("_", " "))

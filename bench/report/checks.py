@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from bench.analyze.limitations import shorten, strip_paths
 from bench.report.load import RunData, is_false, is_true
 
 
@@ -44,11 +45,13 @@ def synthetic_data(run: RunData) -> ReportWarning | None:
     data = run.document.get("data") or {}
     hits = sum(int((_true(f["synthetic_data"]) | (f["data_source"] == "synthetic")).sum()) for f in _suites(run))
     if data.get("synthetic") is True or data.get("source") == "synthetic" or hits:
-        note = f" ({data['note']})" if data.get("note") else ""
+        note = f" ({strip_paths(data['note'])})" if data.get("note") else ""
+        simulated = (run.derived.get("category") or {}).get("devices") != "real GPU"
         return ReportWarning(
             "synthetic_data",
-            f"Synthetic data: the images are not MNIST{note}. Throughput is still meaningful; "
-            "loss and accuracy are not.",
+            f"Synthetic data: the images are not MNIST{note}. Loss and accuracy are meaningless; throughput "
+            + ("is unaffected (but on simulated devices it says nothing about GPU speed anyway)." if simulated
+               else "is unaffected."),
         )
     return None
 
@@ -60,7 +63,7 @@ def simulated_devices(run: RunData) -> ReportWarning | None:
         return ReportWarning(
             "simulated_devices",
             f"Simulated devices: {len(hits)} training case(s) ran on logical devices carved out of one device; "
-            "their scaling numbers say nothing about real GPUs.",
+            "their throughput and scaling say nothing about real GPUs — this run checks that the suite works.",
             tuple(hits["case_id"]),
         )
     return None
@@ -131,22 +134,44 @@ def gpu_metrics_unreliable(run: RunData) -> ReportWarning | None:
     return None
 
 
-def _status_warning(run: RunData, status: str, kind: str, text: str) -> ReportWarning | None:
+def _status_warning(run: RunData, status: str, kind: str, text: str, skip: set[str] | None = None) -> ReportWarning | None:
     details = []
     for frame in _suites(run):
-        hits = frame["status"] == status
+        hits = (frame["status"] == status) & ~frame["case_id"].isin(skip or set())
         if "not_applicable" in frame.columns:
             # A method that does not exist on the backend is listed in its section, not warned about.
             hits &= ~frame["not_applicable"].map(is_true).astype(bool)
-        details += [f"{cid}: {reason}" if isinstance(reason, str) else f"{cid}: (no reason recorded)"
+        details += [f"{cid}: {shorten(reason)}" if isinstance(reason, str) else f"{cid}: (no reason recorded)"
                     for cid, reason in zip(frame.loc[hits, "case_id"], frame.loc[hits, "reason"], strict=True)]
     if not details:
         return None
     return ReportWarning(kind, text.format(n=len(details)), tuple(details))
 
 
+def _known(run: RunData) -> dict[str, dict]:
+    return {row["case_id"]: row for row in run.derived.get("failures") or [] if row.get("kind") == "known limitation"}
+
+
+def known_limitations(run: RunData) -> ReportWarning | None:
+    """Failures the frameworks are known for (bench.analyze.limitations): expected, not a broken setup."""
+    known = _known(run)
+    if not known:
+        return None
+    issues: dict[str, int] = {}
+    for row in known.values():
+        issues[row.get("issue") or row.get("title")] = issues.get(row.get("issue") or row.get("title"), 0) + 1
+    listed = ", ".join(f"{issue} × {n}" for issue, n in issues.items())
+    return ReportWarning(
+        "known_limitation",
+        f"Known framework limitations: {len(known)} case(s) failed as the frameworks are known to ({listed}); "
+        "expected results, not a broken setup — each is labelled with its upstream issue in Cases.",
+        tuple(f"{cid}: {row.get('title')} ({row.get('issue') or 'no upstream issue'})" for cid, row in known.items()),
+    )
+
+
 def failed(run: RunData) -> ReportWarning | None:
-    return _status_warning(run, "failed", "failed", "Failed cases: {n} case(s) raised an error and have no numbers.")
+    return _status_warning(run, "failed", "failed", "Failed cases: {n} case(s) raised an error that no known "
+                           "framework limitation explains, and have no numbers.", set(_known(run)))
 
 
 def skipped(run: RunData) -> ReportWarning | None:
@@ -169,7 +194,7 @@ def not_on_cpu(run: RunData) -> ReportWarning | None:
 
 CHECKS: tuple[Callable[[RunData], ReportWarning | None], ...] = (
     incomplete, synthetic_data, simulated_devices, stand_in_device, same_device, unstable, gpu_metrics_unreliable,
-    failed, skipped, wrong, not_on_cpu,
+    failed, known_limitations, skipped, wrong, not_on_cpu,
 )
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from bench.analyze.limitations import strip_paths
 from bench.report import charts, tables
 
 VERDICT_COLORS = {"regression": "#b2182b", "improvement": "#1a7f37", "no change": "#8c8c8c"}
@@ -41,6 +42,7 @@ class ComparisonView:
     facts: tables.Table
     chart_svg: str | None = None
     table: tables.Table | None = None
+    current_run_id: str | None = None  # the run the comparison judged: its first screen answers "did it regress?"
 
 
 def rows_frame(document: Mapping[str, Any]) -> pd.DataFrame:
@@ -125,13 +127,14 @@ def render_comparison(document: Mapping[str, Any], source: str) -> ComparisonVie
     base, cur = document.get("baseline") or {}, document.get("current") or {}
     method = document.get("method") or {}
     facts = [
-        ("baseline", f"{base.get('run_id')} ({base.get('path') or '—'}, created {base.get('created_utc')})"),
-        ("current", f"{cur.get('run_id')} ({cur.get('path') or '—'}, created {cur.get('created_utc')})"),
+        ("baseline", f"{base.get('run_id')} ({strip_paths(base.get('path')) or '—'}, created {base.get('created_utc')})"),
+        ("current", f"{cur.get('run_id')} ({strip_paths(cur.get('path')) or '—'}, created {cur.get('created_utc')})"),
         ("rule", method.get("rule")), ("effect", method.get("effect")), ("test", method.get("test")),
         *_environment_facts(document),
     ]
     frame = rows_frame(document)
-    view = {"source": source, "sentence": summary_sentence(document),
+    view = {"source": strip_paths(source) or source, "sentence": summary_sentence(document),
+            "current_run_id": cur.get("run_id"),
             "counts": (document.get("summary") or {}).get("counts") or {},
             "facts": tables.key_value(facts, "comparison-facts")}
     if frame.empty:

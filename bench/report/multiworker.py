@@ -5,7 +5,7 @@ Two questions, from result files only:
 - **Across worker processes** (``workers`` > 1): did the distributed runtime train, at what global
   throughput, what each worker did, and how it scales against ``workers = 1`` — weak (same per-worker batch)
   and strong (same global batch) efficiency, from ``derived.worker_scaling`` (bench.analyze.scaling;
-  recomputed from the cases for an unfinished case log).
+  derived when the file is read for an unfinished case log).
 - **Keras 2 vs Keras 3 on one machine** (``keras = tf_keras``, ``workers = 1``): each tf_keras case against
   the Keras 3 case that differs only in the flavour.
 
@@ -20,7 +20,6 @@ from typing import Any
 
 import pandas as pd
 
-from bench.analyze.scaling import worker_scaling
 from bench.report import tables
 from bench.report.load import RunData, is_true
 from bench.report.section import Missing
@@ -42,8 +41,8 @@ def _pct(value: Any) -> str:
 
 
 def _scaling_rows(run: RunData) -> list[dict[str, Any]]:
-    stored = (run.document.get("derived") or {}).get("worker_scaling")
-    return stored if isinstance(stored, list) else worker_scaling(run.document.get("cases") or [])
+    # derived is current (bench.analyze.current derives it for a file without one), so absent means no rows.
+    return list(run.derived.get("worker_scaling") or [])
 
 
 def _sentence(row: dict[str, Any]) -> str:
@@ -115,7 +114,8 @@ KERAS2_TABLE = {
 
 def prepare(run: RunData, rid: str) -> dict[str, Any] | Missing:
     extra = run.train_extra
-    if extra.empty:
+    # Cases of another [train] environment are in train_extra too; the Keras versions section draws them.
+    if extra.empty or not ((extra["workers"].fillna(1) != 1) | (extra["keras"].fillna("keras3") != "keras3")).any():
         return Missing("no case with [train] workers > 1 or keras = 'tf_keras' in this run")
     scaling = _scaling_rows(run)
     frame = pd.DataFrame([{

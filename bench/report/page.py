@@ -1,5 +1,10 @@
-"""Assemble the self-contained page from jinja2 templates: warnings first, then per run its sections, then
-the page-wide sections (side by side, baseline comparison, source files).
+"""Assemble the self-contained page from jinja2 templates: first each run's first screen (``r1-overview``: one
+answer per question and the summary table, fitting 1366x768), then the warnings, then per run its sections,
+then the page-wide sections (side by side, baseline comparison, source files).
+
+The report presents, it does not analyse: every cross-case number comes from the run's ``derived`` block
+(``RunData.derived``; bench.analyze computed it when the run was finalised, or when the file was loaded if it
+had none or an older one). A section never computes a ratio, a best, a spread or a verdict itself.
 
 The page is data in, templates out. Python prepares each section's data (numbers, sentences, tables as
 :class:`~bench.report.tables.Table`, charts as SVG strings); ``templates/`` turns it into HTML with
@@ -14,7 +19,9 @@ disappearing.
 
 How to add a section (one template block plus one function that prepares its data):
 
-1. Write the function that prepares its data, in the module that owns the numbers (a new
+1. Derive its numbers in ``bench/analyze`` (called from ``bench.analyze.run_tables.derive_tables``), store
+   them as a ``Derived`` field (``bench/store/schema.py``, documented in docs/results.md), and bump
+   ``DERIVED_VERSION``. Then write the function that prepares the section's data from ``run.derived`` (a new
    ``bench/report/<topic>.py`` for a new topic). A per-run section takes ``(run: RunData, rid: str)``; a
    page-wide one takes ``(page: PageData)`` (every run, the comparison). It returns a mapping, which the
    template sees as ``data``, or ``Missing("why")`` when the run cannot fill it. Return numbers, words,
@@ -48,10 +55,20 @@ from typing import Any
 import jinja2
 
 from bench import __version__
-from bench.report import convergence, multiworker, run_sections, side_by_side, tables, time_goes
+from bench.analyze import text as words
+from bench.analyze.findings import NOT_MEASURED
+from bench.report import (
+    convergence,
+    keras_versions,
+    multiworker,
+    overview,
+    run_sections,
+    side_by_side,
+    tables,
+    time_goes,
+)
 from bench.report.checks import ReportWarning, run_warnings
 from bench.report.comparison import ComparisonView
-from bench.report.findings import NOT_MEASURED
 from bench.report.load import RunData, is_true
 from bench.report.section import Figure, Missing, PageData, Section, SectionView
 
@@ -90,14 +107,18 @@ def sources(page: PageData) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the registry (page order)
 
+# The first screen of each run (its answers and the summary table), before anything else on the page.
+FIRST_SECTION = Section("overview", "overview.html.j2", overview.prepare, "", None)
 TOP_SECTIONS: tuple[Section, ...] = (
     Section("warnings", "warnings.html.j2", warnings_box, toc="Warnings"),
 )
 RUN_SECTIONS: tuple[Section, ...] = (
-    Section("summary", "summary.html.j2", run_sections.summary),
-    Section("findings", "findings.html.j2", run_sections.findings, "Headline findings", "Findings"),
+    Section("summary", "summary.html.j2", run_sections.summary, "How this run was made", "Run facts"),
+    Section("findings", "findings.html.j2", run_sections.findings, "Findings in detail", "Findings"),
     Section("train", "train.html.j2", run_sections.train, "Training throughput", "Training"),
     Section("time-goes", "time_goes.html.j2", time_goes.report_section, "Where the time goes", "Where the time goes"),
+    Section("keras-versions", "keras_versions.html.j2", keras_versions.report_section,
+            "Keras versions side by side: host cost per step", "Keras versions"),
     Section("multiworker", "multiworker.html.j2", multiworker.prepare, "Multi-worker training and Keras 2",
             "Multi-worker"),
     Section("native", "native.html.j2", run_sections.native, "Framework overhead: Keras vs a native loop",
@@ -131,6 +152,7 @@ def _environment() -> jinja2.Environment:
     # Finding values go into data-values attributes; numpy scalars and the like are written as text.
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": str}
     env.globals.update(NOT_MEASURED=NOT_MEASURED, version=__version__)
+    env.filters["rate"] = words.rate  # samples/s in the page's one format
     return env
 
 
@@ -144,28 +166,42 @@ def _view(section: Section, section_id: str, level: int, prepared: Any, prefix: 
     return SectionView(section_id, section.title, level, f"sections/{section.template}", prepared, None, prefix)
 
 
-def _toc(runs: list[RunData]) -> list[tuple[str, str]]:
-    links = [(s.key, s.toc) for s in TOP_SECTIONS if s.toc]
-    for index in range(1, len(runs) + 1):
-        label = f"Run {index}: " if len(runs) > 1 else ""
-        links += [(f"r{index}-{s.key}", f"{label}{s.toc}") for s in RUN_SECTIONS if s.toc]
-    return links + [(s.key, s.toc) for s in PAGE_SECTIONS if s.toc]
+def _toc(top: list[SectionView], runs: list[dict[str, Any]], end: list[SectionView]) -> list[tuple[str, str]]:
+    """Links to the sections that have something to show (a "not measured" section is left out of the list)."""
+    labels = {s.key: s.toc for s in (*TOP_SECTIONS, *RUN_SECTIONS, *PAGE_SECTIONS) if s.toc}
+    links = [(view.id, labels[view.id]) for view in top if view.id in labels]
+    for index, run in enumerate(runs, start=1):
+        prefix = f"Run {index}: " if len(runs) > 1 else ""
+        links += [(view.id, prefix + labels[view.id.split("-", 1)[1]]) for view in run["sections"]
+                  if view.missing is None and labels.get(view.id.split("-", 1)[1])]
+    return links + [(view.id, labels[view.id]) for view in end if view.missing is None and view.id in labels]
+
+
+def page_title(runs: list[RunData]) -> str:
+    """What the page is, from the runs' categories: a simulated run never reads as a GPU benchmark."""
+    titles = [(run.derived.get("overview") or {}).get("title") or "Benchmark" for run in runs]
+    if len(runs) == 1:
+        gpu = (runs[0].derived.get("category") or {}).get("devices") == "real GPU"
+        return f"Keras {'GPU ' if gpu else ''}benchmark · {runs[0].config.get('name', runs[0].run_id)} · {titles[0]}"
+    kinds = {(run.derived.get("category") or {}).get("devices") for run in runs}
+    what = "GPU runs" if kinds == {"real GPU"} else "runs, not all on real GPUs" if "real GPU" in kinds else \
+        "CPU runs (simulated devices: not GPU speed)"
+    return f"Keras benchmark — {len(runs)} {what}"
 
 
 def build_page(runs: list[RunData], generated_utc: str, comparison: ComparisonView | None = None) -> str:
     warnings: list[list[ReportWarning]] = [run_warnings(run) for run in runs]
     page = PageData(runs, comparison, warnings)
-    run_views = []
+    first, run_views = [], []
     for index, run in enumerate(runs, start=1):
         rid = f"r{index}"
+        first.append({"rid": rid, "run_id": run.run_id, "view": _view(
+            FIRST_SECTION, f"{rid}-overview", 2, overview.prepare(run, rid, comparison), rid)})
         run_views.append({"rid": rid, "run_id": run.run_id, "sections": [
             _view(s, f"{rid}-{s.key}", 3, s.prepare(run, rid), rid) for s in RUN_SECTIONS]})
-    title = "Keras GPU benchmark report"
-    if len(runs) == 1:
-        title += f" — {runs[0].config.get('name', runs[0].run_id)}"
+    top = [_view(s, s.key, 2, s.prepare(page)) for s in TOP_SECTIONS]
+    end = [_view(s, s.key, 2, s.prepare(page)) for s in PAGE_SECTIONS]
     return ENVIRONMENT.get_template("page.html.j2").render(
-        title=title, generated_utc=generated_utc, run_count=len(runs), csp=CONTENT_SECURITY_POLICY,
-        toc=_toc(runs), runs=run_views,
-        top=[_view(s, s.key, 2, s.prepare(page)) for s in TOP_SECTIONS],
-        end=[_view(s, s.key, 2, s.prepare(page)) for s in PAGE_SECTIONS],
+        title=page_title(runs), generated_utc=generated_utc, run_count=len(runs), csp=CONTENT_SECURITY_POLICY,
+        toc=_toc(top, run_views, end), first=first, runs=run_views, top=top, end=end,
     )

@@ -13,15 +13,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from bench.report import charts, overhead, tables
-from bench.report.findings import (
-    Finding,
-    by_backend,
-    cpu_method_table,
-    cpu_predict_findings,
-    gpu_starvation,
-    train_findings,
-)
+import pandas as pd
+
+from bench.analyze.limitations import strip_paths
+from bench.report import charts, tables
 from bench.report.load import RunData, backends, compilers, is_true
 from bench.report.section import Figure, Missing
 
@@ -71,27 +66,34 @@ def summary(run: RunData, rid: str) -> dict[str, Any]:
         "incomplete": document.get("complete") is False,
         "gpus": _gpu_summary(env), "env": env, "keras": packages.get("keras") or "—", "backends": shown_backends,
         "commit": str(env["git_commit"])[:12] if env.get("git_commit") else None,
-        "config": config, "config_sha": str(config.get("sha256") or env.get("config_sha256") or "")[:12],
-        "data": document.get("data") or {}, "path": str(run.path),
+        # Paths say where the tool happened to run, nothing about the numbers; a shared page keeps none.
+        "config": {**config, "path": strip_paths(config.get("path"))},
+        "config_sha": str(config.get("sha256") or env.get("config_sha256") or "")[:12],
+        "data": {**(document.get("data") or {}), "path": strip_paths((document.get("data") or {}).get("path")),
+                 "note": strip_paths((document.get("data") or {}).get("note"))},
+        "path": run.path.name,
     }
 
 
 # --------------------------------------------------------------------------- findings
 
 
-def run_findings(run: RunData) -> list[Finding]:
-    return (train_findings(run.train) + overhead.native_findings(run.train, run.native)
-            + [overhead.monitor_overhead_finding(overhead.overhead_table(run.train, run.native))]
-            + cpu_predict_findings(run.cpu_predict))
+def run_findings(run: RunData) -> list[dict[str, Any]]:
+    """``derived.findings``: each headline sentence with its key, backend and numbers."""
+    return list(run.derived.get("findings") or [])
+
+
+def _texts(run: RunData, key: str) -> list[str]:
+    return [f["text"] for f in run_findings(run) if f["key"] == key]
 
 
 def findings(run: RunData, rid: str) -> dict[str, Any]:
     """Each backend's findings under its name (numbers of different frameworks are never pooled); the
     cross-backend comparison first, run-wide ones (the monitor's cost, suites that did not run) last."""
     found = run_findings(run)
-    lead = [f for f in found if f.backend is None and f.key == "backends"]
-    tail = [f for f in found if f.backend is None and f.key != "backends"]
-    grouped = {b: [f for f in found if f.backend == b] for b in backends(run.train, run.native, run.cpu_predict)}
+    lead = [f for f in found if f["backend"] is None and f["key"] == "backends"]
+    tail = [f for f in found if f["backend"] is None and f["key"] != "backends"]
+    grouped = {b: [f for f in found if f["backend"] == b] for b in backends(run.train, run.native, run.cpu_predict)}
     grouped = {b: group for b, group in grouped.items() if group}
     return {"lead": lead, "groups": grouped, "tail": tail}
 
@@ -103,17 +105,25 @@ def train(run: RunData, rid: str) -> dict[str, Any] | Missing:
     if run.train.empty:
         return Missing("the train suite did not run")
     jit = compilers(backends(run.train))
+    summary, comparisons = run.derived.get("summary") or [], run.derived.get("comparisons") or []
+    simulated = (run.derived.get("category") or {}).get("devices") != "real GPU"
+    where = " Simulated devices on a CPU: these curves check the suite, they say nothing about GPU speed." \
+        if simulated else ""
     return {"figures": [
-        Figure(f"{rid}-chart-throughput", charts.throughput_vs_batch(run.train, f"{rid}-chart-throughput"),
-               "Median samples/s per case against global batch; bars span the IQR of the rounds. One line per "
-               f"precision × jit_compile ({jit}), one panel per backend × GPU count.", "no training case finished"),
-        Figure(f"{rid}-chart-scaling", charts.scaling(run.train, f"{rid}-chart-scaling"),
-               "Left: speedup T_N / T_1 at a fixed global batch, dashed = linear. Right: efficiency "
-               f"T_N / (N·T_1), dashed = ideal 100%. Points: median over precision × jit_compile ({jit}); "
-               "bars: min–max.", "scaling needs finished 1-GPU and N-GPU cases at the same global batch"),
-        Figure(f"{rid}-chart-speedups", charts.speedup_heatmap(run.train, f"{rid}-chart-speedups"),
-               f"Speedup per cell of the sweep: jit_compile on / off ({jit}), and each mixed policy / float32 "
-               "(blue = faster; grey n/a = that cell has no pair). Rows by GPU count, then global batch.",
+        Figure(f"{rid}-chart-throughput", charts.throughput_vs_batch(summary, f"{rid}-chart-throughput"),
+               "samples/s per case against global batch; bars: the 95 % interval where a case ran in several "
+               "processes, else the IQR of its rounds. A line joins only cases that differ in the global batch "
+               f"alone: its label names every other axis (precision · jit_compile ({jit}) · input · "
+               f"steps_per_execution); one panel per backend × GPU count.{where}", "no training case finished"),
+        Figure(f"{rid}-chart-scaling", charts.scaling(comparisons, f"{rid}-chart-scaling"),
+               "Scaling efficiency T_N / (N·T_1) at a fixed global batch against GPU count, dashed = ideal 100 %; "
+               "one line per setting that differs only in the GPU count (its label names the rest); bars: 95 % "
+               f"interval where there is one.{where}",
+               "scaling needs finished 1-GPU and N-GPU cases that otherwise match"),
+        Figure(f"{rid}-chart-speedups", charts.speedup_heatmap(comparisons, f"{rid}-chart-speedups"),
+               f"Each comparison of the run as a cell: jit_compile ({jit}) against its reference value, and each "
+               "mixed policy against float32, with everything else held fixed (rows). Blue = faster; ≈ marks an "
+               "interval that holds 1 (no measurable difference); grey n/a = no such pair.",
                f"speedups need finished pairs that differ only in jit_compile ({jit}) or in precision"),
     ]}
 
@@ -121,8 +131,8 @@ def train(run: RunData, rid: str) -> dict[str, Any] | Missing:
 def native(run: RunData, rid: str) -> dict[str, Any] | Missing:
     if run.native.empty:
         return Missing('the native suite did not run (add "native" to suites in the config)')
-    table = overhead.native_table(run.train, run.native)
-    sentences = [f.text for f in overhead.native_findings(run.train, run.native)]
+    table = pd.DataFrame(run.derived.get("native_table") or [])
+    sentences = _texts(run, "native")
     if table.empty:
         return Missing("no native case finished", {"sentences": sentences})
     figure = Figure(f"{rid}-chart-native", charts.native_vs_keras(table, f"{rid}-chart-native"),
@@ -145,36 +155,50 @@ def _nvml_reason(run: RunData) -> str:
 
 def nvml(run: RunData, rid: str) -> dict[str, Any] | Missing:
     svg = charts.gpu_utilisation(run.train, f"{rid}-chart-nvml") if not run.train.empty else None
-    per_case = overhead.overhead_table(run.train, run.native)
+    per_case = pd.DataFrame(run.derived.get("monitor_overhead") or [])
     if svg is None and per_case.empty:
         return Missing(_nvml_reason(run))
+    monitor = next((f for f in run_findings(run) if f["key"] == "monitor_overhead"), None)
     return {
-        "starvation": [gpu_starvation(group, backend).text for backend, group in by_backend(run.train)],
+        "starvation": _texts(run, "starved"),
         "figure": Figure(f"{rid}-chart-nvml", svg, "NVML utilisation (mean over the timed rounds, | = p95) and peak "
                          "memory of the busiest GPU, per training case. Orange: below 50%.",
                          "no training case has NVML data"),
-        "monitor": overhead.monitor_overhead_finding(per_case),
-        "table": tables.overhead_table(per_case, f"{rid}-nvml-table"),
+        "monitor": monitor or {"text": ""},
+        "table": tables.overhead_table(per_case, f"{rid}-nvml-table") if not per_case.empty else None,
     }
+
+
+def _predict_units(run: RunData) -> str:
+    samples = sorted({int(v) for v in pd.to_numeric(run.cpu_predict.get("predict_samples", pd.Series(dtype=float)),
+                                                       errors="coerce").dropna()})
+    return f"{samples[0]:,} test images" if len(samples) == 1 else "the test images"
 
 
 def cpu_predict(run: RunData, rid: str) -> dict[str, Any] | Missing:
     cpu = run.cpu_predict
     if cpu.empty:
         return Missing("the cpu_predict suite did not run")
-    method_table = cpu_method_table(cpu)
+    methods = pd.DataFrame(run.derived.get("cpu_methods") or [])
     skipped = cpu[cpu["not_applicable"].map(is_true)]
     same = cpu[cpu["train_device_is_predict_device"].map(is_true) & (cpu["status"] == "ok")]
+    units = _predict_units(run)
     return {
         # Quiet notes: methods that do not exist on a backend, ok cases that could not prove a move.
         "not_applicable": [(str(cid), str(reason)) for cid, reason in zip(skipped["case_id"], skipped["reason"],
                                                                            strict=True)],
         "same_device": {"count": len(same), "backends": ", ".join(dict.fromkeys(str(b) for b in same["backend"]))},
-        "figure": Figure(f"{rid}-chart-cpu-predict", charts.cpu_predict_times(cpu, f"{rid}-chart-cpu-predict"),
-                         "Seconds per method: prepare (recompile / clone / save+load) + first predict call (tracing) + "
-                         "one steady call (median, bars = IQR). Hatched: ran, but not on the CPU or wrong; red label: "
-                         "no numbers.", "no CPU-prediction case has timings"),
-        "methods": None if method_table.empty else tables.cpu_method_summary(method_table, f"{rid}-cpu-methods"),
+        "units": units,
+        "figure": Figure(f"{rid}-chart-cpu-predict", charts.cpu_predict_times(
+            cpu, f"{rid}-chart-cpu-predict", {row["case_id"]: row.get("issue") or "known limitation"
+                                             for row in run.derived.get("failures") or []
+                                             if row.get("kind") == "known limitation"}),
+                         f"Seconds per method, each predict call over {units} at the panel's predict batch (the "
+                         "predict() batch size — not the training batch): prepare (recompile / clone / save+load) + "
+                         "first predict call (tracing) + one steady call (median, bars = IQR). Hatched: ran, but not "
+                         "on the CPU or wrong; red label: no numbers (a known limitation says so).",
+                         "no CPU-prediction case has timings"),
+        "methods": None if methods.empty else tables.cpu_method_summary(methods, f"{rid}-cpu-methods"),
     }
 
 
@@ -183,7 +207,7 @@ def cases(run: RunData, rid: str) -> dict[str, Any]:
     if not run.train.empty:
         parts.append((f"Training cases ({len(run.train)})", tables.train_table(run, f"{rid}-train-cases")))
     if not run.train_extra.empty:
-        parts.append((f"Multi-worker and Keras 2 training cases ({len(run.train_extra)})",
+        parts.append((f"Multi-worker, Keras 2 and other-environment training cases ({len(run.train_extra)})",
                       tables.train_table(run, f"{rid}-train-extra-cases", run.train_extra)))
     if not run.native.empty:
         parts.append((f"Native-reference cases ({len(run.native)})", tables.native_cases_table(run, f"{rid}-native-cases")))

@@ -11,7 +11,7 @@ run 1 that another run also has (any status; a failed side shows its status).
 Numbers. Each run's median of the suite's headline metric (samples/s for train and native, total seconds
 for CPU prediction). The ratio is a speed ratio, run k over run 1 (> 1: run k faster; for seconds it is
 run 1's time over run k's), and "within noise" marks pairs whose rounds' IQRs overlap
-(:func:`bench.report.noise.tied`). CPU prediction's total is one measurement (prepare + first call +
+(:func:`bench.analyze.noise.tied`). CPU prediction's total is one measurement (prepare + first call +
 steady median), so it has no noise verdict.
 """
 
@@ -28,7 +28,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from bench.report import charts, noise
+from bench.analyze import noise
+from bench.report import charts
 from bench.report.load import RunData, backends
 from bench.report.section import Figure as ChartFigure
 from bench.report.section import Missing, PageData

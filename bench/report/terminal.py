@@ -1,4 +1,5 @@
-"""Terminal output of a sweep: one progress line per finished case, a short table at the end."""
+"""Terminal output of a sweep: one progress line per finished case, then the run's first screen (the same
+``derived.overview`` rows the HTML report shows) and a short table at the end."""
 
 from __future__ import annotations
 
@@ -33,17 +34,46 @@ def case_headline(record: dict[str, Any]) -> str:
 
 
 def format_progress(record: dict[str, Any], done: int, total: int, elapsed_s: float) -> str:
+    """One line per measurement: a case in one of its processes (``p2``: its second pass)."""
     eta = elapsed_s / done * (total - done) if done else 0.0
     width = len(str(total))
-    return (f"[{done:>{width}}/{total}] {record['status']:<10} {record['case_id']:<58} {case_headline(record)}"
+    process = (record.get("metrics") or {}).get("process")
+    where = f"p{process['pass_index'] + 1} " if isinstance(process, dict) else ""
+    return (f"[{done:>{width}}/{total}] {where}{record['status']:<10} {record['case_id']:<58} {case_headline(record)}"
             f"   (elapsed {_fmt_duration(elapsed_s)}, ETA {_fmt_duration(eta)})")
+
+
+def _stat_headline(record: dict[str, Any], stat: dict[str, Any] | None) -> str:
+    """A finished run's case: its value over processes with the 95 % interval (bench.analyze.paired)."""
+    if stat is None or record["status"] != "ok":
+        return case_headline(record)
+    interval = (f"[{stat['ci_low']:,.0f}, {stat['ci_high']:,.0f}]" if stat.get("ci_low") is not None
+                else "(one process: no interval)")
+    between = stat.get("between_process_cv")
+    noise = f"  between processes {100 * between:.1f}%" if between is not None else ""
+    return (f"{stat['value']:>12,.0f} samples/s {interval} over {stat['processes']} process(es){noise}"
+            f"  compile {record['metrics'].get('compile_s') or 0:.1f}s")
+
+
+def format_overview(derived: dict[str, Any]) -> list[str]:
+    """The report's first screen as text: the same ``derived.overview`` rows, one answer per question."""
+    overview = derived.get("overview") or {}
+    if not overview:
+        return []
+    lines = [f"  {overview.get('title')} [{overview.get('category')}]"]
+    for line in overview.get("lines") or []:
+        lines.append(f"  {line['question']:<40} {line['answer']}")
+    lines.append(f"  {'Machine speed':<40} {overview.get('drift')}")
+    return lines
 
 
 def format_summary(run: dict[str, Any]) -> str:
     cases = run["cases"]
+    derived = run.get("derived") or {}
     counts = Counter(c["status"] for c in cases)
     lines = ["", f"Summary of {run['run_id']} ({len(cases)} cases: "
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"]
+    lines += format_overview(derived)
     data = run.get("data", {})
     if data.get("synthetic"):
         lines.append(f"  !! data: SYNTHETIC ({data.get('note')})")
@@ -52,9 +82,27 @@ def format_summary(run: dict[str, Any]) -> str:
     unstable = [c["case_id"] for c in cases if c.get("flags", {}).get("unstable")]
     if unstable:
         lines.append(f"  !! {len(unstable)} case(s) with unstable rounds (CV above threshold)")
+    derived = run.get("derived") or {}
+    speed = derived.get("machine_speed")
+    if speed:
+        lines.append(f"  {'!!' if speed.get('moved') or speed.get('contention') else '  '} {speed['sentence']}")
     lines.append("")
+    stats = {row["case_id"]: row for row in derived.get("case_stats") or []}
+    known = {row["case_id"]: row for row in derived.get("failures") or [] if row.get("kind") == "known limitation"}
     for c in cases:
-        lines.append(f"  {c['status']:<10} {c['case_id']:<58} {case_headline(c)}")
+        if c["case_id"] in known:  # expected, not a broken setup: say which upstream issue
+            row = known[c["case_id"]]
+            lines.append(f"  {c['status']:<10} {c['case_id']:<58} known limitation {row.get('issue') or row.get('title')}"
+                         f" ({row.get('url')})")
+        else:
+            lines.append(f"  {c['status']:<10} {c['case_id']:<58} {_stat_headline(c, stats.get(c['case_id']))}")
+    best = derived.get("best_configurations") or []
+    comparisons = [row for row in derived.get("comparisons") or [] if row.get("kind") != "best"]
+    if best or comparisons:
+        lines.append("\n  Comparisons (processes paired by pass; 95 % intervals; an interval holding 1 is no "
+                     "measurable difference):")
+        lines.extend(f"    {row['sentence']}" for row in best)
+        lines.extend(f"    {row['sentence']}" for row in comparisons)
     ranking = (run.get("derived") or {}).get("cpu_predict_ranking")
     if ranking:
         lines.append("\n  CPU prediction after GPU training, methods ranked by total time (prepare + first + steady):")

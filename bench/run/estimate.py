@@ -1,9 +1,9 @@
 """``--dry-run``: how long the planned cases should take, and what that estimate is made of.
 
 An estimate, not a measurement. Train and native cases are sized by their config: calibration makes each
-timed round last about ``1.1 x min_round_s`` (``bench.measure.train.calibrate``'s headroom), so a case is
-``rounds`` such rounds, again as many unmonitored rounds with ``[nvml] measure_overhead``, a native case
-one more untimed round, plus the calibration trials (under ``0.5 x min_round_s``: they grow until one
+timed round last about ``1.1 x min_round_s`` (``bench.measure.protocol.calibrate``'s headroom), so a case is,
+in each of its ``[measure] processes``, one untimed warm-up round, ``rounds`` such rounds, again as many
+unmonitored rounds with ``[nvml] measure_overhead`` and a compile; once, the calibration trials (under ``0.5 x min_round_s``: they grow until one
 lasts a fifth of it). What the config cannot say is allowed for with the constants below, from runs seen
 with this suite. Where an earlier run of the same config on this host left a results file, its recorded
 case durations are used instead.
@@ -27,6 +27,7 @@ ROUND_HEADROOM = 1.1  # calibrate() aims 10 % above min_round_s
 # reference run's compile_s), 4-14 s for eager JAX; XLA on a CPU compiles for 20-40 s (configs/quick.toml).
 COMPILE_S = 5.0
 XLA_ON_CPU_S = 30.0
+COMPILE_ON_CPU_S = 1.5  # no XLA, on a CPU: tf.function tracing (0.6-1.9 s in configs/quick.toml's runs)
 # Starting one worker process: importing the framework and fixing its devices (4-7 s seen on a 2-core box).
 WORKER_START_S = 8.0
 # cpu_predict: training once per trained model (train_steps steps) and each method's prepare, first and
@@ -66,26 +67,31 @@ def estimate(planned: Sequence[Any], config: BenchConfig, visible_gpus: int,
             result.skipped += 1
             continue
         if case.suite in ("train", "native"):
-            rounds = m.rounds * (2 if config.nvml.measure_overhead and not on_cpu else 1)
-            rounds += 1 if case.suite == "native" else 0
-            result.seconds["timed rounds"] += rounds * ROUND_HEADROOM * m.min_round_s
-            result.seconds["calibration"] += CALIBRATION_ROUNDS * m.min_round_s
+            # Every process times its rounds after one untimed warm-up round and compiles afresh; only the
+            # first calibrates (bench.run.plan.schedule).
             jit = case.params.get("jit_compile")
-            xla = jit is True or (jit == "auto" and case.backend == "jax") or case.suite == "native"
-            # Explicit XLA with 2+ replicas under MirroredStrategy fails at once (keras-team/keras#19005).
+            # Explicit XLA with 2+ replicas under MirroredStrategy fails at once (keras-team/keras#19005), and a
+            # case that fails in its first process is not measured again.
             fails_fast = case.backend == "tensorflow" and jit is True and case.replicas > 1
+            processes = m.processes if case.workers == 1 and not fails_fast else 1
+            rounds = m.rounds * (2 if config.nvml.measure_overhead and not on_cpu else 1) + 1
+            result.seconds["timed and warm-up rounds"] += processes * rounds * ROUND_HEADROOM * m.min_round_s
+            result.seconds["calibration"] += CALIBRATION_ROUNDS * m.min_round_s
+            xla = jit is True or (jit == "auto" and case.backend == "jax") or case.suite == "native"
             slow = xla and on_cpu and case.backend != "torch" and not fails_fast
-            result.seconds["compile allowance"] += XLA_ON_CPU_S if slow else COMPILE_S
+            compile_s = XLA_ON_CPU_S if slow else (COMPILE_ON_CPU_S if on_cpu else COMPILE_S)
+            result.seconds["compile allowance"] += processes * compile_s
         else:
             key = tuple(case.params.get(k) for k in ("backend", "precision", "train_jit_compile"))
             if key not in trained:
                 trained.add(key)
                 result.seconds["cpu_predict training allowance"] += CPU_PREDICT_TRAIN_S
             result.seconds["cpu_predict allowance"] += CPU_PREDICT_CASE_S
-    from bench.run.plan import group_layouts
+    from bench.run.plan import group_layouts, schedule
 
-    # The sweep's own grouping: one process per device layout, and a cluster case starts its workers itself.
-    result.workers = sum(g.workers * len(g.case_ids) if g.workers > 1 else 1 for g in group_layouts(list(planned)))
+    # The sweep's own schedule: one process per layout and pass, and a cluster case starts its workers itself.
+    slots = schedule(group_layouts(list(planned)), m.processes, m.order)
+    result.workers = sum(s.group.workers * len(s.case_ids) if s.group.workers > 1 else 1 for s in slots)
     result.seconds["worker start allowance"] += WORKER_START_S * result.workers
     return result
 
@@ -132,7 +138,8 @@ def format_estimate(result: Estimate, config: BenchConfig, visible_gpus: int) ->
              f"estimated duration: about {_duration(result.total_s)}"]
     lines += [f"  {part:<32} {_duration(seconds):>12}" for part, seconds in result.seconds.most_common() if seconds]
     where = "no GPU visible: XLA compiles are CPU-slow" if visible_gpus == 0 else f"{visible_gpus} GPU(s) visible"
-    lines.append(f"An estimate ({where}): each train/native case is {m.rounds} rounds of about "
+    lines.append(f"An estimate ({where}): each train/native case runs in {m.processes} process(es) ({m.order}), "
+                 f"each {m.rounds} rounds plus a warm-up round of about "
                  f"{ROUND_HEADROOM:g} x min_round_s = {ROUND_HEADROOM * m.min_round_s:g} s"
                  + (" twice ([nvml] measure_overhead)" if config.nvml.measure_overhead and visible_gpus else "")
                  + f", plus calibration and a {COMPILE_S:g} s compile allowance ({XLA_ON_CPU_S:g} s for XLA on a CPU); "

@@ -34,7 +34,7 @@ from bench.store.schema import (
 from bench.store.upgrade import upgrade
 
 __all__ = ["DEFAULT_RESULTS_DIR", "PARTIAL_SUFFIX", "RUN_KIND", "SCHEMA_VERSION", "CaseLog", "ResultsError", "cases_frame",
-           "finalize_run", "load_run", "parse_run", "read_run", "write_json_atomic", "write_text_atomic"]
+           "finalize_run", "load_run", "parse_run", "read_run", "record_pass", "write_json_atomic", "write_text_atomic"]
 
 PARTIAL_SUFFIX = ".partial.jsonl"
 DEFAULT_RESULTS_DIR = Path("results")
@@ -251,13 +251,21 @@ def finalize_run(log: CaseLog, final_path: Path, finished_utc: str, complete: bo
     return final_path
 
 
+def record_pass(record: CaseRecord) -> int:
+    """The process (pass) a case-log record was measured in: ``metrics.process.pass_index``, else 0 (suites
+    measured once, and every record written before processes were samples)."""
+    process = getattr(record.metrics, "process", None)
+    return int(process.pass_index) if process is not None else 0
+
+
 def _dedupe(cases: list[CaseRecord]) -> list[CaseRecord]:
-    """Last record of each case wins (a resumed case replaces its earlier crash record)."""
-    by_id: dict[str, CaseRecord] = {}
+    """Last record of each (case, pass) wins (a resumed case replaces its earlier crash record)."""
+    by_key: dict[tuple[str, int], CaseRecord] = {}
     for case in cases:
-        by_id.pop(case.case_id, None)
-        by_id[case.case_id] = case
-    return list(by_id.values())
+        key = (case.case_id, record_pass(case))
+        by_key.pop(key, None)
+        by_key[key] = case
+    return list(by_key.values())
 
 
 # --------------------------------------------------------------------------- reading
@@ -323,14 +331,19 @@ def cases_frame(run: RunDocument | Mapping[str, Any] | str | Path, suite: str | 
     data_source, flags (``simulated``, ``synthetic_data``, ...), and every measurement field as a dotted
     column (``samples_per_second.median``). Raw per-round lists stay as list cells.
     """
+    document = load_run(run) if isinstance(run, (str, Path)) else parse_run(run).to_dict()
+    return frame_of_cases(document["cases"], document.get("run_id"), suite)
+
+
+def frame_of_cases(cases: Iterable[Mapping[str, Any]], run_id: str | None = None, suite: str | None = None):
+    """:func:`cases_frame` for case records already checked (plain data), e.g. while a run is finalised."""
     import pandas as pd
 
-    document = load_run(run) if isinstance(run, (str, Path)) else parse_run(run).to_dict()
     rows = []
-    for case in document["cases"]:
+    for case in cases:
         if suite is not None and case["suite"] != suite:
             continue
-        row: dict[str, Any] = {"run_id": document.get("run_id"), "case_id": case["case_id"], "suite": case["suite"]}
+        row: dict[str, Any] = {"run_id": run_id, "case_id": case["case_id"], "suite": case["suite"]}
         row.update(case["params"])
         row["status"] = case["status"]
         row["reason"] = case.get("reason")

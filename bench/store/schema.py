@@ -243,6 +243,9 @@ class TrainParams(Model):
                                                   "null before that axis: 1.")
     keras: Literal["keras3", "tf_keras"] | None = Field(None, description="Keras 3, or Keras 2 (tf_keras) on "
                                                                           "TensorFlow; null before that axis: keras3.")
+    environment: str | None = Field(None, description="The [environments] entry the worker ran in (its PYTHONPATH "
+                                                      "first): default = the tool's own Python; null before that "
+                                                      "axis: default.")
 
 
 class NativeParams(Model):
@@ -277,6 +280,40 @@ class ConvergeParams(Model):
                                                                       "reference_batch: x1, x B/ref, x sqrt(B/ref).")
 
 
+class MachineShare(Model):
+    """What else the machine did while a case's rounds were timed (``/proc/stat``; null off Linux)."""
+
+    others_cpu_share: float | None = Field(None, description="CPU time of every other process (and the kernel's "
+        "work for them) over the window, as a share of all CPUs' time: another job loading the box.")
+    steal_share: float | None = Field(None, description="CPU time the hypervisor gave to other machines (steal), "
+                                                        "as a share of all CPUs' time.")
+    own_cpu_share: float | None = Field(None, description="This worker process's CPU time, as a share of all "
+                                                          "CPUs' time.")
+    window_s: float | None = Field(None, description="Length of the window.")
+    own_minor_faults: int | None = Field(None, description="Minor page faults of this process in the window.")
+    own_major_faults: int | None = Field(None, description="Major page faults of this process in the window.")
+
+
+class ProcessInfo(Model):
+    """One worker process's measurement of a case (``[measure] processes``; bench.run.plan.schedule)."""
+
+    pass_index: int = Field(description="The pass: 0 for the case's first process, then 1, 2, ...")
+    pid: int | None = Field(None, description="Its process id (null when the parent recorded a crash).")
+    position: int | None = Field(None, description="Place of the case among the cases that process measured "
+                                                   "(0: the first).")
+    started_unix: float | None = Field(None, description="time.time() when the case began in that process.")
+    status: str | None = Field(None, description="That process's outcome (merged records).")
+    reason: str | None = Field(None, description="Why, when not ok (merged records).")
+    compile_s: float | None = Field(None, description="Its first call (merged records).")
+    units_per_round: int | None = Field(None, description="Round units it timed (merged records).")
+    rounds: int | None = Field(None, description="Timed rounds it contributed (merged records).")
+    threads: dict[str, Any] | None = Field(None, description="Thread pools the framework reported "
+                                                             "(bench.measure.threads.read_threads).")
+    machine: MachineShare | None = Field(None, description="What else the machine did while it timed the rounds "
+                                                           "(merged records).")
+    utilization_pct_mean: float | None = Field(None, description="NVML busy % over its rounds (merged records).")
+
+
 class TimedRoundsMetrics(Metrics):
     """Fields of every suite timed in rounds (train, native): batch split, compile, calibration, rounds."""
 
@@ -289,6 +326,9 @@ class TimedRoundsMetrics(Metrics):
     steps_per_round: int | None = Field(None, description="Calibrated so a round lasts at least min_round_s.")
     samples_per_round: int | None = Field(None, description="steps_per_round x global_batch.")
     round_s: list[float] | None = Field(None, description="Raw per-round durations (pytest-benchmark's timer).")
+    round_host_cpu_s: list[float] | None = Field(None, description="Parallel to round_s: CPU seconds of the thread "
+        "that drove each round (time.thread_time() read in it: the thread running fit, or the native loop's), "
+        "i.e. the host's Python and dispatch work, not its waits for the device; absent in older files.")
     samples_per_second: Summary | None = Field(None, description="Statistics of samples_per_round / round_s.")
     step_time_s: Summary | None = Field(None, description="Statistics of round_s / steps_per_round.")
     final_loss: float | None = Field(None, description="Loss of the last round (non-finite fails the case).")
@@ -299,6 +339,16 @@ class TimedRoundsMetrics(Metrics):
     input_fed: FedInput | None = Field(None, description="Exactly what was fed.")
     round_unit: Literal["pass", "steps"] | None = Field(None, description="What a round unit is.")
     units_per_round: int | None = Field(None, description="Calibrated round units per round.")
+    round_start_unix: list[float] | None = Field(None, description="time.time() at the start of each round, "
+                                                                   "parallel to round_s.")
+    round_pass: list[int] | None = Field(None, description="The process (pass) of each round, parallel to round_s "
+                                                           "(merged records).")
+    machine: MachineShare | None = Field(None, description="What else the machine did during the timed rounds "
+                                                           "(one process's record in the case log).")
+    process: ProcessInfo | None = Field(None, description="Which process measured this (one record per process in "
+                                                          "the case log; merged into processes).")
+    processes: list[ProcessInfo] | None = Field(None, description="Every process that measured the case, in pass "
+                                                                  "order (the run document).")
     monitor_overhead: MonitorOverhead | None = Field(None, description="With [nvml] measure_overhead: the "
                                                                        "monitor's measured cost.")
 
@@ -339,6 +389,7 @@ class WorkerRounds(Model):
     pid: int | None = Field(None, description="Its process id.")
     devices: list[str] | None = Field(None, description="Its devices.")
     round_s: list[float] | None = Field(None, description="Its own round durations.")
+    round_host_cpu_s: list[float] | None = Field(None, description="Its fit thread's CPU seconds per round.")
     samples_per_round: int | None = Field(None, description="Its share: global / workers.")
     samples_per_second: Summary | None = Field(None, description="Statistics of its share over its rounds.")
     timing_check: TimingCheck | None = Field(None, description="Its harness timer against its monotonic clock.")
@@ -373,7 +424,8 @@ class TrainMetrics(TimedRoundsMetrics):
     injected_slowdown: InjectedSlowdown | None = Field(None, description="Only with [faults] slowdown.")
     workers: int | None = Field(None, description="Processes in the cluster (workers > 1).")
     per_worker_batch: int | None = Field(None, description="global_batch / workers.")
-    keras_version: str | None = Field(None, description="The Keras that trained (tf_keras' own for Keras 2).")
+    keras_version: str | None = Field(None, description="The Keras that trained (tf_keras' own for Keras 2); a "
+                                                        "development build's contains 'dev'.")
     cluster: ClusterInfo | None = Field(None, description="How the cluster was formed.")
     per_worker: list[WorkerRounds] | None = Field(None, description="One entry per worker.")
     cluster_failure: ClusterFailure | None = Field(None, description="What the sweep saw when the cluster failed.")
@@ -538,6 +590,11 @@ class Flags(Model):
                                                        "regression gate, never a measurement.")
     local_cluster: bool = Field(False, description="workers > 1 all ran on this machine (the local launcher on "
                                                    "loopback): the runtime's code path, not a network.")
+    machine_drift: bool = Field(False, description="The control workload moved between this case's processes more "
+                                                   "than the cases' own noise: its absolute throughput is doubtful; "
+                                                   "paired ratios stand (derived.machine_speed).")
+    contention: bool = Field(False, description="Another process took a large share of the CPUs while this case "
+                                                "was timed (metrics.processes[].machine): the machine changed.")
 
 
 class CaseControl(Model):
@@ -553,6 +610,7 @@ class CaseControl(Model):
     samples_per_round: int | None = Field(None, description="steps_per_round x batch.")
     round_s: list[float] | None = Field(None, description="Raw durations: [control] rounds before, as many after.")
     position: list[Literal["before", "after"]] | None = Field(None, description="Per round: before or after the case.")
+    round_pass: list[int] | None = Field(None, description="Per round: the process (pass) it ran in (merged records).")
     samples_per_second: Summary | None = Field(None, description="Statistics over the rounds.")
 
 
@@ -728,6 +786,19 @@ class Selection(Model):
     selected_cases: int = Field(description="Cases -k kept.")
 
 
+class KerasEnvironment(Model):
+    """One Python environment train cases ran in (``[environments.<name>]``, ``bench.environment.keras_envs``)."""
+
+    name: str = Field(description="Its name in [train] environment; default = the Python the tool runs in.")
+    label: str = Field(description="What it is, in words (from the config).")
+    pythonpath: str | None = Field(description="As the config gives it (null for default).")
+    pythonpath_resolved: str | None = Field(description="The absolute folder put first on the workers' "
+                                                        "PYTHONPATH (null for default).")
+    keras_version: str = Field(description="keras.__version__ imported there by the parent's probe.")
+    development: bool = Field(description="True when that version is a development build (contains 'dev').")
+    keras_path: str | None = Field(None, description="Where that keras package was imported from.")
+
+
 class Environment(Model):
     """The machine fingerprint (``bench.environment.fingerprint``), gathered without importing a framework."""
 
@@ -750,6 +821,12 @@ class Environment(Model):
     seed: int | None = Field(description="[measure] seed.")
     frameworks: Frameworks | None = Field(None, description="What each framework saw (absent before schema 2 "
                                                              "files that predate the doctor).")
+    threads: dict[str, Any] | None = Field(None, description="[threads] as resolved for this run "
+                                                             "(bench.config.resolve_threads): intra_op, inter_op "
+                                                             "(0 = the framework's default), source.")
+    keras_environments: list[KerasEnvironment] | None = Field(None, description="The [environments] the run's "
+        "train cases used, resolved and probed by the parent before the sweep; absent when every case ran in "
+        "the default one.")
 
 
 class DataInfo(Model):
@@ -794,8 +871,46 @@ class Derived(Model):
     mixed_precision_speedups: list[dict[str, Any]] | None = Field(None, description="Best mixed / best float32, "
                                                                                     "against the native loop's.")
     mixed_precision_summary: list[str] | None = Field(None, description="One line per backend and policy.")
+    case_stats: list[dict[str, Any]] | None = Field(None, description="Per ok train/native case: its value over "
+        "processes with a 95 % interval, between- and within-process CV (bench.analyze.paired).")
+    comparisons: list[dict[str, Any]] | None = Field(None, description="Every derived comparison from process "
+        "values paired by pass, with a 95 % interval and a verdict (bench.analyze.paired).")
+    machine_speed: dict[str, Any] | None = Field(None, description="The control workload per pass: how the machine's "
+        "speed moved during the run, and whether another job loaded it (bench.analyze.paired).")
     worker_scaling: list[dict[str, Any]] | None = Field(None, description="Per workers > 1 train case: weak and "
         "strong scaling against workers = 1 (bench.analyze.scaling; fields in docs/results.md).")
+    version: int | None = Field(None, description="Version of the derivation rules that wrote this block "
+        "(bench.analyze.run_tables.DERIVED_VERSION); a reader derives again when it differs or is absent.")
+    comparisons: list[dict[str, Any]] | None = Field(None, description="Every derived comparison (best vs runner-up, "
+        "each axis, Keras vs native): ratio, 95 % interval or none, verdict, sentence (fields in docs/results.md).")
+    failures: list[dict[str, Any]] | None = Field(None, description="Per case not ok: known framework limitation "
+        "(issue, link, sentence) or failure, skipped, ...; the reason without machine paths "
+        "(bench.analyze.limitations).")
+    failure_summary: dict[str, Any] | None = Field(None, description="Counts per kind, the known limitations hit "
+                                                                     "and their cases, the unexplained failures.")
+    category: dict[str, Any] | None = Field(None, description="What the run can tell: devices (real GPU, simulated "
+        "on CPU, CPU), data (real MNIST, synthetic), a label, a sentence and a title.")
+    summary: list[dict[str, Any]] | None = Field(None, description="Per train/native case: value, interval or noise, "
+        "step time, achieved TFLOP/s and MFU against the datasheet peak, category, outcome "
+        "(bench.analyze.summary).")
+    model_flops: dict[str, Any] | None = Field(None, description="Training FLOPs per sample of the MLP from its layer "
+                                                                 "shapes (bench.analyze.flops), per layer.")
+    native_table: list[dict[str, Any]] | None = Field(None, description="Per one-GPU Keras case: the native step "
+        "and epoch_scan at its batch and precision, ratios and NVML (bench.analyze.overhead).")
+    monitor_overhead: list[dict[str, Any]] | None = Field(None, description="Per case with NVML: the monitor's "
+        "measured cost against the rounds' CV (bench.analyze.overhead).")
+    cpu_methods: list[dict[str, Any]] | None = Field(None, description="Per backend and CPU-prediction method: "
+        "each phase's median and [min, max] over its ok settings (bench.analyze.findings).")
+    findings: list[dict[str, Any]] | None = Field(None, description="Headline sentences: key, backend, measured, "
+                                                                    "text, values (bench.analyze.findings).")
+    convergence: dict[str, Any] | None = Field(None, description="Time to accuracy: per-case rows, trade-off "
+        "sentences, published references, cases that did not train (bench.analyze.convergence).")
+    overview: dict[str, Any] | None = Field(None, description="The first screen: title, category and one line per "
+        "question (ready, scope, best, axes, time, cpu_predict, regression) and the drift line "
+        "(bench.analyze.overview).")
+    keras_environments: list[dict[str, Any]] | None = Field(None, description="Per one-GPU train cell measured in "
+        "several [environments]: each Keras' host and wall time per step beside the native loop's "
+        "(bench.analyze.host_cost; fields in docs/results.md).")
 
 
 class RunHeader(Model):

@@ -2,7 +2,9 @@
 // alphabetically, blanks ("—") last. Also opens every <details> before printing so nothing is hidden on paper.
 (function () {
   function cellKey(row, col) {
-    var text = row.cells[col] ? row.cells[col].textContent.trim() : "";
+    var cell = row.cells[col];
+    if (cell && cell.hasAttribute("data-sort")) { return parseFloat(cell.getAttribute("data-sort")); }
+    var text = cell ? cell.textContent.trim() : "";
     if (/^[-+]?[0-9.]/.test(text)) {
       var n = parseFloat(text.replace(/[,%\u00d7\s]/g, ""));
       if (!isNaN(n)) { return n; }
@@ -41,7 +43,8 @@
       });
     });
   });
+  // Printing opens the cut values and case lists, not the config as run (pages of JSON; it stays in the file).
   window.addEventListener("beforeprint", function () {
-    document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+    document.querySelectorAll("details:not(.config-json)").forEach(function (d) { d.open = true; });
   });
 })();

@@ -6,6 +6,8 @@ hence before the framework initialises — because logical devices cannot be add
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import pytest
@@ -29,6 +31,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config._bench_plan = plan  # type: ignore[attr-defined]
     bench_config = config_from_dict(plan.config)
     config._bench_config = bench_config  # type: ignore[attr-defined]
+    # Thread pools first: TensorFlow takes them only before its runtime starts (bench.measure.threads).
+    from bench.measure.threads import apply_threads
+
+    config._bench_threads = apply_threads(plan.backend, plan.threads)  # type: ignore[attr-defined]
     if plan.suite in ("train", "native") and plan.cluster:
         # One process of a multi-worker case: join the cluster first (bench.measure.distributed).
         from bench.measure import distributed
@@ -89,7 +95,15 @@ def control(request: pytest.FixtureRequest, bench_plan: WorkerPlan, bench_config
 
     inventory = getattr(request.config, "_bench_inventory", None)
     devices = list(inventory.logical) if inventory is not None else []
-    return Control(bench_plan.backend, control_device(bench_plan.backend, devices), bench_config.control)
+    return Control(bench_plan.backend, control_device(bench_plan.backend, devices), bench_config.control,
+                   steps=bench_plan.control_steps)
+
+
+@pytest.fixture(scope="session")
+def units_for(bench_plan: WorkerPlan):
+    """``units_for(case_id)``: the round length the case's first process calibrated, or None (calibrate here)."""
+    units = bench_plan.units or {}
+    return lambda case_id: units.get(case_id)
 
 
 @pytest.fixture
@@ -103,12 +117,22 @@ def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest, control)
     log = CaseLog(bench_plan.log_path) if bench_plan.log_path else None
     case_id = request.node.callspec.id if hasattr(request.node, "callspec") else request.node.name
     _progress(bench_plan, {"event": "start", "case_id": case_id})
+    started_unix = time.time()
     before = control.sample() if control is not None else []
 
     def record(result: CaseRecord) -> None:
+        data = result.to_dict()
         if control is not None and result.status != "skipped":
             # A new record with the control beside the case (records are frozen; the case log checks it).
-            result = case_record({**result.to_dict(), "control": jsonable(control.record(before, control.sample()))})
+            data["control"] = jsonable(control.record(before, control.sample()))
+        if bench_plan.suite in ("train", "native") and not bench_plan.cluster:
+            # Which process this is: the case log holds one record per (case, pass), merged at finalise.
+            data["metrics"] = {**data.get("metrics", {}), "process": {
+                "pass_index": bench_plan.pass_index, "pid": os.getpid(), "started_unix": started_unix,
+                "position": bench_plan.case_ids.index(case_id) if case_id in bench_plan.case_ids else None,
+                "threads": getattr(request.config, "_bench_threads", None)}}
+        if data != result.to_dict():
+            result = case_record(jsonable(data))
         if log is not None:
             log.append(result)
         _progress(bench_plan, {"event": "done", "case_id": result.case_id, "status": result.status})

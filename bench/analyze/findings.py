@@ -1,23 +1,26 @@
-"""Headline findings: pure functions from the case DataFrames to numbers and one sentence each.
+"""Headline findings: one sentence each, with the numbers it rests on, computed when the run is finalised and
+stored in ``derived.findings`` (the report and the terminal only show them).
 
-Every speedup is a ratio of medians of *paired* cases (the same cell of the sweep but for one axis), then
-summarised over the other axes by the median with its spread (min–max and IQR), so one outlier cell cannot
-carry the headline. A "best" that is within the rounds' noise of the runner-up is called a tie and names
-both (the rule is in :mod:`bench.report.noise`). Labels follow the backend: ``jit_compile`` is XLA on
-TensorFlow and JAX and torch.compile on torch. A finding that the run cannot support says "not measured in
-this run" and why.
+Ratios between cases come from ``derived.comparisons`` (each case against the one that differs only in that
+axis; with a 95 % interval where the case ran in several processes, "no interval" where it ran in one), the
+best configuration from ``derived.best_configurations`` — the one row every "best" on the page comes from.
+Per-case facts (NVML busy %, CPU-prediction timings) are read from the cases. Labels follow the backend:
+``jit_compile`` is XLA on TensorFlow and JAX and torch.compile on torch. A finding the run cannot support
+says "not measured in this run" and why.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from bench.report import noise
-from bench.report.load import compiler, is_true
+from bench.analyze.bottleneck import rate
+from bench.analyze.frames import compiler, is_true
+from bench.analyze.limitations import match, shorten
 
 THROUGHPUT = "samples_per_second.median"
 STARVED_BELOW_PCT = 50.0
@@ -33,6 +36,9 @@ class Finding:
     text: str
     values: dict[str, Any] = field(default_factory=dict)
     backend: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _not_measured(key: str, what: str, why: str, backend: str | None = None) -> Finding:
@@ -79,191 +85,101 @@ def _ratio_text(s: dict[str, float]) -> str:
 
 # --------------------------------------------------------------------------- training
 
-
-# Axes that make a train case's configuration besides GPUs, batch, precision and jit_compile; absent in
-# files from before the input / steps_per_execution axes.
-FEED_AXES = ("input", "steps_per_execution")
+Row = Mapping[str, Any]
 
 
-def _feed_keys(frame: pd.DataFrame) -> list[str]:
-    return [axis for axis in FEED_AXES if axis in frame.columns and frame[axis].notna().any()]
+def interval_text(row: Row, key: str = "ratio", low: str = "ci_low", high: str = "ci_high") -> str:
+    """``1.31× [1.22, 1.40]``, or ``1.31× (one process: no interval)``."""
+    value = row.get(key)
+    if value is None:
+        return "n/a"
+    if row.get(low) is None or row.get(high) is None:
+        return f"{value:.2f}× (one process: no interval)"
+    return f"{value:.2f}× [{row[low]:.2f}, {row[high]:.2f}]"
 
 
-def _configuration(row: pd.Series) -> str:
-    gpus = int(row["gpus"])
-    text = (f"{gpus} GPU{'s' if gpus != 1 else ''}, global batch {int(row['global_batch'])}, {row['precision']}, "
-            f"{row['jit_label']}")
-    if pd.notna(row.get("input")):
-        text += f", input {row['input']}"
-    if pd.notna(row.get("steps_per_execution")):
-        text += f", steps_per_execution {int(row['steps_per_execution'])}"
-    return text
+def best_finding(best: Row, runner_up: Row | None) -> Finding:
+    """The best configuration: ``best_configurations``' row, against the runner-up where one was measured."""
+    values = {"case_id": best["case_id"], "samples_per_second": best.get("samples_per_second"),
+              "backend": best["backend"], "verdict": best.get("verdict")}
+    text = best.get("sentence") or f"Best configuration on {best['backend']}: {best['case_id']}."
+    if runner_up is not None and runner_up.get("ratio") is not None:
+        values.update(runner_up_case_id=runner_up["b_case_id"], runner_up_ratio=runner_up["ratio"],
+                      ci_low=runner_up.get("ci_low"), ci_high=runner_up.get("ci_high"))
+        if runner_up.get("ci_low") is None:
+            judged = f"{runner_up['ratio']:.2f}×, one process each: not told apart"
+        elif runner_up.get("verdict") == "tied" or runner_up["ci_low"] <= 1:
+            judged = f"tied, {interval_text(runner_up)}: the interval holds 1"
+        else:
+            judged = f"{interval_text(runner_up)}, faster beyond the interval"
+        text = text.rstrip(".") + f"; against the runner-up ({runner_up['b_case_id']}): {judged}."
+    return Finding("best", True, text, values, best["backend"])
 
 
-def _rate_with_iqr(row: pd.Series) -> str:
-    q1, q3 = row["samples_per_second.q1"], row["samples_per_second.q3"]
-    iqr = f" (IQR {q1:,.0f}–{q3:,.0f})" if pd.notna(q1) and pd.notna(q3) else ""
-    return f"{_rate(row[THROUGHPUT])}{iqr}"
-
-
-def best_configuration(train: pd.DataFrame, backend: str) -> Finding:
-    """The fastest case, or a tie when the runner-up is within the rounds' noise (``noise.tied``)."""
-    ok = ok_train(train)
-    if ok.empty:
-        return _not_measured("best", f"Best configuration on {backend}", "no training case finished", backend)
-    ranked = ok.sort_values(THROUGHPUT, ascending=False, kind="stable")
-    row = ranked.iloc[0]
-    values: dict[str, Any] = {"samples_per_second": float(row[THROUGHPUT]), "case_id": row["case_id"],
-                              "backend": backend, "tied_with": []}
-    runner_up = ranked.iloc[1] if len(ranked) > 1 else None
-    if runner_up is not None and noise.tied(row, runner_up):
-        values["tied_with"] = [runner_up["case_id"]]
-        text = (f"Best configuration on {backend}: tied — {_configuration(row)} at {_rate_with_iqr(row)} and "
-                f"{_configuration(runner_up)} at {_rate_with_iqr(runner_up)}; the difference "
-                f"({row[THROUGHPUT] / runner_up[THROUGHPUT] - 1:.1%}) is within the rounds' noise "
-                f"({noise.RULE}), so neither is the faster.")
-    else:
-        text = f"Best configuration on {backend}: {_configuration(row)} — {_rate_with_iqr(row)}"
-        if runner_up is not None:
-            text += (f"; the next, {_configuration(runner_up)}, is {1 - runner_up[THROUGHPUT] / row[THROUGHPUT]:.1%} "
-                     "slower and their rounds' IQRs do not overlap" if noise.tied(row, runner_up) is False else "")
-        text += "."
-    return Finding("best", True, text, values, backend)
-
-
-def fastest_backend(train: pd.DataFrame) -> Finding | None:
-    """Across backends (only when there are several): each backend's best median, fastest first; the lead
-    is a tie when the second backend's best is within the rounds' noise of it."""
-    best = [(backend, ok_train(group)) for backend, group in by_backend(train)]
-    best = [(backend, ok.loc[ok[THROUGHPUT].idxmax()]) for backend, ok in best if not ok.empty]
-    if len(best) < 2:
+def fastest_backend(best_rows: Sequence[Row]) -> Finding | None:
+    """Across backends (only when there are several): each backend's best, fastest first. Different
+    backends are not paired, so this is a ranking of values, not a tested difference."""
+    rows = sorted((r for r in best_rows if r.get("samples_per_second")), key=lambda r: -r["samples_per_second"])
+    if len(rows) < 2:
         return None
-    best.sort(key=lambda item: -float(item[1][THROUGHPUT]))
-    (lead, lead_row), (second, second_row) = best[0], best[1]
-    top = float(lead_row[THROUGHPUT])
-    others = ", ".join(f"{backend} {_rate(float(row[THROUGHPUT]))} ({float(row[THROUGHPUT]) / top:.0%})"
-                       for backend, row in best[1:])
-    if noise.tied(lead_row, second_row):
-        text = (f"Fastest backend at its best configuration: {lead} and {second} are tied within the rounds' noise "
-                f"({noise.RULE}) — {lead} {_rate(top)}; then {others}. Each backend's own findings follow.")
+    top = rows[0]["samples_per_second"]
+    others = ", ".join(f"{r['backend']} {rate(r['samples_per_second'])} ({r['samples_per_second'] / top:.0%})"
+                       for r in rows[1:])
+    text = (f"Fastest backend at its best configuration: {rows[0]['backend']} — {rate(top)}; then {others}. "
+            "Each backend's own findings follow.")
+    return Finding("backends", True, text, {r["backend"]: r["samples_per_second"] for r in rows})
+
+
+def _ratio_summary(rows: Sequence[Row]) -> tuple[dict[str, Any], str]:
+    ratios = pd.Series([r["ratio"] for r in rows], dtype=float)
+    s = spread(ratios)
+    verdicts = [r.get("verdict") for r in rows]
+    s["faster"], s["slower"] = verdicts.count("faster"), verdicts.count("slower")
+    s["no_difference"], s["no_interval"] = verdicts.count("no measurable difference"), verdicts.count("no interval")
+    if s["no_interval"] == len(rows):
+        judged = "one process per case, so no interval"
     else:
-        text = (f"Fastest backend at its best configuration: {lead} — {_rate(top)}; then {others}. Each backend's "
-                "own findings follow.")
-    return Finding("backends", True, text, {backend: float(row[THROUGHPUT]) for backend, row in best})
+        judged = (f"{s['faster']} faster, {s['slower']} slower, {s['no_difference']} with no measurable difference "
+                  "(95 % intervals)")
+    return s, f"{_ratio_text(s)}; {judged}"
 
 
-def xla_ratios(train: pd.DataFrame) -> pd.DataFrame:
-    """One row per (backend, gpus, global_batch, precision) with XLA on and off: ``ratio`` = on / off.
-
-    "On" is jit_compile=true, or "auto" where it resolved to true; an explicit value wins over "auto"
-    when a cell has both.
-    """
-    ok = ok_train(train)
-    ok = ok[ok["xla"].map(lambda v: isinstance(v, (bool, np.bool_)))].copy()
-    keys = ["backend", "gpus", "global_batch", "precision"]
-    if ok.empty:
-        return pd.DataFrame(columns=[*keys, "on", "off", "ratio"])
-    keys += _feed_keys(ok)  # like for like: the same input path and steps_per_execution on both sides
-    ok["xla"] = ok["xla"].astype(bool)
-    ok["explicit"] = ok["jit_compile"].map(lambda v: isinstance(v, (bool, np.bool_)))
-    ok = ok.sort_values("explicit", ascending=False, kind="stable").drop_duplicates([*keys, "xla"])
-    wide = ok.pivot(index=keys, columns="xla", values=THROUGHPUT)
-    if True not in wide.columns or False not in wide.columns:
-        return pd.DataFrame(columns=[*keys, "on", "off", "ratio"])
-    wide = wide.rename(columns={True: "on", False: "off"}).dropna(subset=["on", "off"]).reset_index()
-    wide.columns.name = None
-    wide["ratio"] = wide["on"] / wide["off"]
-    return wide[[*keys, "on", "off", "ratio"]]
-
-
-def mixed_ratios(train: pd.DataFrame) -> pd.DataFrame:
-    """One row per (backend, gpus, global_batch, jit, input, spe, policy): ``ratio`` = mixed policy / float32,
-    like for like (the heat map's cells)."""
-    ok = ok_train(train)
-    keys = ["backend", "gpus", "global_batch", "jit", *_feed_keys(ok)]
-    base = ok[ok["precision"] == "float32"][[*keys, THROUGHPUT]].rename(columns={THROUGHPUT: "float32"})
-    mixed = ok[ok["precision"].astype(str).str.startswith("mixed")][[*keys, "precision", THROUGHPUT]]
-    pairs = mixed.merge(base.drop_duplicates(keys), on=keys).rename(columns={"precision": "policy", THROUGHPUT: "mixed"})
-    pairs["ratio"] = pairs["mixed"] / pairs["float32"]
-    return pairs[[*keys, "policy", "mixed", "float32", "ratio"]]
-
-
-def xla_speedup(train: pd.DataFrame, backend: str) -> Finding:
-    ratios = xla_ratios(train)
-    if ratios.empty:
-        name = compiler(backend)
-        return _not_measured("xla", f"{name} speedup on {backend}",
-                             f"needs finished cases with {name} on and off that otherwise match", backend)
-    s = spread(ratios["ratio"])
+def axis_finding(comparisons: Sequence[Row], backend: str, axis: str, key: str, what: str, over: str) -> Finding:
+    """One axis' comparisons on one backend, summarised: median ratio, spread, verdicts."""
+    rows = [r for r in comparisons if r.get("axis") == axis and r.get("backend") == backend
+            and r.get("kind") in ("axis", "scaling") and r.get("ratio") is not None]
+    if not rows:
+        return _not_measured(key, f"{what} on {backend}", f"needs finished cases that differ only in {axis}", backend)
+    pairs = list(dict.fromkeys((r["a_label"], r["b_label"]) for r in rows))
+    label = "; ".join(f"{a} vs {b.removeprefix(a.split(' ', 1)[0] + ' ') if ' ' in a else b}" for a, b in pairs)
+    s, text = _ratio_summary(rows)
     verb = "speeds training up" if s["median"] >= 1 else "slows training down"
-    text = (f"{compiler(backend)} (jit_compile on vs off) {verb} on {backend}: {_ratio_text(s)} across GPU count × "
-            "batch × precision.")
-    return Finding("xla", True, text, s, backend)
+    return Finding(key, True, f"{what} ({label}) {verb} on {backend}: {text}, over {over}.", s, backend)
 
 
-def best_mixed_ratios(train: pd.DataFrame) -> pd.DataFrame:
-    """Per (backend, gpus, global_batch, policy): the best mixed case / the best float32 case, each the fastest
-    over input path, steps_per_execution and jit_compile (bench.analyze.bottleneck.mixed_precision_speedups
-    pairs the same way): what a user who tunes both sides gains."""
-    ok = ok_train(train)
-    keys = ["backend", "gpus", "global_batch"]
-    best = ok.sort_values(THROUGHPUT, ascending=False, kind="stable").drop_duplicates([*keys, "precision"])
-    base = best[best["precision"] == "float32"]
-    mixed = best[best["precision"].astype(str).str.startswith("mixed")]
-    pairs = mixed.merge(base, on=keys, suffixes=("", "_float32"))
-    pairs = pairs.rename(columns={"precision": "policy"})
-    pairs["ratio"] = pairs[THROUGHPUT] / pairs[f"{THROUGHPUT}_float32"]
-    return pairs
-
-
-def mixed_precision_speedups(train: pd.DataFrame, backend: str) -> list[Finding]:
-    ratios = best_mixed_ratios(train)
-    if ratios.empty:
-        return [_not_measured("mixed", f"Mixed-precision speedup on {backend}",
-                              "needs finished float32 and mixed_* cases at the same GPU count and batch", backend)]
-    findings = []
-    for policy, group in ratios.groupby("policy", sort=True):
-        s = spread(group["ratio"])
-        verb = "speeds training up" if s["median"] >= 1 else "slows training down"
-        inputs = sorted({str(v) for v in group.get("input", pd.Series(dtype=object)).dropna()})
-        where = f"; the best input path there: {', '.join(inputs)}" if inputs else ""
-        text = (f"Mixed precision ({policy} vs float32, each at its best configuration of input path, "
-                f"steps_per_execution and {compiler(backend)}) {verb} on {backend}: {_ratio_text(s)} across GPU "
-                f"count × batch{where}.")
-        findings.append(Finding(f"mixed:{policy}", True, text, s, backend))
-    return findings
-
-
-def scaling_table(train: pd.DataFrame) -> pd.DataFrame:
-    """Efficiency ``T_N / (N · T_1)`` for every cell that also has a 1-GPU case."""
-    ok = ok_train(train)
-    keys = ["backend", "global_batch", "precision", "jit"]
-    one = ok[ok["gpus"] == 1][[*keys, THROUGHPUT]].drop_duplicates(keys).rename(columns={THROUGHPUT: "t1"})
-    many = ok[ok["gpus"] > 1][[*keys, "gpus", THROUGHPUT]].rename(columns={THROUGHPUT: "tn"})
-    table = many.merge(one, on=keys)
-    table["gpus"] = table["gpus"].astype(int)
-    table["efficiency"] = table["tn"] / (table["gpus"] * table["t1"])
-    return table.sort_values(["global_batch", "gpus"]).reset_index(drop=True)
-
-
-def scaling_efficiency(train: pd.DataFrame, backend: str) -> Finding:
-    table = scaling_table(train)
-    if table.empty:
+def scaling_efficiency(comparisons: Sequence[Row], backend: str, simulated: bool) -> Finding:
+    rows = [r for r in comparisons if r.get("kind") == "scaling" and r.get("backend") == backend
+            and r.get("efficiency") is not None]
+    if not rows:
         return _not_measured("scaling", f"Multi-GPU scaling on {backend}",
-                             "needs finished 1-GPU and N-GPU cases at the same batch", backend)
+                             "needs finished 1-GPU and N-GPU cases that otherwise match", backend)
     values: dict[str, Any] = {}
     parts = []
-    for batch, group in table.groupby("global_batch", sort=True):
+    for batch in sorted({r["context"].get("global_batch") for r in rows}):
         cells = []
-        for gpus, by_n in group.groupby("gpus", sort=True):
-            efficiency = float(by_n["efficiency"].median())
-            values[f"batch={int(batch)}/gpus={int(gpus)}"] = efficiency
-            cells.append(f"{int(gpus)} GPUs {efficiency:.0%}")
-        parts.append(f"batch {int(batch)}: " + ", ".join(cells))
-    simulated = ok_train(train)["simulated"].map(is_true).any()
-    text = (f"Multi-GPU scaling efficiency on {backend}, T_N / (N·T_1), median over precision × "
-            f"{compiler(backend)} (the global "
-            "batch is fixed, so each replica's share shrinks as N grows) — " + "; ".join(parts) + "."
+        for gpus in sorted({r["context"].get("gpus") or int(r["a_label"].split()[0]) for r in rows
+                            if r["context"].get("global_batch") == batch}):
+            effs = [r["efficiency"] for r in rows if r["context"].get("global_batch") == batch
+                    and int(r["a_label"].split()[0]) == gpus]
+            if effs:
+                efficiency = float(statistics.median(effs))
+                values[f"batch={batch}/gpus={gpus}"] = efficiency
+                cells.append(f"{gpus} GPUs {efficiency:.0%}")
+        parts.append(f"batch {batch}: " + ", ".join(cells))
+    intervals = any(r.get("efficiency_ci_low") is not None for r in rows)
+    text = (f"Multi-GPU scaling efficiency on {backend}, T_N / (N·T_1), median over the other axes (the global "
+            "batch is fixed, so each replica's share shrinks as N grows) — " + "; ".join(parts)
+            + ("" if intervals else " (one process per case: no interval)") + "."
             + (" These replicas were simulated devices, not GPUs." if simulated else ""))
     return Finding("scaling", True, text, values, backend)
 
@@ -406,9 +322,16 @@ def naive_outcome(cpu: pd.DataFrame, backend: str) -> Finding:
                        backend)
     parts = []
     if values["failed"]:
-        reason = naive.loc[naive["status"] == "failed", "reason"].dropna()
-        parts.append(f"failed in {values['failed']} of {values['n']} settings"
-                     + (f" — {reason.iloc[0]}" if len(reason) else ""))
+        failed = naive[naive["status"] == "failed"]
+        known = [match({"suite": "cpu_predict", "status": "failed", "reason": reason,
+                        "params": {"backend": backend, "method": "naive"}}) for reason in failed["reason"]]
+        reason = failed["reason"].dropna()
+        if known and all(known):
+            why = f" — known limitation {known[0].issue}: {known[0].sentence}"
+            values["known_limitation"] = known[0].issue
+        else:
+            why = f" — {shorten(reason.iloc[0])}" if len(reason) else ""
+        parts.append(f"failed in {values['failed']} of {values['n']} settings{why}")
     if values["not_on_cpu"]:
         devices = sorted(set(naive.loc[naive["status"] == "not_on_cpu", "predict_device"].dropna()))
         parts.append(f"ran but not on the CPU in {values['not_on_cpu']} of {values['n']} settings"
@@ -446,20 +369,43 @@ def strategy_placement(cpu: pd.DataFrame, backend: str) -> Finding:
                        {"not_on_cpu": 0, "not_applicable": int(len(strategy))}, backend)
     reason = strategy["reason"].dropna()
     return Finding("cpu_strategy", True, f"The strategy method did not finish on {backend}"
-                   + (f": {reason.iloc[0]}." if len(reason) else "."), {"not_on_cpu": 0}, backend)
+                   + (f": {shorten(reason.iloc[0])}." if len(reason) else "."), {"not_on_cpu": 0}, backend)
 
 
-def train_findings(train: pd.DataFrame) -> list[Finding]:
+def train_findings(train: pd.DataFrame, derived: Mapping[str, Any]) -> list[Finding]:
+    """Per backend: best, jit_compile, mixed precision, scaling, NVML starvation — from ``derived``'s tables."""
     if train.empty:
         return [_not_measured("train", "Training throughput", "the train suite did not run")]
+    comparisons = derived.get("comparisons") or []
+    best_rows = derived.get("best_configurations") or []
     findings: list[Finding] = []
-    across = fastest_backend(train)
+    across = fastest_backend(best_rows)
     if across is not None:
         findings.append(across)
     for backend, group in by_backend(train):
-        findings += [best_configuration(group, backend), xla_speedup(group, backend),
-                     *mixed_precision_speedups(group, backend), scaling_efficiency(group, backend),
-                     gpu_starvation(group, backend)]
+        best = next((r for r in best_rows if r["backend"] == backend), None)
+        if best is None:
+            findings.append(_not_measured("best", f"Best configuration on {backend}", "no training case finished",
+                                          backend))
+        else:
+            runner_up = next((r for r in comparisons if r.get("kind") == "best" and r.get("backend") == backend
+                              and r.get("a_case_id") == best["case_id"]), None)
+            findings.append(best_finding(best, runner_up))
+        findings.append(axis_finding(comparisons, backend, "jit_compile", "xla", compiler(backend),
+                                     "pairs with every other axis held fixed"))
+        mixed = [line for line in derived.get("mixed_precision_summary") or [] if f" on {backend}: median " in line]
+        rows = [r for r in derived.get("mixed_precision_speedups") or [] if r["backend"] == backend]
+        if not mixed:
+            findings.append(_not_measured("mixed", f"Mixed-precision speedup on {backend}",
+                                          "needs finished float32 and mixed_* cases at the same GPU count and batch",
+                                          backend))
+        for policy in dict.fromkeys(r["policy"] for r in rows):
+            line = next((text for text in mixed if f"({policy} vs float32" in text), None)
+            ratios = pd.Series([r["speedup"] for r in rows if r["policy"] == policy], dtype=float)
+            if line:
+                findings.append(Finding(f"mixed:{policy}", True, line, spread(ratios), backend))
+        simulated = bool(group["simulated"].map(is_true).any())
+        findings += [scaling_efficiency(comparisons, backend, simulated), gpu_starvation(group, backend)]
     return findings
 
 

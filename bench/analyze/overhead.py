@@ -1,10 +1,10 @@
 """Two kinds of overhead, as tables and headline sentences: the framework's (Keras ``fit`` against the
 ``native`` suite's hand-written loop) and the NVML monitor's own (monitored against unmonitored rounds).
 
-Keras-vs-native ratios are recomputed here from the medians in the file, with the rule
-``bench.analyze.derive.attach_native_ratios`` applies when a run is finalised (the same backend's ``step`` case at
-the same global batch and precision; JAX's ``epoch_scan`` as the ceiling for every backend), so an
-unfinished case log, which has no attached ratios yet, reads the same as a finished run.
+Computed when the run is finalised and stored in ``derived`` (``native_table``, ``monitor_overhead`` and
+their sentences in ``findings``). Keras-vs-native ratios use the rule of
+``bench.analyze.derive.attach_native_ratios`` (the same backend's ``step`` case at the same global batch and
+precision; JAX's ``epoch_scan`` as the ceiling for every backend), on the cases' medians.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.findings import NOT_MEASURED, THROUGHPUT, Finding, by_backend, compiler, ok_train, spread
+from bench.analyze.findings import NOT_MEASURED, THROUGHPUT, Finding, by_backend, ok_train, spread
+from bench.analyze.frames import compiler
 
 STEP, CEILING, CEILING_BACKEND = "step", "epoch_scan", "jax"
 # What the native `step` variant is on each backend (docs/results.md, metrics for native).
