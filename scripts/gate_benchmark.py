@@ -87,14 +87,14 @@ def _configs(out: Path, config: Path) -> dict[str, Path]:
     return {"normal": config, "slow": slow}
 
 
-def _overrides(processes: int) -> list[str]:
+def _overrides(processes: int | None) -> list[str]:
     """1 + 1 threads and the processes per case, as --set options where this checkout's config knows them."""
     from bench import config as bench_config
 
     sets: list[str] = []
     if hasattr(bench_config, "ThreadSettings"):
         sets += ["--set", "threads.intra_op=1", "--set", "threads.inter_op=1"]
-    if "processes" in {f.name for f in fields(bench_config.MeasureSettings)}:
+    if processes is not None and "processes" in {f.name for f in fields(bench_config.MeasureSettings)}:
         sets += ["--set", f"measure.processes={processes}"]
     return sets
 
@@ -123,7 +123,7 @@ def _append(out: Path, entry: dict[str, Any]) -> None:
         fh.write(json.dumps(entry) + "\n")
 
 
-def collect(out: Path, runs: int, config: Path, processes: int) -> None:
+def collect(out: Path, runs: int, config: Path, processes: int | None) -> None:
     out, config = out.resolve(), config.resolve()  # the runs are started from the repository root
     out.mkdir(parents=True, exist_ok=True)
     configs = _configs(out, config)
@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", type=Path, default=Path("gate-bench"))
     c.add_argument("--runs", type=int, default=64, help="total runs wanted (default 64: 48 unchanged, 16 slowed)")
     c.add_argument("--config", type=Path, default=REPO / "configs" / "gate.toml")
-    c.add_argument("--processes", type=int, default=3,
-                   help="fresh processes per case ([measure] processes), where this checkout has them (default 3)")
+    c.add_argument("--processes", type=int, default=None,
+                   help="fresh processes per case ([measure] processes; default: the config's, 2 in configs/gate.toml)")
     a = sub.add_parser("analyze", help="every rate, with 95 %% intervals, from the runs so far")
     a.add_argument("--out", type=Path, default=Path("gate-bench"))
     a.add_argument("--comparisons", type=int, default=300, help="resampled single-run comparisons per question")

@@ -32,7 +32,7 @@ from scipy import stats
 
 from bench.analyze.judge import DEFAULT_THRESHOLD, Estimate
 from bench.analyze.regression import MIN_PROCESSES, history_estimate, process_estimate
-from bench.analyze.values import geomean, process_value
+from bench.analyze.values import geomean, run_value
 
 NORMALIZE_MODES = ("auto", "control", "none")
 # "Measurably lowers the spread": Pitman-Morgan's test of equal variances of paired values, one-sided.
@@ -75,7 +75,7 @@ def control_by_pass(case: Mapping[str, Any] | None) -> dict[int, float]:
     if not samples:
         return {}
     passes = _passes(((case or {}).get("control") or {}).get("round_pass"), len(samples)) or [0] * len(samples)
-    return {p: process_value([s for s, q in zip(samples, passes, strict=True) if q == p]) for p in sorted(set(passes))}
+    return {p: run_value([s for s, q in zip(samples, passes, strict=True) if q == p]) for p in sorted(set(passes))}
 
 
 def normalized(value: float, control: float, bigger_is_better: bool) -> float:
@@ -122,7 +122,7 @@ def case_values(case: Mapping[str, Any], samples: Sequence[float], bigger_is_bet
     groups = {p: [s for s, q in zip(samples, passes, strict=True) if q == p] for p in sorted(set(passes))}
     controls = control_by_pass(case)
     one_control = control_value(case) if len(controls) == 1 else None
-    raw = tuple(process_value(g, bigger_is_better=bigger_is_better) for g in groups.values())
+    raw = tuple(run_value(g, bigger_is_better=bigger_is_better) for g in groups.values())
     # A control measured once for the whole case (older runs) stands for every process of it.
     control = tuple(controls.get(p, one_control) for p in groups)
     return CaseValues(tuple(groups), raw, control)
