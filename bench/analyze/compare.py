@@ -373,7 +373,8 @@ def comparison_document(method: Mapping[str, Any], baseline_ref: Mapping[str, An
         "summary": {"counts": counts, "fails_build": fails_build,
                     "exit_code": EXIT_REGRESSION if fails_build else EXIT_OK,
                     "judged": judged, "not_judged": len(measured) - judged,
-                    "blind": sum(r["detect"].get("blind_below") is not None for r in measured)},
+                    "blind": sum(r["detect"].get("blind_below") is not None and r["verdict"] == "no change"
+                                 for r in measured)},
         "rows": rows,
     }
 

@@ -86,7 +86,8 @@ class ComparisonSummary(Model):
     judged: int | None = Field(None, description="Measured rows the method could judge.")
     not_judged: int | None = Field(None, description="Measured rows it could not (no spread: e.g. one process per "
                                                      "run with two files); never a regression.")
-    blind: int | None = Field(None, description="Rows whose threshold is below what they can see (detect.blind_below).")
+    blind: int | None = Field(None, description="Quiet rows (no change) whose threshold is below what they can see "
+                                                "(detect.blind_below): labelled 'blind below X %'.")
 
 
 class ComparisonSide(Model):
