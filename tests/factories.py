@@ -165,3 +165,18 @@ def write_run(folder: Path, document: Mapping[str, Any], name: str | None = None
     path = folder / (name or f"{document['run_id']}.json")
     path.write_text(json.dumps(document, indent=1), encoding="utf-8")
     return path
+
+
+def in_processes(run: dict[str, Any], processes: int = 3) -> dict[str, Any]:
+    """The run as if each train case had been measured in ``processes`` worker processes, as the sweep records
+    it (``metrics.round_pass``, ``control.round_pass``): rounds and control rounds split evenly, in pass order.
+    Build the run with ``rounds`` a multiple of ``processes``."""
+    for case in run["cases"]:
+        rounds = (case.get("metrics") or {}).get("round_s")
+        if case["suite"] != "train" or case["status"] != "ok" or not rounds:
+            continue
+        case["metrics"]["round_pass"] = [i * processes // len(rounds) for i in range(len(rounds))]
+        control = case.get("control") or {}
+        if control.get("round_s"):
+            control["round_pass"] = [i * processes // len(control["round_s"]) for i in range(len(control["round_s"]))]
+    return run

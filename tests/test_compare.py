@@ -24,9 +24,9 @@ from bench.errors import EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
 from bench.store.comparisons import load_comparison
 
 try:
-    from tests.factories import cpu_predict_case_id, make_run, write_run
+    from tests.factories import cpu_predict_case_id, in_processes, make_run, write_run
 except ImportError:  # tests/ on sys.path instead of the repository root
-    from factories import cpu_predict_case_id, make_run, write_run
+    from factories import cpu_predict_case_id, in_processes, make_run, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # How github-action-benchmark reads "range" (src/extractRangeInfo.ts) before Number() of the value.
@@ -47,13 +47,16 @@ EVERY_METHOD = {"name": "ci", "suites": ["cpu_predict"], "cpu_predict": {"method
 
 
 ROUNDS_WARNING = "warning: the round-level test compares the rounds of two runs"
+NOT_JUDGED_WARNING = re.compile(r"^warning: \d+ case\(s\) not judged: measured in one process per run")
 
 
 def cli(capsys, *args: str) -> tuple[int, str, list[str]]:
-    """Run the CLI in-process; stderr lines without the round-level test's standing warning."""
+    """Run the CLI in-process; stderr lines without the standing warnings of the round-level test and of cases
+    two runs cannot judge (one process each: the CPU-prediction cases here)."""
     code = main([str(a) for a in args])
     captured = capsys.readouterr()
-    return code, captured.out, [line for line in captured.err.splitlines() if not line.startswith(ROUNDS_WARNING)]
+    return code, captured.out, [line for line in captured.err.splitlines()
+                                if not line.startswith(ROUNDS_WARNING) and not NOT_JUDGED_WARNING.match(line)]
 
 
 def verdicts(document) -> dict[str, str]:
@@ -128,8 +131,8 @@ def test_an_improvement_is_reported_and_does_not_fail_the_build():
 
 
 def test_threshold_is_configurable_per_metric(tmp_path, capsys):
-    base = write_run(tmp_path, make_run(1, ONE_OF_EACH))
-    slow = write_run(tmp_path, make_run(2, ONE_OF_EACH, speed={TRAIN_256: 0.9}))
+    base = write_run(tmp_path, in_processes(make_run(1, ONE_OF_EACH, rounds=15)))
+    slow = write_run(tmp_path, in_processes(make_run(2, ONE_OF_EACH, rounds=15, speed={TRAIN_256: 0.9})))
     assert cli(capsys, "compare", base, slow)[0] == EXIT_REGRESSION
     assert cli(capsys, "compare", base, slow, "--threshold", "samples_per_second=15%")[0] == EXIT_OK
     assert cli(capsys, "compare", base, slow, "--threshold", "15")[0] == EXIT_OK
@@ -191,9 +194,9 @@ def test_cpu_predict_status_changes_are_flagged(tmp_path, capsys):
 
 
 def test_mismatched_fingerprints_are_refused_with_the_fields_named(tmp_path, capsys):
-    base = write_run(tmp_path, make_run(1, ONE_OF_EACH))
-    other = write_run(tmp_path, make_run(2, ONE_OF_EACH, gpu_name="NVIDIA A100-SXM4-80GB",
-                                         packages={"tensorflow": "2.20.0"}))
+    base = write_run(tmp_path, in_processes(make_run(1, ONE_OF_EACH, rounds=15)))
+    other = write_run(tmp_path, in_processes(make_run(2, ONE_OF_EACH, rounds=15, gpu_name="NVIDIA A100-SXM4-80GB",
+                                                      packages={"tensorflow": "2.20.0"})))
     code, out, err = cli(capsys, "compare", base, other)
     assert code == EXIT_USAGE and out == "" and len(err) == 1
     assert err[0].startswith("error: environments differ in gpu_model (")
@@ -325,7 +328,7 @@ def test_json_and_github_benchmark_exports(tmp_path, capsys):
     cur = write_run(tmp_path, make_run(2, EVERY_METHOD | {"suites": ["train", "cpu_predict"]},
                                        speed={TRAIN_256: 0.88}))
     out_dir = tmp_path / "out"
-    code, out, _ = cli(capsys, "compare", base, cur, "--json", out_dir / "comparison.json",
+    code, out, _ = cli(capsys, "compare", base, cur, "--method", "rounds", "--json", out_dir / "comparison.json",
                        "--github-benchmark", out_dir / "throughput.json",
                        "--github-benchmark-smaller", out_dir / "seconds.json")
     assert code == EXIT_REGRESSION
@@ -389,7 +392,7 @@ def test_promote_appends_to_a_history_then_compare_by_name(tmp_path, capsys):
     for seed in range(2, 6):
         code, out, _ = cli(capsys, "promote", write_run(results, make_run(seed, ONE_OF_EACH)), "--name",
                            "h100-tf2.21", "--results-dir", results)
-    assert code == EXIT_OK and "5 run(s); enough for the between-run test" in out
+    assert code == EXIT_OK and "5 run(s); enough for the between-run test, the change-point mode 1 more" in out
 
     code, out, _ = cli(capsys, "compare", "h100-tf2.21", write_run(results, make_run(9, ONE_OF_EACH)),
                        "--results-dir", results)

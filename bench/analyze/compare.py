@@ -1,5 +1,8 @@
 """Verdicts per case: a run against a baseline, one row per case, and the versioned comparison document.
 
+(Matching cases, their samples and the environment check live in :mod:`bench.analyze.matching`; their
+names are importable from here too.)
+
 Reads result files only (never TensorFlow, Keras or the measuring code). Cases are matched by
 ``case_id`` (falling back to suite + params, so a renamed id still matches); each pair gets one row with
 both sides, the ratio, one-sided p-values and a verdict:
@@ -12,81 +15,112 @@ both sides, the ratio, one-sided p-values and a verdict:
 * ``failed``: the current run did not measure the case (status failed, wrong or not_on_cpu) and it was
   not already a regression.
 
-Methods (``method.name`` in the document), all sharing the status rules above:
+Methods (``method.name`` in the document), all sharing the status rules above; each only *estimates* the
+change and its uncertainty, and :func:`decide` gives every row its verdict at once with the one check
+(:class:`bench.analyze.judge.GateCheck`), the false-alarm budget split over the rows by Holm's step-down:
 
+* ``runs`` (:func:`compare_two_runs`, ``compare A.json B.json``): the process values of two runs, pooled t;
+  a case measured in one process per run is not judged (two runs cannot tell a change from drift).
 * ``rounds`` (:func:`compare_runs`): one baseline run, Yuen's trimmed t-test over the rounds of the two
   runs. It sees only the noise *within* runs, so on a shared machine it false-alarms on run-to-run
   drift; the CLI warns when it is used.
 * ``history`` (:mod:`bench.analyze.history`): one value per run against the between-run spread of a
-  baseline history — the CI default.
+  baseline history.
+* ``changepoint`` (:mod:`bench.analyze.changepoint`): a CUSUM over a history of nightly runs.
 * ``interleaved`` (:mod:`bench.analyze.ab`): two sides measured case by case alternately in one session.
 
-Any of them can judge throughput normalised by the control workload measured next to each case
-(:mod:`bench.analyze.normalize`). The build fails (exit 1) on any ``regression`` and on a ``failed``
+Any of them can judge throughput normalised by the control workload measured next to each case, where that
+measurably lowers the case's spread (:mod:`bench.analyze.normalize`). The build fails (exit 1) on any ``regression`` and on a ``failed``
 case that was ok in the baseline. Rendering lives in :mod:`bench.report.compare_table` and
 :mod:`bench.report.export`.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench import __version__
-from bench.analyze.normalize import NORMALIZE_MODES, control_summary, control_value, normalized
+from bench.analyze.judge import (
+    CASE_ALPHA_CAP,
+    Estimate,
+    GateCheck,
+    bonferroni_level,
+    case_levels,
+    pairs_needed,
+)
+from bench.analyze.matching import (  # the names other modules import from here
+    FINGERPRINT_FIELDS,
+    INFO_FIELDS,
+    PRIMARY_METRIC,
+    SECONDARY_METRICS,
+    EnvironmentMismatch,
+    case_samples,
+    contended,
+    describe_differences,
+    environment_check,
+    find_case,
+    fingerprint,
+    index_cases,
+    match_cases,
+    params_key,
+    secondary,
+    side,
+    values_of,
+)
+from bench.analyze.normalize import (
+    NORMALIZE_MODES,
+    case_values,
+    choose_normalization,
+    control_change,
+    control_summary,
+    control_value,
+    machine_moved,
+    normalized,
+)
 from bench.analyze.regression import (
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
     METRICS,
+    MIN_HISTORY_RUNS,
+    MIN_PROCESSES,
     NOT_WORKING,
+    ROUNDS_CASE_ALPHA,
     TRIM,
     Metric,
-    RegressionCheck,
     StatusCheck,
-    p_worse,
-    trimmed_ratio,
+    process_estimate,
+    rounds_estimate,
 )
-from bench.analyze.stats import summarize
-from bench.errors import EXIT_OK, EXIT_REGRESSION, UserError
+from bench.errors import EXIT_OK, EXIT_REGRESSION
 
 # The document's kind, version and loader live in bench.store (one definition); kept importable from here.
 from bench.store.comparisons import COMPARISON_KIND, COMPARISON_SCHEMA_VERSION
-from bench.store.results import ResultsError
 from bench.store.schema import utc_now
 
 VERDICTS = ("regression", "improvement", "no change", "new", "missing", "failed")
-
-# The metric that decides each suite's verdict, and the single-value metrics shown next to it. A suite
-# not listed is matched and its status compared, but no number is tested.
-PRIMARY_METRIC = {"train": "samples_per_second", "native": "samples_per_second", "cpu_predict": "steady_round_s",
-                  "converge": "seconds_to_target"}
-SECONDARY_METRICS = {"train": ("compile_s",), "cpu_predict": ("total_s",)}
-
-# Fingerprint fields a comparison refuses to cross without --force / --allow-diff. Anything else that
-# differs (driver, CUDA, Python, host, commit) is reported, not refused: upgrading those is what
-# the comparison is for.
-FINGERPRINT_FIELDS = ("gpu_model", "gpu_count", "backends", "tensorflow", "keras", "jax", "jaxlib", "torch",
-                      "cpu_model", "data_source")
-INFO_FIELDS = ("driver_version", "cuda_driver_version", "python", "hostname", "git_commit", "config_sha256")
-
-
-class EnvironmentMismatch(UserError):
-    """The two runs were measured on setups that should not be compared."""
-
 
 @dataclass(frozen=True)
 class CompareSettings:
     """How strict a comparison is."""
 
     thresholds: Mapping[str, float] = field(default_factory=dict)  # per metric; missing = DEFAULT_THRESHOLD
+    # The false-alarm budget of one comparison (all its cases together), split with Holm's step-down
+    # (bench.analyze.judge.case_levels), and the most one case may take (None: the method's default, 1 %;
+    # 5 % for the round-level test).
     alpha: float = DEFAULT_ALPHA
+    case_alpha: float | None = None
     force: bool = False  # compare even when the fingerprints differ in what matters
     allow_diff: frozenset[str] = frozenset()  # fingerprint fields expected to differ (e.g. an upgrade)
-    # "control": judge throughput divided by the control workload timed next to each case, where every
-    # run involved has it for the case (else raw, with a note); "none": raw numbers.
+    # "auto": divide by the control workload timed next to each case where that measurably lowers the
+    # case's spread in the data the method has (bench.analyze.normalize.choose_normalization);
+    # "control": wherever every run involved has it; "none": raw numbers.
     normalize: str = "none"
+    # Leave out what the sweep flagged contention (another job loaded the machine while the case was timed):
+    # never judged, never in a spread (bench.analyze.matching.contended).
+    skip_contended: bool = True
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZE_MODES:
@@ -95,186 +129,27 @@ class CompareSettings:
     def threshold(self, metric: str) -> float:
         return float(self.thresholds.get(metric, DEFAULT_THRESHOLD))
 
-
-# --------------------------------------------------------------------------- fingerprint
-
-
-def fingerprint(run: Mapping[str, Any]) -> dict[str, Any]:
-    """What must match for two runs' numbers to be comparable (values as plain strings/ints)."""
-    env = run.get("environment") or {}
-    packages = env.get("packages") or {}
-    gpus = env.get("gpus") or []
-    names = sorted({str(g.get("name")) for g in gpus if isinstance(g, Mapping)})
-    backends = sorted({str((c.get("params") or {}).get("backend")) for c in run.get("cases", [])
-                       if (c.get("params") or {}).get("backend")})
-    data = run.get("data") or {}
-    sources = sorted({str(c["data_source"]) for c in run.get("cases", []) if c.get("data_source")})
-    return {
-        "gpu_model": " + ".join(names) or None,
-        "gpu_count": len(gpus),
-        "backends": ", ".join(backends) or None,
-        "tensorflow": packages.get("tensorflow"),
-        "keras": packages.get("keras"),
-        "jax": packages.get("jax"),
-        "jaxlib": packages.get("jaxlib"),
-        "torch": packages.get("torch"),
-        # The CPU model only decides the numbers when there is no GPU.
-        "cpu_model": env.get("cpu") if not gpus else None,
-        "data_source": data.get("source") or (", ".join(sources) or None),
-    }
-
-
-def _relevant(name: str, base: Mapping[str, Any], cur: Mapping[str, Any]) -> bool:
-    # jax/torch versions matter when that backend ran, or when both setups have them installed.
-    backend = {"jax": "jax", "jaxlib": "jax", "torch": "torch"}.get(name)
-    if backend is None:
-        return True
-    used = f"{base['backends'] or ''}, {cur['backends'] or ''}".split(", ")
-    return backend in used or (base[name] is not None and cur[name] is not None)
-
-
-def environment_check(baseline: Mapping[str, Any], current: Mapping[str, Any],
-                      settings: CompareSettings) -> dict[str, Any]:
-    """The fingerprints side by side; raises :class:`EnvironmentMismatch` unless allowed or forced."""
-    base, cur = fingerprint(baseline), fingerprint(current)
-    differs = [{"field": name, "baseline": base[name], "current": cur[name]}
-               for name in FINGERPRINT_FIELDS if base[name] != cur[name] and _relevant(name, base, cur)]
-    refused = [d for d in differs if d["field"] not in settings.allow_diff]
-    if refused and not settings.force:
-        names = ",".join(d["field"] for d in refused)
-        raise EnvironmentMismatch(
-            f"environments differ in {describe_differences(refused)}; compare runs from the same setup, "
-            f"or pass --allow-diff {names} if that difference is what you are testing, or --force"
-        )
-    base_env, cur_env = baseline.get("environment") or {}, current.get("environment") or {}
-    info = [{"field": name, "baseline": base_env.get(name), "current": cur_env.get(name)}
-            for name in INFO_FIELDS if base_env.get(name) != cur_env.get(name)]
-    return {
-        "baseline": base,
-        "current": cur,
-        "differs": differs,
-        "allowed": sorted(d["field"] for d in differs if d["field"] in settings.allow_diff),
-        "forced": bool(refused),  # true only when --force was needed
-        "info": info,
-    }
-
-
-def describe_differences(differences: Sequence[Mapping[str, Any]]) -> str:
-    return ", ".join(f"{d['field']} ({d['baseline']!r} vs {d['current']!r})" for d in differences)
-
-
-# --------------------------------------------------------------------------- samples
-
-
-def case_samples(case: Mapping[str, Any], where: str) -> list[float]:
-    """The per-round samples of the case's primary metric (throughput is derived from round times)."""
-    metrics = case.get("metrics") or {}
-    if PRIMARY_METRIC.get(case["suite"]) == "samples_per_second":
-        rounds = _positive_list(metrics.get("round_s"), f"{where}: case {case['case_id']}: metrics.round_s")
-        per_round = metrics.get("samples_per_round")
-        if isinstance(per_round, bool) or not isinstance(per_round, (int, float)) or not per_round > 0:
-            raise ResultsError(f"{where}: case {case['case_id']}: metrics.samples_per_round is missing or not positive")
-        return [float(per_round) / r for r in rounds]
-    name = PRIMARY_METRIC[case["suite"]]  # steady_round_s (cpu_predict), seconds_to_target (converge)
-    return _positive_list(metrics.get(name), f"{where}: case {case['case_id']}: metrics.{name}")
-
-
-def _positive_list(values: Any, label: str) -> list[float]:
-    ok = (isinstance(values, list) and values
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and v != float("inf")
-                  for v in values))
-    if not ok:
-        raise ResultsError(f"{label} is missing or not a list of positive numbers; the file is damaged")
-    return [float(v) for v in values]
-
-
-def side(case: Mapping[str, Any], samples: list[float] | None) -> dict[str, Any]:
-    """One side of a row: status, flags and, when measured, the summary of the samples shown."""
-    out: dict[str, Any] = {
-        "status": case["status"],
-        "reason": case.get("reason"),
-        "flags": sorted(k for k, v in (case.get("flags") or {}).items() if v),
-    }
-    if samples is not None:
-        summary = summarize(samples)
-        out.update({k: summary[k] for k in ("n", "median", "q1", "q3", "iqr", "cv")})
-        out["samples"] = samples
-    return out
-
-
-def _secondary(suite: str, base: Mapping[str, Any] | None, cur: Mapping[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in SECONDARY_METRICS.get(suite, ()):
-        b = _number((base.get("metrics") or {}).get(name)) if base and base["status"] == "ok" else None
-        c = _number((cur.get("metrics") or {}).get(name)) if cur and cur["status"] == "ok" else None
-        if b is None and c is None:
-            continue
-        out[name] = {"unit": METRICS[name].unit, "baseline": b, "current": c,
-                     "ratio": c / b if b and c is not None else None}
-    return out
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-        return float(value)
-    return None
-
-
-# --------------------------------------------------------------------------- matching
-
-
-def index_cases(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    by_id: dict[str, dict[str, Any]] = {}
-    for case in run["cases"]:
-        by_id.pop(case["case_id"], None)  # the last record of a case wins, as in the results store
-        by_id[case["case_id"]] = case
-    return by_id
-
-
-def params_key(case: Mapping[str, Any]) -> str:
-    return json.dumps([case["suite"], case["params"]], sort_keys=True, default=str)
-
-
-def find_case(run: Mapping[str, Any], case: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The record in ``run`` of the same case: by id, else by suite + params."""
-    by_id = index_cases(run)
-    if case["case_id"] in by_id:
-        return by_id[case["case_id"]]
-    key = params_key(case)
-    return next((c for c in by_id.values() if params_key(c) == key), None)
-
-
-def match_cases(baseline: Mapping[str, Any], current: Mapping[str, Any]
-                ) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]:
-    """(case_id, baseline case, current case) in current-run order, then baseline-only cases."""
-    base, cur = index_cases(baseline), index_cases(current)
-    base_by_params = {params_key(c): c for c in base.values()}
-    pairs: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
-    used: set[str] = set()
-    for case_id, case in cur.items():
-        match = base.get(case_id)
-        if match is None:
-            candidate = base_by_params.get(params_key(case))
-            if candidate is not None and candidate["case_id"] not in cur:
-                match = candidate
-        if match is not None:
-            used.add(match["case_id"])
-        pairs.append((case_id, match, case))
-    pairs += [(case_id, case, None) for case_id, case in base.items() if case_id not in used]
-    return pairs
+    def cap(self, method_default: float = CASE_ALPHA_CAP) -> float:
+        return self.case_alpha if self.case_alpha is not None else method_default
 
 
 # --------------------------------------------------------------------------- rows
 
-# A judge decides a row both sides of which measured the case: it fills in the numbers (ratio, p-values,
-# the baseline side if it is more than one run) and returns (verdict, reason, fails_build).
-Judge = Callable[[dict[str, Any], Metric, CompareSettings], tuple[str, str | None, bool]]
+# A judge estimates a row both sides of which measured the case: it fills in what it saw (the baseline side
+# if it is more than one run, the normalisation chosen, the spread behind the detection limits) and returns
+# the Estimate the one check decides on, or None when the case cannot be judged (with a note saying why).
+# The verdicts of all rows are then given together (:func:`decide`): the false-alarm budget is shared.
+Judge = Callable[[dict[str, Any], Metric, CompareSettings], Estimate | None]
 
 
 def compare_case(case_id: str, base: dict[str, Any] | None, cur: dict[str, Any] | None,
                  settings: CompareSettings, where: tuple[str, str] = ("baseline", "current"),
                  judge: Judge | None = None) -> dict[str, Any]:
-    """One row of the comparison; ``judge`` (default: the round-level test) decides measured pairs."""
+    """One row of the comparison; ``judge`` (default: the round-level test) estimates measured pairs.
+
+    A row decided by status alone (missing, new, failed, a cpu_predict method that stopped working) comes
+    back with its verdict; a measured one carries its estimate until :func:`decide` gives every verdict.
+    """
     any_case = cur or base
     assert any_case is not None
     suite = any_case["suite"]
@@ -305,7 +180,7 @@ def compare_case(case_id: str, base: dict[str, Any] | None, cur: dict[str, Any] 
         "fails_build": False,
         "reason": None,
         "notes": [],
-        "secondary": _secondary(suite, base, cur),
+        "secondary": secondary(suite, base, cur),
         # The records themselves, for the judge; removed before the row is returned.
         "_records": (base, cur),
     }
@@ -351,37 +226,127 @@ def compare_case(case_id: str, base: dict[str, Any] | None, cur: dict[str, Any] 
     if metric is None or samples_b is None or samples_c is None:
         notes.append(f"suite {suite!r} has no metric this tool compares")
         return verdict("no change")
-    return verdict(*(judge or judge_rounds)(row, metric, settings))
+    row["median_ratio"] = row["current"]["median"] / row["baseline"]["median"]
+    row["_estimate"] = (judge or judge_rounds)(row, metric, settings)
+    if "verdict_override" in row:  # the judge decided by itself (e.g. too few history runs: "new")
+        name, reason = row.pop("verdict_override")
+        row.pop("_estimate", None)
+        return verdict(name, reason)
+    row.pop("_records", None)
+    return row
 
 
-def judge_rounds(row: dict[str, Any], metric: Metric, settings: CompareSettings) -> tuple[str, str | None, bool]:
-    """The round-level test: the two runs' rounds, trimmed ratio and Yuen's one-sided t-test."""
+def decide(rows: list[dict[str, Any]], settings: CompareSettings, cap: float,
+           extra: Sequence[tuple[dict[str, Any], Estimate | None, bool]] = ()) -> None:
+    """Every pending row's verdict at once: Holm's split of the budget over the rows judged, then the check.
+
+    ``extra`` are further series judged in the same family (the change-point mode's suite series):
+    (a dict to fill like a row, its estimate, bigger_is_better).
+    """
+    pending = [(r, r.pop("_estimate"), bool(r["bigger_is_better"])) for r in rows if "_estimate" in r]
+    pending += [(target, estimate, bigger) for target, estimate, bigger in extra]
+    p_worse = [e.p(down=bigger) if e is not None else None for _, e, bigger in pending]
+    p_better = [e.p(down=not bigger) if e is not None else None for _, e, bigger in pending]
+    worse_levels = case_levels(p_worse, settings.alpha, cap)
+    better_levels = case_levels(p_better, settings.alpha, cap)
+    quoted = bonferroni_level(sum(p is not None for p in p_worse), settings.alpha, cap)
+    for (row, estimate, bigger), pw, pb, lw, lb in zip(pending, p_worse, p_better, worse_levels, better_levels,
+                                                         strict=True):
+        threshold = float(row.get("threshold") or DEFAULT_THRESHOLD)
+        if (row.get("normalization") or {}).get("chosen"):
+            lw, lb = lw / 2, lb / 2  # two candidate spreads were looked at (bench.analyze.normalize.Normalization)
+        detect = row.setdefault("detect", {})
+        row.update(p_worse=pw, p_better=pb, alpha=lw, verdict="no change", fails_build=False, reason=None)
+        if estimate is None:
+            detect.update(judged=False)
+            continue
+        row["ratio"] = estimate.ratio
+        check = GateCheck(threshold, lw, bigger)
+        quote = GateCheck(threshold, quoted / 2 if (row.get("normalization") or {}).get("chosen") else quoted, bigger)
+        mde = quote.mde(estimate)
+        detect.update(judged=estimate.se is not None or estimate.p_low is not None, evidence=estimate.evidence,
+                      level=lw, quoted_level=quoted, se_log=estimate.se, df=estimate.df, bound=check.bound(estimate), mde=mde,
+                      blind_below=abs(mde) if mde is not None and abs(mde) > threshold else None)
+        if pw is None and estimate.se is None and estimate.p_low is None:
+            continue
+        label = f"{row.get('metric') or 'value'}{' / control' if row.get('normalized') else ''}"
+        regressed = check.fails(estimate)
+        if regressed:
+            row.update(verdict="regression", reason=f"{label} {regressed}", fails_build=True)
+            continue
+        improved = GateCheck(threshold, lb, bigger).improvement().fails(estimate)
+        if improved:
+            row.update(verdict="improvement", reason=f"{label} {improved}")
+
+
+def _normalize_rounds(row: dict[str, Any], metric: Metric, settings: CompareSettings
+                      ) -> tuple[list[float], list[float]]:
     base, cur = row["_records"]
     samples_b, samples_c = row["baseline"]["samples"], row["current"]["samples"]
-    row["median_ratio"] = row["current"]["median"] / row["baseline"]["median"]
     control_b, control_c = control_value(base), control_value(cur)
-    if settings.normalize == "control":
-        if control_b is not None and control_c is not None:
-            samples_b = normalized(samples_b, control_b, metric.bigger_is_better)
-            samples_c = normalized(samples_c, control_c, metric.bigger_is_better)
-            row["normalized"] = True
-            row["raw_ratio"] = trimmed_ratio(row["baseline"]["samples"], row["current"]["samples"])
-        elif control_b is not None or control_c is not None:  # runs from before the control: silently raw
-            row["notes"].append("not normalised: one side has no control samples for this case")
-    check = RegressionCheck(settings.threshold(metric.name), settings.alpha, metric.bigger_is_better)
-    row["ratio"] = trimmed_ratio(samples_b, samples_c)
-    row["p_worse"] = p_worse(samples_b, samples_c, metric.bigger_is_better)
-    row["p_better"] = p_worse(samples_b, samples_c, not metric.bigger_is_better)
-    if row["p_worse"] is None:
+    if settings.normalize == "control" and control_b is not None and control_c is not None:
+        row["normalized"] = True
+        row["raw_ratio"] = rounds_estimate(samples_b, samples_c).ratio
+        return ([normalized(s, control_b, metric.bigger_is_better) for s in samples_b],
+                [normalized(s, control_c, metric.bigger_is_better) for s in samples_c])
+    if settings.normalize == "control" and (control_b is not None or control_c is not None):
+        row["notes"].append("not normalised: one side has no control samples for this case")
+    elif settings.normalize == "auto" and control_b is not None and control_c is not None:
+        row["notes"].append("raw: the round-level test has no between-run spread to decide the control normalisation "
+                            "from (--normalize control to divide anyway)")
+    return samples_b, samples_c
+
+
+def judge_rounds(row: dict[str, Any], metric: Metric, settings: CompareSettings) -> Estimate | None:
+    """The round-level test: the two runs' rounds, trimmed ratio and Yuen's one-sided t-test."""
+    samples_b, samples_c = _normalize_rounds(row, metric, settings)
+    estimate = rounds_estimate(samples_b, samples_c)
+    row["detect"] = {"spread_of": "rounds"}
+    if estimate.se is None:
         row["notes"].append("not tested: fewer than 2 rounds, or no spread")
-    label = f"{metric.name}{' / control' if row['normalized'] else ''}"
-    regressed = check.fails(samples_b, samples_c)
-    if regressed:
-        return "regression", f"{label} {regressed}", True
-    improved = check.improvement().fails(samples_b, samples_c)
-    if improved:
-        return "improvement", f"{label} {improved}", False
-    return "no change", None, False
+    return estimate
+
+
+def judge_processes(row: dict[str, Any], metric: Metric, settings: CompareSettings) -> Estimate | None:
+    """Two runs, each case measured in several processes: pooled t over the process values.
+
+    The processes of one run alternate in time with other cases' (the sweep's passes), so their spread
+    holds each process's thread-pool draw and the machine's drift over the run. A run with one process per
+    case gives no spread at all: that case is not judged (two runs alone cannot tell a change from drift).
+    """
+    base, cur = row["_records"]
+    values_b = case_values(base, row["baseline"]["samples"], metric.bigger_is_better)
+    values_c = case_values(cur, row["current"]["samples"], metric.bigger_is_better)
+    bigger = metric.bigger_is_better
+    both_control = values_b.has_control and values_c.has_control
+    raw = [list(map(math.log, values_b.raw)), list(map(math.log, values_c.raw))]
+    divided = ([list(map(math.log, values_b.values(True, bigger))), list(map(math.log, values_c.values(True, bigger)))]
+               if both_control else None)
+    choice = choose_normalization(settings.normalize, raw, divided,
+                                  f"the processes of the two runs ({values_b.processes} + {values_c.processes})",
+                                  machine_moved(control_change(values_b.control, values_c.control), "between the runs")
+                                  if both_control else None)
+    row["normalized"] = choice.used
+    row["normalization"] = choice.as_dict()
+    a, b = values_b.values(choice.used, bigger), values_c.values(choice.used, bigger)
+    row["raw_ratio"] = values_c.run_value(False, bigger) / values_b.run_value(False, bigger)
+    row["baseline"] = side(base, list(values_b.raw)) | {"processes": values_b.processes}
+    row["current"] = side(cur, list(values_c.raw)) | {"processes": values_c.processes}
+    estimate = process_estimate(a, b)
+    spread = (estimate.se / math.sqrt(1 / len(a) + 1 / len(b))) if estimate.se else None
+    row["detect"] = {"spread": spread, "spread_of": "processes",
+                     "ab_pairs_10pct": pairs_needed(math.sqrt(2) * spread, level=CASE_ALPHA_CAP) if spread else None}
+    if settings.skip_contended and (contended(base) or contended(cur)):
+        row["notes"].append("not judged: another job loaded the machine while this case was timed (flags.contention); "
+                            "measure it again")
+        return Estimate(estimate.log_change, None, None, estimate.evidence)
+    if min(values_b.processes, values_c.processes) < MIN_PROCESSES:
+        row["notes"].append(
+            f"not judged: {values_b.processes} and {values_c.processes} process(es) per side give no spread, and two "
+            "runs alone cannot tell a change from between-run drift; keep a history (python -m bench promote, "
+            f"at least {MIN_HISTORY_RUNS} runs) or measure each case in at least {MIN_PROCESSES} processes")
+        return Estimate(estimate.log_change, None, None, estimate.evidence)
+    return estimate
 
 
 # --------------------------------------------------------------------------- document
@@ -393,6 +358,8 @@ def comparison_document(method: Mapping[str, Any], baseline_ref: Mapping[str, An
     """The versioned document every method writes (shape in docs/results.md, "Comparison document")."""
     counts = {name: sum(r["verdict"] == name for r in rows) for name in VERDICTS}
     fails_build = any(r["fails_build"] for r in rows)
+    measured = [r for r in rows if r.get("detect")]
+    judged = sum(bool(r["detect"].get("judged")) for r in measured)
     return {
         "kind": COMPARISON_KIND,
         "schema_version": COMPARISON_SCHEMA_VERSION,
@@ -404,7 +371,10 @@ def comparison_document(method: Mapping[str, Any], baseline_ref: Mapping[str, An
         "environment": dict(environment),
         "control": dict(control) if control is not None else None,
         "summary": {"counts": counts, "fails_build": fails_build,
-                    "exit_code": EXIT_REGRESSION if fails_build else EXIT_OK},
+                    "exit_code": EXIT_REGRESSION if fails_build else EXIT_OK,
+                    "judged": judged, "not_judged": len(measured) - judged,
+                    "blind": sum(r["detect"].get("blind_below") is not None and r["verdict"] == "no change"
+                                 for r in measured)},
         "rows": rows,
     }
 
@@ -421,18 +391,56 @@ def compare_runs(baseline: Mapping[str, Any], current: Mapping[str, Any], settin
     environment = environment_check(baseline, current, settings)
     where = (str((baseline_ref or {}).get("path") or "baseline"), str((current_ref or {}).get("path") or "current"))
     rows = [compare_case(case_id, b, c, settings, where) for case_id, b, c in match_cases(baseline, current)]
+    cap = settings.cap(ROUNDS_CASE_ALPHA)
+    decide(rows, settings, cap)
     method = {
         "name": "rounds",
         "effect": f"ratio of {TRIM:.0%}-trimmed geometric means of the per-round samples (current / baseline)",
         "test": f"Yuen-Welch trimmed t-test on log samples, one-sided (scipy.stats.ttest_ind, trim={TRIM})",
         "trim": TRIM,
         "alpha": settings.alpha,
+        "case_alpha": cap,
         "thresholds": tested_thresholds(settings),
         "normalize": settings.normalize,
-        "rule": "regression = change >= threshold in the bad direction AND p_worse < alpha",
+        "rule": RULE,
     }
     return comparison_document(method, run_ref(baseline, baseline_ref), run_ref(current, current_ref), environment,
                                rows, control_summary([baseline], current))
+
+
+def compare_two_runs(baseline: Mapping[str, Any], current: Mapping[str, Any], settings: CompareSettings | None = None,
+                     baseline_ref: Mapping[str, Any] | None = None, current_ref: Mapping[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """Method ``runs`` (``compare A.json B.json``): the process values of two runs, never the rounds.
+
+    Cases measured in one process per run are not judged (the comparison says what it would need); the
+    others are judged on the spread between their processes, with the detection limit that spread allows.
+    """
+    settings = settings or CompareSettings()
+    environment = environment_check(baseline, current, settings)
+    where = (str((baseline_ref or {}).get("path") or "baseline"), str((current_ref or {}).get("path") or "current"))
+    rows = [compare_case(case_id, b, c, settings, where, judge=judge_processes)
+            for case_id, b, c in match_cases(baseline, current)]
+    cap = settings.cap()
+    decide(rows, settings, cap)
+    method = {
+        "name": "runs",
+        "effect": "geometric mean of the current run's process values / the baseline run's (a process's value: "
+                  "its rounds' robust mean, bench.analyze.values.process_value)",
+        "test": "pooled two-sample t on the log process values, one-sided; Holm over the cases",
+        "trim": TRIM,
+        "alpha": settings.alpha,
+        "case_alpha": cap,
+        "thresholds": tested_thresholds(settings),
+        "normalize": settings.normalize,
+        "rule": RULE,
+    }
+    return comparison_document(method, run_ref(baseline, baseline_ref), run_ref(current, current_ref), environment,
+                               rows, control_summary([baseline], current))
+
+
+RULE = ("regression = change >= threshold in the bad direction AND one-sided p below the case's level (the "
+        "false-alarm budget alpha split over the cases judged by Holm's step-down, at most case_alpha per case)")
 
 
 def run_ref(run: Mapping[str, Any], ref: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -451,3 +459,8 @@ def exit_code(document: Mapping[str, Any]) -> int:
     return int(document["summary"]["exit_code"])
 
 
+__all__ = ["COMPARISON_KIND", "COMPARISON_SCHEMA_VERSION", "FINGERPRINT_FIELDS", "INFO_FIELDS", "PRIMARY_METRIC",
+           "SECONDARY_METRICS", "VERDICTS", "CompareSettings", "EnvironmentMismatch", "case_samples", "compare_case",
+           "compare_runs", "compare_two_runs", "comparison_document", "contended", "decide", "describe_differences",
+           "environment_check", "exit_code", "find_case", "fingerprint", "index_cases", "match_cases", "params_key",
+           "run_ref", "side", "tested_thresholds", "values_of"]

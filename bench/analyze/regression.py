@@ -1,13 +1,14 @@
-"""Regression checks: small objects whose ``fails(baseline, current)`` returns a reason or None.
+"""Metrics, and the estimates each comparison method gives the one judge (:mod:`bench.analyze.judge`).
 
-The habit is pytest-benchmark's ``PercentageRegressionCheck.fails``; what we add is that a slowdown
-must be both **large enough to matter** and **unlikely to be noise** before the build goes red:
+A slowdown must be both **large enough to matter** and **unlikely to be noise** before the build goes red;
+:class:`bench.analyze.judge.GateCheck` decides that for every method. What differs between methods is the
+evidence: which values are compared and what their spread is. This module builds that evidence as an
+:class:`~bench.analyze.judge.Estimate`:
 
-* :class:`MinimumEffectCheck`: the estimated change is at least the threshold (default 5 %) in the bad
-  direction;
-* :class:`SignificanceCheck`: a one-sided test over the per-round samples says the current run is worse
-  at level ``alpha`` (default 0.05);
-* :class:`RegressionCheck` fails only when both fail; with the direction flipped it finds improvements.
+* :func:`rounds_estimate`: the per-round samples of two runs (the round-level test, a quick look on a quiet
+  dedicated machine; :class:`RegressionCheck` is that question asked of the judge);
+* :func:`process_estimate`, :func:`history_estimate`, :func:`paired_estimate`: between processes, runs and
+  interleaved pairs (below).
 
 Method, and why
 ---------------
@@ -51,21 +52,22 @@ Between runs
 ------------
 The table above is about noise *within* a run. Rounds of one run share the machine's state; between two
 runs on a shared CI box that state moved throughput by 6-45 % on half the cases while the rounds stayed
-within 1-5 %, so the round-level test, confident about the wrong noise, flagged them all. The checks
-below take **one value per run** (the trimmed geometric mean of its rounds, :func:`run_value`) and judge
-it against the spread of other runs, as pyperf does with values from many worker processes and Bencher
-and Chromium's perf bots do with a window of earlier results:
+within 1-5 %, so the round-level test, confident about the wrong noise, flagged them all. The other
+estimates therefore take **one value per process or per run** (:mod:`bench.analyze.values`) and the
+spread between them:
 
-* :class:`HistoryCheck`: a new run against ``k`` earlier runs of the same case (the baseline history).
-  On log values ``h``, mean ``m``, standard deviation ``s``, the new value ``c`` is a regression when it
-  lies outside the one-sided ``1 - alpha`` *prediction interval* of one more run,
-  ``m -/+ t(1 - alpha, k - 1) * s * sqrt(1 + 1/k)`` (Student's t: with few runs the interval widens by
-  itself instead of trusting a lucky small ``s``; Bencher's ``t_test`` threshold works the same way),
-  and the change ``exp(c - m) - 1`` also reaches the threshold. ``p_worse`` is the predictive p-value
-  ``P(T(k-1) < (c - m) / (s * sqrt(1 + 1/k)))``. At least ``MIN_HISTORY_RUNS`` runs are required.
-* :class:`PairedCheck`: an interleaved A/B session, ``n`` runs per side taken in pairs one right after
-  the other; one-sided paired t-test on the per-pair log ratios (``scipy.stats.ttest_rel``), and the
-  mean ratio reaching the threshold. Pairing cancels whatever drifts slower than a pair.
+* :func:`process_estimate`: two runs, each case measured in several fresh processes: pooled two-sample t
+  over the process values (the spread between processes includes the thread-pool draw of each process and
+  the machine's drift over the run; it does not include what differs between two runs as a whole).
+* :func:`history_estimate`: a new run against ``k`` earlier runs (the baseline history). On log values
+  (outliers winsorised, :func:`bench.analyze.judge.robust_logs`) with mean ``m`` and sd ``s``, the new value
+  ``c`` is judged against the Student-t *prediction interval* of one more run: se = ``s * sqrt(1 + 1/k)``,
+  ``k - 1`` degrees of freedom (a short history widens the interval by itself; Bencher's ``t_test``
+  threshold works the same way). At least ``MIN_HISTORY_RUNS`` runs are required.
+* :func:`paired_estimate`: an interleaved A/B session, one value per side per pair; paired t on the
+  per-pair log ratios. Pairing cancels whatever drifts slower than a pair.
+
+Every estimate is judged by the one check, :class:`bench.analyze.judge.GateCheck`.
 """
 
 from __future__ import annotations
@@ -77,21 +79,24 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from bench.analyze.judge import CASE_ALPHA_CAP, Estimate, GateCheck, robust_logs
 from bench.analyze.values import TRIM
 from bench.analyze.values import logs as _logs
 
 DEFAULT_THRESHOLD = 0.05
+# The false-alarm budget (bench.analyze.judge): 5 % per suite run, split over the cases with Holm's
+# step-down, at most 1 % per case for the between-run methods. The round-level test keeps its old 5 % per
+# case (a quick look on a quiet machine; its noise model is wrong on a shared one anyway).
 DEFAULT_ALPHA = 0.05
+ROUNDS_CASE_ALPHA = 0.05
 MIN_ROUNDS = 2
-# Between-run tests. Five runs give four degrees of freedom: t(0.99, 4) = 3.75, so a history must be
-# tight to flag anything; fewer would make the interval mostly guesswork. alpha is per case: a sweep of
-# K cases false-alarms in about K x alpha of runs when the runs really vary as the history says.
+# Five runs give four degrees of freedom: t(0.99, 4) = 3.75, so a history must be tight to flag anything;
+# fewer would make the interval mostly guesswork.
 MIN_HISTORY_RUNS = 5
 DEFAULT_HISTORY_WINDOW = 10
-DEFAULT_HISTORY_ALPHA = 0.01
 MIN_PAIRS = 2
+MIN_PROCESSES = 2  # per side, for the two-run test over process values
 
 # cpu_predict statuses that mean "the method did not do its job" (skipped means it was not run).
 NOT_WORKING = ("failed", "wrong", "not_on_cpu")
@@ -117,27 +122,97 @@ METRICS: dict[str, Metric] = {
 }
 
 
+# --------------------------------------------------------------------------- estimates, one per method
+
+
+def _trimmed(values: np.ndarray) -> tuple[float, float, int, int]:
+    """20 %-trimmed mean, winsorised variance, n and the number of values kept (Yuen 1974)."""
+    x = np.sort(values)
+    n = len(x)
+    g = int(math.floor(TRIM * n))
+    kept = n - 2 * g
+    winsorised = x.copy()
+    if g:
+        winsorised[:g], winsorised[n - g:] = x[g], x[n - g - 1]
+    return float(np.mean(x[g:n - g])), float(np.var(winsorised, ddof=1)), n, kept
+
+
+def rounds_estimate(baseline: Sequence[float], current: Sequence[float]) -> Estimate:
+    """Rounds of two runs: difference of 20 %-trimmed log means, Yuen's standard error.
+
+    Pooled winsorised variance when both sides have the same number of rounds (more degrees of freedom,
+    so more power at n = 5), Welch's correction otherwise; exactly ``scipy.stats.ttest_ind(trim=0.2)``.
+    """
+    m1, v1, n1, h1 = _trimmed(_logs(baseline))
+    m2, v2, n2, h2 = _trimmed(_logs(current))
+    evidence = f"{n2} vs {n1} rounds"
+    if n1 < MIN_ROUNDS or n2 < MIN_ROUNDS or h1 < 2 or h2 < 2:
+        return Estimate(m2 - m1, None, None, evidence)
+    if n1 == n2:
+        pooled = ((n1 - 1) * v1 + (n2 - 1) * v2) / (h1 + h2 - 2)
+        se, df = math.sqrt(pooled * (1 / h1 + 1 / h2)), float(h1 + h2 - 2)
+    else:
+        d1, d2 = (n1 - 1) * v1 / (h1 * (h1 - 1)), (n2 - 1) * v2 / (h2 * (h2 - 1))
+        se = math.sqrt(d1 + d2)
+        df = (d1 + d2) ** 2 / (d1 ** 2 / (h1 - 1) + d2 ** 2 / (h2 - 1)) if d1 + d2 > 0 else float(h1 + h2 - 2)
+    return Estimate(m2 - m1, se if se > 0 else None, df, evidence)
+
+
+def process_estimate(baseline: Sequence[float], current: Sequence[float]) -> Estimate:
+    """Two runs, one value per process on each side: pooled two-sample t on the log process values."""
+    a, b = _logs(baseline), _logs(current)
+    evidence = f"{len(b)} vs {len(a)} processes"
+    change = float(b.mean() - a.mean())
+    if len(a) < MIN_PROCESSES or len(b) < MIN_PROCESSES:
+        return Estimate(change, None, None, evidence)
+    df = len(a) + len(b) - 2
+    pooled = (float(np.sum((a - a.mean()) ** 2)) + float(np.sum((b - b.mean()) ** 2))) / df
+    se = math.sqrt(pooled * (1 / len(a) + 1 / len(b)))
+    return Estimate(change, se if se > 0 else None, float(df), evidence)
+
+
+def history_estimate(history: Sequence[float], current: float) -> Estimate:
+    """One run against ``k`` earlier runs: the Student-t prediction of one more run (see the module docstring)."""
+    logs = robust_logs(history)
+    k = len(logs)
+    if k < 2:
+        raise ValueError("a history needs at least two runs")
+    m, s = float(np.mean(logs)), float(np.std(logs, ddof=1))
+    se = s * math.sqrt(1.0 + 1.0 / k)
+    return Estimate(float(_logs([current])[0]) - m, se if se > 0 else None, float(k - 1), f"{k} history runs")
+
+
+def history_spread(history: Sequence[float]) -> float:
+    """The between-run standard deviation of a history's log values (outliers winsorised)."""
+    return float(np.std(robust_logs(history), ddof=1))
+
+
+def paired_estimate(a: Sequence[float], b: Sequence[float]) -> Estimate:
+    """Interleaved pairs (side a, side b): mean of the per-pair log ratios b / a, paired t."""
+    if len(a) != len(b):
+        raise ValueError("both sides need one value per pair")
+    d = _logs(b) - _logs(a)
+    n = len(d)
+    evidence = f"{n} interleaved pairs"
+    if n < MIN_PAIRS:
+        return Estimate(float(d.mean()) if n else 0.0, None, None, evidence)
+    se = float(np.std(d, ddof=1)) / math.sqrt(n)
+    return Estimate(float(d.mean()), se if se > 0 else None, float(n - 1), evidence)
+
+
+# --------------------------------------------------------------------------- the round-level checks
+
+
 def trimmed_ratio(baseline: Sequence[float], current: Sequence[float]) -> float:
     """current / baseline as the ratio of 20 %-trimmed geometric means."""
-    diff = stats.trim_mean(_logs(current), TRIM) - stats.trim_mean(_logs(baseline), TRIM)
-    return float(math.exp(diff))
+    return rounds_estimate(baseline, current).ratio
 
 
 def p_worse(baseline: Sequence[float], current: Sequence[float], bigger_is_better: bool) -> float | None:
-    """One-sided Yuen-Welch p-value for "current is worse than baseline"; None when it cannot be tested."""
-    if len(baseline) < MIN_ROUNDS or len(current) < MIN_ROUNDS:
-        return None
-    alternative = "less" if bigger_is_better else "greater"
-    # With equal round counts the pooled test is robust to unequal spread (and has more degrees of
-    # freedom, so more power at n = 5); with unequal counts only Welch's correction is safe.
-    equal_var = len(baseline) == len(current)
+    """One-sided Yuen p-value for "current is worse than baseline"; None when it cannot be tested."""
     with warnings.catch_warnings():
-        # Identical rounds have no spread: scipy warns and returns nan, which we report as "no p-value".
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_ind(_logs(current), _logs(baseline), equal_var=equal_var, trim=TRIM,
-                                 alternative=alternative)
-    p = float(result.pvalue)
-    return p if math.isfinite(p) else None
+        return rounds_estimate(baseline, current).p(down=bigger_is_better)
 
 
 @dataclass(frozen=True)
@@ -157,9 +232,9 @@ class MinimumEffectCheck:
 
 @dataclass(frozen=True)
 class SignificanceCheck:
-    """Fails when the one-sided Yuen-Welch test says "worse" at level ``alpha``."""
+    """Fails when the one-sided Yuen test says "worse" at level ``alpha``."""
 
-    alpha: float = DEFAULT_ALPHA
+    alpha: float = ROUNDS_CASE_ALPHA
     bigger_is_better: bool = True
 
     def fails(self, baseline: Sequence[float], current: Sequence[float]) -> str | None:
@@ -171,21 +246,17 @@ class SignificanceCheck:
 
 @dataclass(frozen=True)
 class RegressionCheck:
-    """Fails when the change is both at least ``threshold`` and significant at ``alpha``."""
+    """The round-level question asked of the one judge: the rounds' estimate, :class:`GateCheck` decides."""
 
     threshold: float = DEFAULT_THRESHOLD
-    alpha: float = DEFAULT_ALPHA
+    alpha: float = ROUNDS_CASE_ALPHA
     bigger_is_better: bool = True
 
-    def checks(self) -> tuple[MinimumEffectCheck, SignificanceCheck]:
-        return (MinimumEffectCheck(self.threshold, self.bigger_is_better),
-                SignificanceCheck(self.alpha, self.bigger_is_better))
+    def gate(self) -> GateCheck:
+        return GateCheck(self.threshold, self.alpha, self.bigger_is_better)
 
     def fails(self, baseline: Sequence[float], current: Sequence[float]) -> str | None:
-        reasons = [check.fails(baseline, current) for check in self.checks()]
-        if all(reasons):
-            return "; ".join(r for r in reasons if r)
-        return None
+        return self.gate().fails(rounds_estimate(baseline, current))
 
     def improvement(self) -> RegressionCheck:
         """The same check in the other direction: fails when the metric got significantly better."""
@@ -208,100 +279,6 @@ class StatusCheck:
         return None
 
 
-# --------------------------------------------------------------------------- between runs
-
-
-@dataclass(frozen=True)
-class HistoryResult:
-    """A run's value against the prediction interval of its history (all ratios are current / history)."""
-
-    runs: int
-    ratio: float  # exp(c - m): current / geometric mean of the history
-    sd_log: float  # between-run standard deviation of the history's log values
-    bound_ratio: float  # where the one-sided interval ends in the bad direction, as a ratio to m
-    p_worse: float | None
-    p_better: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"runs": self.runs, "sd_log": self.sd_log, "bound_ratio": self.bound_ratio}
-
-
-def history_test(history: Sequence[float], current: float, bigger_is_better: bool,
-                 alpha: float = DEFAULT_HISTORY_ALPHA) -> HistoryResult:
-    """Where ``current`` (one run's value) falls in the spread of ``history`` (one value per earlier run)."""
-    logs = _logs(history)
-    c = float(_logs([current])[0])
-    k = len(logs)
-    if k < 2:
-        raise ValueError("a history needs at least two runs")
-    m, s = float(np.mean(logs)), float(np.std(logs, ddof=1))
-    scale = s * math.sqrt(1.0 + 1.0 / k)
-    t = float(stats.t.ppf(1.0 - alpha, k - 1))
-    bound = m - t * scale if bigger_is_better else m + t * scale
-    if scale > 0:
-        z = (c - m) / scale
-        p_low, p_high = float(stats.t.cdf(z, k - 1)), float(stats.t.sf(z, k - 1))
-    else:  # identical history values: no spread to judge against
-        p_low = p_high = None  # type: ignore[assignment]
-    p_worse, p_better = (p_low, p_high) if bigger_is_better else (p_high, p_low)
-    return HistoryResult(k, math.exp(c - m), s, math.exp(bound - m), p_worse, p_better)
-
-
-@dataclass(frozen=True)
-class HistoryCheck:
-    """Fails when one run's value lies beyond its history's prediction interval and the change reaches
-    ``threshold``."""
-
-    threshold: float = DEFAULT_THRESHOLD
-    alpha: float = DEFAULT_HISTORY_ALPHA
-    bigger_is_better: bool = True
-
-    def fails(self, history: Sequence[float], current: float) -> str | None:
-        result = history_test(history, current, self.bigger_is_better, self.alpha)
-        change = result.ratio - 1.0
-        worse_by = -change if self.bigger_is_better else change
-        if worse_by < self.threshold or result.p_worse is None or result.p_worse >= self.alpha:
-            return None
-        return (f"{change:+.1%} vs the mean of {result.runs} runs (beyond both the threshold "
-                f"{self.threshold:.0%} and the {1 - self.alpha:.0%} prediction bound "
-                f"{result.bound_ratio - 1:+.1%}; between-run sd {result.sd_log:.1%})")
-
-    def improvement(self) -> HistoryCheck:
-        return replace(self, bigger_is_better=not self.bigger_is_better)
-
-
-def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float:
-    """b / a as the geometric mean of the per-pair ratios."""
-    return float(math.exp(np.mean(_logs(b) - _logs(a))))
-
-
-def p_paired_worse(a: Sequence[float], b: Sequence[float], bigger_is_better: bool) -> float | None:
-    """One-sided paired t-test on log values: is side b worse than side a? None when untestable."""
-    if len(a) != len(b) or len(a) < MIN_PAIRS:
-        return None
-    alternative = "less" if bigger_is_better else "greater"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_rel(_logs(b), _logs(a), alternative=alternative)
-    p = float(result.pvalue)
-    return p if math.isfinite(p) else None
-
-
-@dataclass(frozen=True)
-class PairedCheck:
-    """Fails when side b is worse than side a by at least ``threshold`` and the paired test agrees."""
-
-    threshold: float = DEFAULT_THRESHOLD
-    alpha: float = DEFAULT_ALPHA
-    bigger_is_better: bool = True
-
-    def fails(self, a: Sequence[float], b: Sequence[float]) -> str | None:
-        change = paired_ratio(a, b) - 1.0
-        worse_by = -change if self.bigger_is_better else change
-        p = p_paired_worse(a, b, self.bigger_is_better)
-        if worse_by >= self.threshold and p is not None and p < self.alpha:
-            return f"{change:+.1%} over {len(a)} interleaved pairs (threshold {self.threshold:.0%}); p = {p:.3g} < {self.alpha:g}"
-        return None
-
-    def improvement(self) -> PairedCheck:
-        return replace(self, bigger_is_better=not self.bigger_is_better)
+__all__ = ["CASE_ALPHA_CAP", "DEFAULT_ALPHA", "DEFAULT_THRESHOLD", "METRICS", "MIN_HISTORY_RUNS", "NOT_WORKING",
+           "Metric", "RegressionCheck", "StatusCheck", "history_estimate", "paired_estimate", "process_estimate",
+           "rounds_estimate"]

@@ -2,7 +2,8 @@
 
 ``compare NAME`` then judges new runs against the between-run spread of that history; it needs at least
 ``MIN_HISTORY_RUNS`` runs, made at different times (separate sweeps, ideally hours or days apart, so the
-history sees the runner's real drift).
+history sees the runner's real drift). ``compare NAME --method changepoint`` reads the same folder as a
+series of nightly runs: it needs a reference of at least ``MIN_REFERENCE`` runs and one more.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.analyze.cusum import MIN_REFERENCE
 from bench.analyze.regression import MIN_HISTORY_RUNS
 from bench.commands import add_results_dir
 from bench.store.baselines import promote, resolve_run
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     missing = MIN_HISTORY_RUNS - promotion.history_runs
     status = (f"; the between-run test needs {missing} more" if missing > 0
               else "; enough for the between-run test")
+    series = MIN_REFERENCE + 1 - promotion.history_runs
+    status += f", the change-point mode {series} more" if series > 0 else ", and for the change-point mode"
     print(f"{verb} {promotion.path} with run {promotion.run_id} "
           f"(history {args.name}: {promotion.history_runs} run(s){status})")
     return 0

@@ -1,7 +1,10 @@
 """The terminal table of a comparison document (``python -m bench compare`` / ``ab``).
 
 One line per case, long reasons wrapped under the "why" column instead of cut off, ``only_changed``
-to leave out the ``no change`` rows (the counts still cover every case). Reads the document only.
+to leave out the ``no change`` rows (the counts still cover every case). Each row says what it can see
+(the "sees" column: the slowdown caught with 90 % probability; with a history also within 8 more runs of
+the change-point mode, and the A/B pairs a 10 % slowdown needs), and a quiet row whose threshold is below
+that is labelled "blind below X %", so green is never read as "no change". Reads the document only.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any
 
 from bench.analyze.compare import describe_differences
 
-HEADER = ("case", "metric", "baseline", "current", "change", "p", "verdict", "why")
-LEFT = {0, 1, 6}  # left-aligned columns; numbers are right-aligned
+HEADER = ("case", "metric", "baseline", "current", "change", "p", "verdict", "sees (90 %)", "why")
+LEFT = {0, 1, 6, 7}  # left-aligned columns; numbers are right-aligned
 MIN_WHY_WIDTH = 30
 
 
@@ -78,13 +81,41 @@ def changed(row: Mapping[str, Any]) -> bool:
     return row["verdict"] != "no change"
 
 
+def verdict_cell(row: Mapping[str, Any]) -> str:
+    """The verdict, with "blind below X %" when the row stayed quiet below what it can see."""
+    detect = row.get("detect") or {}
+    if row["verdict"] == "no change" and detect.get("judged") is False:
+        return "not judged"
+    blind = detect.get("blind_below")
+    if row["verdict"] == "no change" and blind is not None:
+        return f"no change, blind below {blind:.0%}"
+    return str(row["verdict"])
+
+
+def sees_cell(row: Mapping[str, Any]) -> str:
+    """What this row can see, at 90 % probability: one run (or this session), 8 more runs, A/B pairs for 10 %."""
+    detect = row.get("detect") or {}
+    if not detect or detect.get("judged") is False:
+        return "-"
+    parts = []
+    if detect.get("mde") is not None:
+        at = f" at {detect['pairs']} pairs" if detect.get("spread_of") == "pairs" and detect.get("pairs") else ""
+        parts.append(f"{abs(detect['mde']):.0%}{at}")
+    after = (detect.get("after_runs") or {}).get("8", "absent")
+    if after != "absent":
+        parts.append(f"8 runs {abs(after):.0%}" if after is not None else "8 runs -")
+    if detect.get("ab_pairs_10pct") and detect.get("spread_of") != "pairs":
+        parts.append(f"A/B {detect['ab_pairs_10pct']} pairs")
+    return ", ".join(parts) or "-"
+
+
 def render_table(document: Mapping[str, Any], only_changed: bool = False, width: int | None = None) -> str:
     """A short aligned table: one line per case (reasons wrapped), then the method and the counts."""
     width = width or shutil.get_terminal_size((120, 24)).columns
     rows = [r for r in document["rows"] if changed(r) or not only_changed]
     cells = [HEADER] + [(r["case_id"], r["metric"] or "-", cell(r["baseline"]), cell(r["current"]),
                          f"{r['ratio'] - 1:+.1%}" if r["ratio"] is not None else "-", fmt_p(row_p(r)),
-                         r["verdict"], why(r)) for r in rows]
+                         verdict_cell(r), sees_cell(r), why(r)) for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER) - 1)]
     indent = sum(widths) + 2 * len(widths)
     # Too narrow a terminal for the why column: reasons go on their own lines, indented.
@@ -104,16 +135,39 @@ def render_table(document: Mapping[str, Any], only_changed: bool = False, width:
         out.append(f"(no case changed; {len(document['rows'])} compared)")
     elif only_changed:
         out.append(f"({len(document['rows']) - len(rows)} unchanged case(s) not shown: --only-changed)")
-    counts = document["summary"]["counts"]
-    summary = ", ".join(f"{n} {v}{'s' if n > 1 and v in ('regression', 'improvement') else ''}"
-                        for v, n in counts.items() if n)
-    lines = [*reference_lines(document), *out,
+    summary = summary_text(document)
+    suite = suite_line(document)
+    lines = [*reference_lines(document), *out, *(textwrap.wrap(suite, width, subsequent_indent="  ") if suite else []),
              *textwrap.wrap(method_line(document), width, subsequent_indent="  ")]
     control = control_line(document)
     if control:
         lines += textwrap.wrap(control, width, subsequent_indent="  ")
     lines.append(f"{summary or 'no cases'} -> exit {document['summary']['exit_code']}")
     return "\n".join(lines)
+
+
+def summary_text(document: Mapping[str, Any]) -> str:
+    """"1 regression, 3 no change (2 blind below their threshold, 1 not judged)"."""
+    summary = document["summary"]
+    text = ", ".join(f"{n} {v}{'s' if n > 1 and v in ('regression', 'improvement') else ''}"
+                     for v, n in summary["counts"].items() if n)
+    extra = [f"{summary['blind']} blind below their threshold" if summary.get("blind") else "",
+             f"{summary['not_judged']} not judged" if summary.get("not_judged") else ""]
+    extra = [e for e in extra if e]
+    return f"{text} ({', '.join(extra)})" if text and extra else text
+
+
+def suite_line(document: Mapping[str, Any]) -> str | None:
+    """The change-point mode's suite series, one line."""
+    suite = document.get("suite")
+    if not suite:
+        return None
+    worse = (suite.get("changepoint") or {}).get("worse") or {}
+    after = ((suite.get("detect") or {}).get("after_runs") or {}).get("8")
+    sees = f"; sees {abs(after):.0%} within 8 runs" if after is not None else ""
+    shift = f" {worse['shift']:+.1%} since run {worse['start']['run_id']}" if worse.get("start") else ""
+    return (f"{suite['case_id']}: {suite['verdict']}{shift} (CUSUM {worse.get('peak', 0):.1f} of "
+            f"{worse.get('threshold', 0):.1f}){sees}" + (f" - {suite['reason']}" if suite.get("reason") else ""))
 
 
 def reference_lines(document: Mapping[str, Any]) -> list[str]:
@@ -127,6 +181,11 @@ def reference_lines(document: Mapping[str, Any]) -> list[str]:
     if method == "history":
         runs = len(base.get("history") or [])
         first = f"baseline: history{name} of {runs} runs ({base['path'] or '-'}), newest {base['run_id']}"
+    elif method == "changepoint":
+        runs = len(base.get("history") or [])
+        reference = document["method"].get("reference_runs")
+        first = (f"series:   {runs} runs of{name or ' the history'} ({base['path'] or '-'}): {reference} reference runs "
+                 f"to {base['run_id']}, then {runs - (reference or 0)} monitored")
     elif method == "interleaved":
         first = f"side a:   {base['run_id']} and the rest of side a ({document['method'].get('pairs')} pairs)"
     else:
@@ -141,18 +200,33 @@ def method_line(document: Mapping[str, Any]) -> str:
     normalized = any(r.get("normalized") for r in document["rows"])
     norm = " normalised by the control workload," if normalized else ""
     thresholds = _thresholds(method)
+    budget = (f"false-alarm budget {method['alpha']:g} per comparison split over the cases (Holm), at most "
+              f"{method.get('case_alpha', method['alpha']):g} per case")
     if name == "history":
-        return (f"between-run test: each run is one value (trimmed mean of its rounds); baseline = median ± half IQR "
-                f"of the history's run values; change ={norm} current / history mean; regression = change beyond "
-                f"{thresholds} and outside the {1 - method['alpha']:.0%} prediction interval of the history "
-                f"(at least {method.get('min_runs')} runs)")
+        return (f"between-run test: each run is one value (geometric mean of its processes); baseline = median ± half "
+                f"IQR of the history's run values; change ={norm} current / history mean; regression = change beyond "
+                f"{thresholds} and outside the history's prediction interval at the case's level ({budget}; at "
+                f"least {method.get('min_runs')} runs); sees = the slowdown caught with 90 % probability by one run, "
+                "by the change-point mode within 8 runs, and the A/B pairs a 10 % slowdown needs")
+    if name == "runs":
+        return (f"two runs: each process is one value; change ={norm} ratio of the runs' geometric means; regression "
+                f"= change beyond {thresholds} and one-sided p below the case's level over the processes ({budget}); "
+                "sees = the slowdown caught with 90 % probability, and the A/B pairs a 10 % slowdown needs")
+    if name == "changepoint":
+        return (f"change-point mode: CUSUM over {method.get('history_runs')} runs ({method.get('reference_runs')} "
+                f"reference), change ={norm} mean since the shift began / reference mean; regression = the CUSUM "
+                f"crossed its threshold and the change is beyond {thresholds} (budget {method['alpha']:g} per "
+                f"{method.get('horizon')} runs, split over the cases and the suite with Holm); sees = the slowdown "
+                "caught with 90 % probability within 8 runs")
     if name == "interleaved":
-        return (f"interleaved A/B: each side's value per pair from its own process; change ={norm} geometric mean "
-                f"of b / a over the pairs; regression = change beyond {thresholds} and paired one-sided "
-                f"p < {method['alpha']:g}")
+        minutes = f", {method['minutes']:.1f} min" if method.get("minutes") is not None else ""
+        return (f"interleaved A/B ({method.get('pairs')} pairs{minutes}; looks at "
+                f"{', '.join(map(str, method.get('looks') or [])) or '-'} pairs): each side's value per pair from its "
+                f"own process; change ={norm} geometric mean of b / a over the pairs; regression = change beyond "
+                f"{thresholds} and paired one-sided p below the case's level ({budget}, and split over the looks)")
     return (f"medians ± half the interquartile range of the rounds; change ={norm} ratio of trimmed geometric means; "
-            f"regression = change beyond {thresholds} and one-sided p < {method['alpha']:g} over the rounds "
-            "(the rounds of one run share its machine state: this test ignores between-run drift)")
+            f"regression = change beyond {thresholds} and one-sided p below the case's level over the rounds "
+            f"({budget}; the rounds of one run share its machine state: this test ignores between-run drift)")
 
 
 def control_line(document: Mapping[str, Any]) -> str | None:

@@ -17,7 +17,19 @@ from typing import Any
 
 from bench.analyze.stats import summarize
 from bench.errors import UserError
-from bench.report.compare_table import cell, changed, fmt, fmt_p, method_line, row_p, why
+from bench.report.compare_table import (
+    cell,
+    changed,
+    fmt,
+    fmt_p,
+    method_line,
+    row_p,
+    sees_cell,
+    suite_line,
+    summary_text,
+    verdict_cell,
+    why,
+)
 from bench.store.baselines import injected_slowdown
 
 GITHUB_TOOLS = {"bigger": "customBiggerIsBetter", "smaller": "customSmallerIsBetter"}
@@ -128,29 +140,36 @@ def _md(text: str) -> str:
 
 def markdown_summary(document: Mapping[str, Any], only_changed: bool = True) -> str:
     """A Markdown section for ``$GITHUB_STEP_SUMMARY``: the verdict, then only the rows that changed."""
-    rows = [r for r in document["rows"] if changed(r) or not only_changed]
+    # A quiet row that could not see its threshold is listed too: "passes" must not read as "nothing changed".
+    rows = [r for r in document["rows"] if changed(r) or not only_changed or verdict_cell(r) != "no change"]
     summary = document["summary"]
-    counts = ", ".join(f"{n} {v}" for v, n in summary["counts"].items() if n) or "no cases"
+    counts = summary_text(document) or "no cases"
     status = "fails the build" if summary["fails_build"] else "passes"
     base, cur = document["baseline"], document["current"]
     name = f" `{base['baseline_name']}`" if base.get("baseline_name") else ""
     method = (document.get("method") or {}).get("name", "rounds")
-    against = (f"history{name} of {len(base.get('history') or [])} runs" if method == "history"
+    against = (f"history{name} of {len(base.get('history') or [])} runs" if method in ("history", "changepoint")
                else f"`{base.get('run_id')}`{name}")
     lines = [f"### Benchmark gate {status} (exit {summary['exit_code']})", "",
              f"`{cur.get('run_id')}` against {against}: {counts}.", ""]
+    suite = suite_line(document)
+    if suite:
+        lines += [_md(suite), ""]
     if rows:
-        lines += ["| case | metric | baseline | current | change | p | verdict | why |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+        lines += ["| case | metric | baseline | current | change | p | verdict | sees (90 %) | why |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |"]
         for r in rows:
             change = f"{r['ratio'] - 1:+.1%}" if r["ratio"] is not None else "-"
-            verdict = f"**{r['verdict']}**" if r["fails_build"] else r["verdict"]
+            verdict = f"**{r['verdict']}**" if r["fails_build"] else verdict_cell(r)
             lines.append(f"| `{_md(r['case_id'])}` | {r['metric'] or '-'} | {cell(r['baseline'])} | "
-                         f"{cell(r['current'])} | {change} | {fmt_p(row_p(r))} | {verdict} | {_md(why(r))} |")
+                         f"{cell(r['current'])} | {change} | {fmt_p(row_p(r))} | {verdict} | {sees_cell(r)} | "
+                         f"{_md(why(r))} |")
         if only_changed and len(rows) < len(document["rows"]):
-            lines += ["", f"{len(document['rows']) - len(rows)} case(s) with no change are not listed."]
+            lines += ["", f"{len(document['rows']) - len(rows)} case(s) with no change (and able to see their "
+                          "threshold) are not listed."]
     else:
-        lines.append(f"No case changed beyond the noise ({len(document['rows'])} compared).")
+        lines.append(f"No case changed beyond the noise, and every case could see its threshold "
+                     f"({len(document['rows'])} compared).")
     control = document.get("control") or {}
     lines += ["", f"<sub>{_md(method_line(document))}"
                   + (f"; control workload {control['ratio'] - 1:+.1%} against the baseline ({fmt(control['current'])} "

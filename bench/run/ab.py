@@ -9,7 +9,11 @@ alternating order, and the whole list is repeated ``repeats`` times::
     repeat 1: unit 0: b a   unit 1: a b   unit 2: b a ...
 
 so drift slower than one pair hits both sides equally, drift within a pair hits each side first half
-the time, and each unit's pairs are spread over the whole session. A side is an interpreter (another
+the time, and each unit's pairs are spread over the whole session. The session is adaptive: it runs the
+repeats up to the first look (8 pairs), asks ``decide`` which units are still unclear, and goes on with
+only those to the next look (16, then 24), as Chromium's Pinpoint adds repeats while its answer is
+"unknown"; what "clear" means is the analysis's business (:func:`bench.analyze.ab.progress`, passed in by
+the command), not the runner's. A side is an interpreter (another
 virtualenv: another TensorFlow or Keras), a git revision (checked out into a temporary worktree and run
 from there) and extra environment variables. The ``bench run`` command line is the only interface
 between the sides, so an older revision works as long as it has ``run --config --results-dir --quiet``.
@@ -21,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,17 +141,32 @@ class Session:
     units: list[Unit]
     steps: list[Step]
     pairs: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    pair_units: list[int] = field(default_factory=list)  # the unit of each pair
     log: list[dict[str, Any]] = field(default_factory=list)  # one entry per process, in order
 
+    def seconds(self) -> dict[str, float]:
+        """Wall seconds of each run, by run_id."""
+        return {str(e["run_id"]): float(e["seconds"]) for e in self.log if e.get("seconds") is not None}
 
-def run_session(config: BenchConfig, a: Side, b: Side, runner: Runner, out_dir: Path, repeats: int,
-                on_step: Callable[[dict[str, Any], int, int], None] | None = None) -> Session:
-    """Measure every unit ``repeats`` times on both sides, alternately (see the module docstring)."""
+
+Decide = Callable[[Session], set[int]]  # the units still unclear after a look
+
+
+def run_session(config: BenchConfig, a: Side, b: Side, runner: Runner, out_dir: Path, looks: Sequence[int] | int,
+                on_step: Callable[[dict[str, Any], int, int], None] | None = None, decide: Decide | None = None,
+                clock: Callable[[], float] = time.monotonic) -> Session:
+    """Measure every unit on both sides, alternately, up to each look while ``decide`` says it is unclear.
+
+    ``looks`` are cumulative pair counts (8, 16, 24); a plain number is one look (no adaptivity). Without
+    ``decide`` every unit runs to the last look.
+    """
+    looks = (looks,) if isinstance(looks, int) else tuple(looks)
+    if not looks or any(n < 1 for n in looks) or list(looks) != sorted(set(looks)):
+        raise ValueError("looks must be increasing positive pair counts")
     plan = units(config)
     if not plan:
         raise SessionError("the config has no case to compare")
-    steps = schedule(len(plan), repeats)
-    session = Session(plan, steps)
+    session = Session(plan, [])
     import tomli_w  # only here: compare's reader-only environment (nox -s compare) builds this CLI too
 
     config_dir = out_dir / "configs"
@@ -157,21 +177,34 @@ def run_session(config: BenchConfig, a: Side, b: Side, runner: Runner, out_dir: 
         path.write_text(f"# {unit.label}\n" + tomli_w.dumps(unit.config), encoding="utf-8")
         paths.append(path)
     sides = {"a": a, "b": b}
+    active = set(range(len(plan)))
+    done = 0
     try:
         for side in (a, b):
             runner.prepare(side)
-        total = 2 * len(steps)
-        for step in steps:
-            docs: dict[str, dict[str, Any]] = {}
-            for label in step.order:
-                path = runner.run(sides[label], paths[step.unit], out_dir / label)
-                docs[label] = load_run(path)
-                entry = {"repeat": step.repeat, "unit": plan[step.unit].label, "side": label, "run": str(path),
-                         "run_id": docs[label].get("run_id")}
-                session.log.append(entry)
-                if on_step:
-                    on_step(entry, len(session.log), total)
-            session.pairs.append((docs["a"], docs["b"]))
+        for look in looks:
+            block = [step for step in schedule(len(plan), look)[done * len(plan):] if step.unit in active]
+            total = 2 * (len(session.log) // 2 + len(block))
+            for step in block:
+                docs: dict[str, dict[str, Any]] = {}
+                for label in step.order:
+                    started = clock()
+                    path = runner.run(sides[label], paths[step.unit], out_dir / label)
+                    seconds = clock() - started
+                    docs[label] = load_run(path)
+                    entry = {"repeat": step.repeat, "unit": plan[step.unit].label, "side": label, "run": str(path),
+                             "run_id": docs[label].get("run_id"), "seconds": round(seconds, 3)}
+                    session.log.append(entry)
+                    if on_step:
+                        on_step(entry, len(session.log), total)
+                session.steps.append(step)
+                session.pairs.append((docs["a"], docs["b"]))
+                session.pair_units.append(step.unit)
+            done = look
+            if decide is not None and look != looks[-1]:
+                active &= decide(session)
+                if not active:
+                    break
     finally:
         runner.close()
     return session

@@ -27,12 +27,24 @@ Verdict = Literal["regression", "improvement", "no change", "new", "missing", "f
 class ComparisonMethod(Model):
     """How the rows were judged."""
 
+    name: str | None = Field(None, description="rounds, runs, history, changepoint or interleaved.")
     effect: str = Field(description="What the ratio is, in words.")
     test: str = Field(description="The significance test, in words.")
-    trim: float = Field(description="Share trimmed from each end of the samples.")
-    alpha: float = Field(description="Significance level of the one-sided test.")
+    trim: float = Field(description="Share trimmed from each end of the samples (0 where the values are process "
+                                    "or run values).")
+    alpha: float = Field(description="False-alarm budget of the whole comparison (one-sided), split over the cases "
+                                     "with Holm's step-down (changepoint: per horizon runs; interleaved: also split "
+                                     "equally over the looks).")
+    case_alpha: float | None = Field(None, description="The most one case may take of alpha.")
+    normalize: str | None = Field(None, description="auto, control or none (--normalize).")
     thresholds: dict[str, float] = Field(description="Smallest change that can count, per metric (a fraction).")
     rule: str = Field(description="The regression rule, in words.")
+    looks: list[int] | None = Field(None, description="interleaved: the pair counts after which the session decided "
+                                                      "which cases still needed more pairs.")
+    pairs: int | None = Field(None, description="interleaved: pairs measured, all cases together.")
+    minutes: float | None = Field(None, description="interleaved: wall minutes of all the session's processes.")
+    reference_runs: int | None = Field(None, description="changepoint: runs that set each case's level and spread.")
+    horizon: int | None = Field(None, description="changepoint: monitored runs the false-alarm budget covers.")
 
 
 class RunReference(Model):
@@ -71,6 +83,11 @@ class ComparisonSummary(Model):
     counts: dict[str, int] = Field(description="Rows per verdict, every verdict listed.")
     fails_build: bool = Field(description="True when any row fails the build.")
     exit_code: int = Field(description="0, or 1 on a regression.")
+    judged: int | None = Field(None, description="Measured rows the method could judge.")
+    not_judged: int | None = Field(None, description="Measured rows it could not (no spread: e.g. one process per "
+                                                     "run with two files); never a regression.")
+    blind: int | None = Field(None, description="Quiet rows (no change) whose threshold is below what they can see "
+                                                "(detect.blind_below): labelled 'blind below X %'.")
 
 
 class ComparisonSide(Model):
@@ -85,7 +102,10 @@ class ComparisonSide(Model):
     q3: float | None = Field(None, description="Third quartile.")
     iqr: float | None = Field(None, description="q3 - q1.")
     cv: float | None = Field(None, description="Coefficient of variation.")
-    samples: list[float] | None = Field(None, description="The per-round samples of the metric.")
+    samples: list[float] | None = Field(None, description="The samples shown: per round (rounds), per process (runs), "
+                                                          "per run (history, changepoint), per pair (interleaved).")
+    processes: int | None = Field(None, description="Processes that measured the case on this side (runs, history).")
+    runs: int | None = Field(None, description="Runs (history, changepoint) or pairs (interleaved) behind this side.")
 
 
 class SecondaryMetric(Model):
@@ -95,6 +115,46 @@ class SecondaryMetric(Model):
     baseline: float | None = Field(description="Baseline value.")
     current: float | None = Field(description="Current value.")
     ratio: float | None = Field(description="current / baseline.")
+
+
+class Detection(Model):
+    """What a row can see at its spread (bench.analyze.judge, bench.analyze.cusum)."""
+
+    judged: bool = Field(description="False when the method could not judge the case (no spread to judge it by).")
+    spread: float | None = Field(None, description="Standard deviation of the log values the method judges.")
+    spread_of: str | None = Field(None, description="What that spread is between: rounds, processes, runs or pairs.")
+    evidence: str | None = Field(None, description="What the estimate rests on, e.g. '10 history runs'.")
+    level: float | None = Field(None, description="The one-sided level this case got from Holm's split.")
+    quoted_level: float | None = Field(None, description="The strictest case's level (budget / cases): what mde, "
+                                                         "after_runs and ab_pairs_10pct are quoted at.")
+    se_log: float | None = Field(None, description="Standard error of the log change.")
+    df: float | None = Field(None, description="Degrees of freedom of the t reference (null: normal).")
+    bound: float | None = Field(None, description="The change at which this row starts failing (the 50 % detection "
+                                                  "point), as a fraction in the bad direction (-0.12: 12 % slower).")
+    mde: float | None = Field(None, description="The change caught with 90 % probability by this comparison "
+                                                "(history: one run), as a fraction in the bad direction.")
+    blind_below: float | None = Field(None, description="abs(mde) when it exceeds the threshold: the row is labelled "
+                                                        "'blind below' this.")
+    after_runs: dict[str, float | None] | None = Field(None, description="history, changepoint: the slowdown the "
+        "change-point mode catches with 90 % probability within m runs, m = 4, 8, 16 (null: out of reach).")
+    ab_pairs_10pct: int | None = Field(None, description="Interleaved pairs a paired t-test needs to catch a 10 % "
+                                                         "slowdown with 90 % probability at this spread.")
+    runs: int | None = Field(None, description="Runs behind the spread (history, changepoint).")
+    pairs: int | None = Field(None, description="interleaved: pairs this case used.")
+    minutes: float | None = Field(None, description="interleaved: wall minutes of this case's processes.")
+
+
+class Normalization(Model):
+    """Whether the row was judged relative to the control workload, and why (bench.analyze.normalize)."""
+
+    used: bool = Field(description="True: values were divided by the control timed next to the case.")
+    mode: str = Field(description="--normalize: auto, control or none.")
+    chosen: bool = Field(False, description="auto picked between raw and divided by their spreads; the row's level is "
+                                            "halved for that choice (Bonferroni over the two candidates).")
+    sd_raw: float | None = Field(None, description="Spread of the log values the decision looked at, raw.")
+    sd_control: float | None = Field(None, description="The same divided by the control.")
+    p: float | None = Field(None, description="Pitman-Morgan one-sided p-value for 'dividing lowers the spread'.")
+    why: str = Field(description="The decision in words.")
 
 
 class ComparisonRow(Model):
@@ -119,6 +179,12 @@ class ComparisonRow(Model):
     reason: str | None = Field(description="One line behind the verdict.")
     notes: list[str] = Field(description="Extra lines.")
     secondary: dict[str, SecondaryMetric] = Field(description="Single-value metrics shown, never tested.")
+    raw_ratio: float | None = Field(None, description="The ratio before dividing by the control.")
+    normalization: Normalization | None = Field(None, description="The control normalisation chosen for this row.")
+    detect: Detection | None = Field(None, description="What this row can see (null for rows decided by status).")
+    changepoint: dict[str, Any] | None = Field(None, description="changepoint: reference_runs, monitored_runs, and "
+        "for 'worse' and 'better' the CUSUM statistic per monitored run, its peak, threshold, allowance, p, the alarm "
+        "and start runs ({index, position, run_id, created_utc}) and the shift since the start.")
 
 
 class ComparisonDocument(Model):
@@ -134,6 +200,8 @@ class ComparisonDocument(Model):
     environment: ComparisonEnvironment = Field(description="Fingerprints and their differences.")
     summary: ComparisonSummary = Field(description="Counts and the exit code.")
     rows: list[ComparisonRow] = Field(description="One per case, current-run order, then baseline-only cases.")
+    suite: dict[str, Any] | None = Field(None, description="changepoint: the suite series (the geometric mean of every "
+                                                           "case's relative speed), with a row's verdict fields.")
 
 
 def check_comparison(document: Any, where: str) -> ComparisonDocument:
