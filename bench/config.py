@@ -133,7 +133,7 @@ class ThreadSettings:
     """Framework thread pools: the main cause of process-to-process differences on small CPU machines."""
 
     intra_op: int | str = _doc(
-        'Threads one op may use (TensorFlow intra-op pool, torch.set_num_threads, XLA\'s CPU Eigen pool): an integer '
+        'Threads one op may use (TensorFlow intra-op pool, torch.set_num_threads; JAX has no such setting and keeps XLA\'s pool): an integer '
         '(0 = the framework\'s default) or "auto" = 1 on a machine with no GPU, the framework\'s default with one.',
         default="auto")
     inter_op: int | str = _doc(
