@@ -162,6 +162,7 @@ def test_a_real_sweep_runs_each_keras_in_its_own_workers_and_derives_them_side_b
         warmup_steps = 4
         rounds = 3
         min_round_s = 0.05
+        processes = 1  # the pooling of processes is tested in test_train_sweep and test_drift
         max_steps_per_round = 200
         [data]
         source = "synthetic"

@@ -337,6 +337,7 @@ exclude = [{backend = "torch", jit_compile = true}, {backend = "tensorflow", jit
 warmup_steps = 3
 rounds = 3
 min_round_s = 0.1
+processes = 1  # the pooling of processes is tested in test_train_sweep and test_drift
 max_steps_per_round = 200
 seed = 1
 
