@@ -275,7 +275,11 @@ def analyze(out: Path) -> None:
                 continue
             for case in run["cases"]:
                 m = case["metrics"]
+                if not m.get("round_s"):  # not measured (a failed case)
+                    continue
                 for proc in m.get("processes") or []:
+                    if proc.get("status", "ok") != "ok":
+                        continue
                     rounds = [s for s, p in zip(m["round_s"], m["round_pass"], strict=True) if p == proc["pass_index"]]
                     if len(rounds) > 1 and proc.get("position") is not None:
                         cv = statistics.stdev(rounds) / statistics.fmean(rounds)

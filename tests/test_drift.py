@@ -61,12 +61,14 @@ class FakeMachine:
     ``step_pass`` begins), and a fake clock."""
 
     def __init__(self, speeds: dict[str, float], step_at: float | None = None, step_pass: int | None = None,
-                 noise: float = 0.01, seed: int = 0, lose: tuple[str, int] | None = None):
+                 noise: float = 0.01, seed: int = 0, lose: tuple[str, int] | None = None,
+                 raises: tuple[str, int] | None = None):
         self.speeds, self.step_at, self.step_pass, self.noise = speeds, step_at, step_pass, noise
         self.current_pass = 0
         self.rng = np.random.default_rng(seed)
         self.now = 1_000_000.0
         self.lose = lose  # (case id, pass): that process dies, the parent records a crash
+        self.raises = raises  # (case id, pass): the case itself fails there (an exception, recorded by the worker)
         self.measured: list[tuple[str, int, float]] = []
 
     def machine(self) -> float:
@@ -81,6 +83,10 @@ class FakeMachine:
             if (case_id, slot.pass_index) == self.lose:
                 sweep._record_parent_failure(case_id, "worker process died (signal 9) during this case",
                                              "WorkerCrash", pass_index=slot.pass_index)
+                continue
+            if (case_id, slot.pass_index) == self.raises:
+                sweep._record_parent_failure(case_id, "ValueError: the case cannot run here", "ValueError",
+                                             pass_index=slot.pass_index)
                 continue
             planned = sweep._by_id[case_id]
             clock = CaseClock()
@@ -171,13 +177,24 @@ def test_a_lost_process_biases_pooled_rounds_but_not_the_paired_ratio(tmp_path, 
 
 def test_later_passes_reuse_the_first_calibration_and_skip_what_failed_first(tmp_path, monkeypatch):
     speeds = {A: 20_000.0, B: 10_000.0, C: 12_000.0}
-    machine = FakeMachine(speeds, lose=(C, 0))
+    machine = FakeMachine(speeds, raises=(C, 0))
     run = _run(tmp_path, monkeypatch, machine, 3, "interleaved")
     measured = [(cid, p) for cid, p, _ in machine.measured]
     assert (C, 1) not in measured and (C, 2) not in measured  # failed in its first process: measured once
     assert [p for cid, p in measured if cid == A] == [0, 1, 2]
     by_id = {c["case_id"]: c for c in run["cases"]}
     assert by_id[C]["status"] == "failed" and len(by_id[C]["metrics"]["processes"]) == 1
+
+
+def test_a_crash_in_the_first_process_does_not_drop_the_case(tmp_path, monkeypatch):
+    """A worker that died (a segfault) says nothing certain about the case: its later processes measure it."""
+    speeds = {A: 20_000.0, B: 10_000.0, C: 12_000.0}
+    machine = FakeMachine(speeds, lose=(C, 0))
+    run = _run(tmp_path, monkeypatch, machine, 3, "interleaved")
+    assert [p for cid, p, _ in machine.measured if cid == C] == [1, 2]
+    by_id = {c["case_id"]: c for c in run["cases"]}
+    assert by_id[C]["status"] == "ok"
+    assert [p["status"] for p in by_id[C]["metrics"]["processes"]] == ["failed", "ok", "ok"]
 
 
 def test_paired_interval_is_a_t_interval_on_log_ratios():

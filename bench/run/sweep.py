@@ -84,13 +84,16 @@ class Sweep:
 
     def wanted(self) -> list[Key]:
         """Every measurement the run still means to make or has made, in schedule order: a case's later passes
-        drop out once its first process ended other than ``ok``."""
+        drop out once its first process ended other than ``ok`` — unless that process died (a signal, or an exit
+        without a record): a crash says nothing certain about the case (TensorFlow's fit segfaulted once in
+        about twenty processes of configs/drift.toml here), so the later processes still measure it."""
         keys = []
         for slot in self.slots:
             for case_id in slot.case_ids:
                 key = (case_id, slot.pass_index)
                 first = self.records.get((case_id, 0))
-                if slot.pass_index > 0 and first is not None and first.status != "ok" and key not in self.records:
+                if (slot.pass_index > 0 and first is not None and first.status != "ok" and not _crashed(first)
+                        and key not in self.records):
                     continue
                 keys.append(key)
         return keys
@@ -269,3 +272,8 @@ class Sweep:
     def _kill(self) -> None:
         if self._proc is not None:
             kill_group(self._proc)
+
+
+def _crashed(record: CaseRecord) -> bool:
+    """The record the sweep wrote for a worker that died during the case (not a failure the case raised)."""
+    return record.error is not None and record.error.type == "WorkerCrash"
