@@ -10,16 +10,47 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
-from bench.analyze.normalize import CaseValues, case_values
-from bench.analyze.regression import METRICS
+from bench.analyze.judge import CASE_ALPHA_CAP
+from bench.analyze.normalize import NORMALIZE_MODES, CaseValues, case_values
+from bench.analyze.regression import DEFAULT_ALPHA, DEFAULT_THRESHOLD, METRICS
 from bench.analyze.stats import summarize
 from bench.errors import UserError
 from bench.store.results import ResultsError
 
-if TYPE_CHECKING:
-    from bench.analyze.compare import CompareSettings
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """How strict a comparison is."""
+
+    thresholds: Mapping[str, float] = field(default_factory=dict)  # per metric; missing = DEFAULT_THRESHOLD
+    # The false-alarm budget of one comparison (all its cases together), split with Holm's step-down
+    # (bench.analyze.judge.case_levels), and the most one case may take (None: the method's default, 1 %;
+    # 5 % for the round-level test).
+    alpha: float = DEFAULT_ALPHA
+    case_alpha: float | None = None
+    force: bool = False  # compare even when the fingerprints differ in what matters
+    allow_diff: frozenset[str] = frozenset()  # fingerprint fields expected to differ (e.g. an upgrade)
+    # "auto": divide by the control workload timed next to each case where that measurably lowers the
+    # case's spread in the data the method has (bench.analyze.normalize.choose_normalization);
+    # "control": wherever every run involved has it; "none": raw numbers.
+    normalize: str = "none"
+    # Leave out what the sweep flagged contention (another job loaded the machine while the case was timed):
+    # never judged, never in a spread (bench.analyze.matching.contended).
+    skip_contended: bool = True
+
+    def __post_init__(self) -> None:
+        if self.normalize not in NORMALIZE_MODES:
+            raise ValueError(f"normalize must be one of {NORMALIZE_MODES}")
+
+    def threshold(self, metric: str) -> float:
+        return float(self.thresholds.get(metric, DEFAULT_THRESHOLD))
+
+    def cap(self, method_default: float = CASE_ALPHA_CAP) -> float:
+        return self.case_alpha if self.case_alpha is not None else method_default
+
 
 # The metric that decides each suite's verdict, and the single-value metrics shown next to it. A suite
 # not listed is matched and its status compared, but no number is tested.

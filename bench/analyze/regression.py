@@ -80,15 +80,21 @@ from typing import Any
 
 import numpy as np
 
-from bench.analyze.judge import CASE_ALPHA_CAP, Estimate, GateCheck, robust_logs
+from bench.analyze.judge import (
+    CASE_ALPHA_CAP,
+    DEFAULT_THRESHOLD,
+    FAMILY_ALPHA,
+    Estimate,
+    GateCheck,
+    robust_logs,
+)
 from bench.analyze.values import TRIM
 from bench.analyze.values import logs as _logs
 
-DEFAULT_THRESHOLD = 0.05
 # The false-alarm budget (bench.analyze.judge): 5 % per suite run, split over the cases with Holm's
 # step-down, at most 1 % per case for the between-run methods. The round-level test keeps its old 5 % per
 # case (a quick look on a quiet machine; its noise model is wrong on a shared one anyway).
-DEFAULT_ALPHA = 0.05
+DEFAULT_ALPHA = FAMILY_ALPHA
 ROUNDS_CASE_ALPHA = 0.05
 MIN_ROUNDS = 2
 # Five runs give four degrees of freedom: t(0.99, 4) = 3.75, so a history must be tight to flag anything;
