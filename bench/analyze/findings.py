@@ -21,6 +21,7 @@ import pandas as pd
 from bench.analyze.bottleneck import rate
 from bench.analyze.frames import compiler, is_true
 from bench.analyze.limitations import match, shorten
+from bench.analyze.text import ratio_interval
 
 THROUGHPUT = "samples_per_second.median"
 STARVED_BELOW_PCT = 50.0
@@ -88,16 +89,6 @@ def _ratio_text(s: dict[str, float]) -> str:
 Row = Mapping[str, Any]
 
 
-def interval_text(row: Row, key: str = "ratio", low: str = "ci_low", high: str = "ci_high") -> str:
-    """``1.31× [1.22, 1.40]``, or ``1.31× (one process: no interval)``."""
-    value = row.get(key)
-    if value is None:
-        return "n/a"
-    if row.get(low) is None or row.get(high) is None:
-        return f"{value:.2f}× (one process: no interval)"
-    return f"{value:.2f}× [{row[low]:.2f}, {row[high]:.2f}]"
-
-
 def best_finding(best: Row, runner_up: Row | None) -> Finding:
     """The best configuration: ``best_configurations``' row, against the runner-up where one was measured."""
     values = {"case_id": best["case_id"], "samples_per_second": best.get("samples_per_second"),
@@ -109,9 +100,9 @@ def best_finding(best: Row, runner_up: Row | None) -> Finding:
         if runner_up.get("ci_low") is None:
             judged = f"{runner_up['ratio']:.2f}×, one process each: not told apart"
         elif runner_up.get("verdict") == "tied" or runner_up["ci_low"] <= 1:
-            judged = f"tied, {interval_text(runner_up)}: the interval holds 1"
+            judged = f"tied, {ratio_interval(runner_up)}: the interval holds 1"
         else:
-            judged = f"{interval_text(runner_up)}, faster beyond the interval"
+            judged = f"{ratio_interval(runner_up)}, faster beyond the interval"
         text = text.rstrip(".") + f"; against the runner-up ({runner_up['b_case_id']}): {judged}."
     return Finding("best", True, text, values, best["backend"])
 
