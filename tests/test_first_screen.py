@@ -117,6 +117,11 @@ def test_machine_paths_are_stripped_but_device_names_kept():
     text = limitations.strip_paths("/work/main/.nox/tests/lib/python3.11/site-packages/keras/a.py on "
                                    "/job:localhost/replica:0/task:0/device:CPU:1, file /tmp/r1/run.json")
     assert text == "keras/a.py on /job:localhost/replica:0/task:0/device:CPU:1, file …/run.json"
+    # CI checks out under /check/work/main: a machine root deeper in the path is still a machine path;
+    # a URL's path is not.
+    assert limitations.strip_paths("baseline /check/work/main/tests/fixtures/report/comparison.json") == \
+        "baseline …/comparison.json"
+    assert limitations.strip_paths("https://github.com/work/home/x") == "https://github.com/work/home/x"
 
 
 # --------------------------------------------------------------------------- the answers, from contract rows

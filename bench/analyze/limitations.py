@@ -87,9 +87,13 @@ REGISTRY: tuple[Limitation, ...] = (
 
 # Any absolute path up to and including site-packages/ or dist-packages/: what follows names the package.
 _PACKAGES = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s\\/'\"():,;]+)+[\\/](?:site|dist)-packages[\\/]")
-# Paths under the places installs and homes live, down to their last part ("/work/x/y.json" -> ".../y.json").
-_MACHINE = re.compile(r"(?<![\w:.])/(?:home|work|tmp|root|Users|mnt|scratch|data|opt|srv|var|private|nfs)"
-                      r"(?:/[^\s/'\"():,;]+)*/([^\s/'\"():,;]+)")
+# Absolute paths with a place installs and homes live anywhere in them (CI checks out under /check/work/...),
+# down to their last part ("/work/x/y.json" -> ".../y.json"). Not after "/", ":" or a word character, so a
+# URL's path and a TensorFlow device name ("/job:localhost/...") stay.
+_SEGMENT = r"/[^\s/'\"():,;]+"
+_MACHINE = re.compile(rf"(?<![\w:./])(?:{_SEGMENT})*?"
+                      r"/(?:home|work|tmp|root|Users|mnt|scratch|data|opt|srv|var|private|nfs|check|builds|runner)"
+                      rf"(?:{_SEGMENT})*/([^\s/'\"():,;]+)")
 SHORT_CHARS = 160
 
 
