@@ -31,7 +31,8 @@ TRAIN_COLUMNS = (
     "gpu_metrics.window_s", "gpu_metrics.reliable", "gpu_metrics.unreliable_reason", "gpu_metrics.devices",
     "gpu_metrics.aggregate.utilization_pct_mean", "gpu_metrics.aggregate.utilization_pct_p50",
     "gpu_metrics.aggregate.utilization_pct_p95", "simulated", "synthetic_data", "unstable",
-    "stand_in_device", "gpu_metrics_unreliable", "devices.simulated", "devices.kind", "data_source",
+    "stand_in_device", "gpu_metrics_unreliable", "retried_after_crash", "devices.simulated", "devices.kind",
+    "data_source",
     *OVERHEAD_COLUMNS, "native_ratio", "native_case_id", "native_ratio_ceiling", "native_ceiling_case_id",
     "samples_per_round", "round_s", "workers", "keras", "per_worker_batch", "per_worker", "keras_version",
     "environment",
@@ -42,7 +43,7 @@ CPU_PREDICT_COLUMNS = (
     "train_device", "train_device_stand_in", "prepare_s", "first_predict_s", "steady_s.median", "steady_s.q1",
     "steady_s.q3", "steady_s.min", "steady_s.max", "steady_s.cv", "total_s", "max_abs_diff", "tolerance",
     "predict_device", "variable_devices", "peak_rss_mib", "simulated", "synthetic_data", "unstable",
-    "stand_in_device", "data_source", "train_device_is_predict_device", "placement_source", "steady_round_s",
+    "stand_in_device", "retried_after_crash", "data_source", "train_device_is_predict_device", "placement_source", "steady_round_s",
     "predict_samples", "devices.simulated", "devices.kind",
 )
 NATIVE_COLUMNS = (
@@ -52,7 +53,8 @@ NATIVE_COLUMNS = (
     "gpu_metrics.status", "gpu_metrics.reason", "gpu_metrics.window_s", "gpu_metrics.reliable",
     "gpu_metrics.unreliable_reason", "gpu_metrics.devices", "gpu_metrics.aggregate.utilization_pct_mean",
     "gpu_metrics.aggregate.utilization_pct_p95", "simulated", "synthetic_data", "unstable",
-    "gpu_metrics_unreliable", "devices.kind", "devices.simulated", "data_source", *OVERHEAD_COLUMNS,
+    "gpu_metrics_unreliable", "retried_after_crash", "devices.kind", "devices.simulated", "data_source",
+    *OVERHEAD_COLUMNS,
     "samples_per_round", "round_s",
 )
 

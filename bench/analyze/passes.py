@@ -88,7 +88,8 @@ def merge_case(records: Sequence[CaseRecord]) -> CaseRecord:
         metrics["step_time_s"] = summarize([s / steps for s in round_s])
     base["metrics"] = metrics
     base["flags"] = {**base["flags"], **{flag: any(getattr(r.flags, flag) for r in ok)
-                                         for flag in ("unstable", "gpu_metrics_unreliable")}}
+                                         for flag in ("unstable", "gpu_metrics_unreliable",
+                                                     "retried_after_crash")}}
     control = _merge_control(ok)
     if control is not None:
         base["control"] = control

@@ -6,6 +6,8 @@ ids with :func:`fnmatch.fnmatch`. Faults:
 - ``oom``: raise TensorFlow's own ``ResourceExhaustedError`` (what a too-large batch raises on a GPU);
 - ``nan``: set the output layer's bias to NaN, so the real training step produces a non-finite loss;
 - ``segfault``: the worker process receives SIGSEGV (a crash in a native library);
+- ``segfault_once``: the same, but only the first time the case runs under one sweep (the sweep's retry in a
+  fresh worker then measures it; a marker file per sweep process and case, in the temporary folder);
 - ``hang``: the case never finishes (exercises ``case_timeout_s``);
 - ``worker_dies``: in a multi-worker case, worker 1 is SIGKILLed at its first timed round (applied by
   :mod:`bench.measure.multiworker`; exercises the launcher's dead-worker detection).
@@ -22,10 +24,13 @@ case (``flags.injected_slowdown``, ``metrics.injected_slowdown``) so the run can
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench.config import FaultSettings
@@ -53,6 +58,12 @@ def inject(case_id: str) -> str | None:
         )
     if fault == "segfault":
         os.kill(os.getpid(), signal.SIGSEGV)
+    if fault == "segfault_once":
+        digest = hashlib.sha256(case_id.encode()).hexdigest()[:16]
+        marker = Path(tempfile.gettempdir()) / f"bench-segfault-once-{os.getppid()}-{digest}"
+        if not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGSEGV)
     if fault == "hang":
         while True:
             time.sleep(60)

@@ -38,6 +38,9 @@ class WorkerPlan:
     units: dict[str, int] | None = None
     control_steps: int | None = None
     threads: dict[str, Any] | None = None
+    # case_id -> how an earlier worker of this pass died while running it (bench.run.sweep retries a case once
+    # after a signal); the case's record carries flags.retried_after_crash.
+    crashed: dict[str, str] | None = None
 
     def to_json(self) -> str:
         d = dict(self.__dict__)

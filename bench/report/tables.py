@@ -221,7 +221,7 @@ TRAIN_TABLE = {
 }
 TRAIN_SECONDARY = ("q1", "q3", "rounds", "per replica", "compile s", "loss", "accuracy", "GPU util %", "peak MiB",
                    "NVML window s", "workers", "Keras", "flags", "reason")
-TRAIN_FLAGS = ("simulated", "synthetic_data", "unstable", "gpu_metrics_unreliable")
+TRAIN_FLAGS = ("simulated", "synthetic_data", "unstable", "gpu_metrics_unreliable", "retried_after_crash")
 
 CPU_TABLE = {
     "case": ("case_id", text),
@@ -243,7 +243,7 @@ CPU_TABLE = {
 }
 CPU_SECONDARY = ("steady q1 s", "steady q3 s", "max |diff|", "tolerance", "trained on", "peak RSS MiB", "flags",
                  "reason")
-CPU_FLAGS = ("synthetic_data", "stand_in_device", "unstable")
+CPU_FLAGS = ("synthetic_data", "stand_in_device", "unstable", "retried_after_crash")
 
 NATIVE_CASES = {
     "case": ("case_id", text),
@@ -263,7 +263,7 @@ NATIVE_CASES = {
     "device": ("device", text),
 }
 NATIVE_SECONDARY = ("q1", "q3", "rounds", "compile s", "loss", "GPU util %", "device", "flags", "reason")
-NATIVE_FLAGS = ("synthetic_data", "unstable", "gpu_metrics_unreliable")
+NATIVE_FLAGS = ("synthetic_data", "unstable", "gpu_metrics_unreliable", "retried_after_crash")
 
 # The Keras-vs-native table (bench.report.overhead.native_table), one row per one-GPU Keras case.
 NATIVE_VS_KERAS = {

@@ -6,8 +6,9 @@ segfault or a hung XLA compile in one case must not take the sweep (or its resul
 process is the unit of variance (bench.run.plan), so each train and native case is measured in
 ``[measure] processes`` fresh ones, interleaved in time with the other cases'. The parent never imports
 TensorFlow. It watches each worker's progress file: a case running past ``case_timeout_s`` is killed and
-recorded as failed; a worker that dies fails only the case in flight; the rest of its cases get a fresh
-worker of the same pass.
+recorded as failed; a worker that dies fails only the case in flight (after a signal, only if the case's
+fresh-worker retry dies too: flags.retried_after_crash); the rest of its cases get a fresh worker of the
+same pass.
 
 A measurement is one (case, pass): the case log holds one record per measurement (``metrics.process.pass``),
 and :func:`bench.analyze.passes.merge_passes` folds them into one record per case when the run is
@@ -79,6 +80,8 @@ class Sweep:
         for record in finished:
             self.records[(record.case_id, record_pass(record))] = record
         self._proc: subprocess.Popen | None = None
+        # (case, pass) -> how its worker died by a signal: such a case runs again, once, in a fresh worker.
+        self._crashes: dict[Key, str] = {}
 
     # ------------------------------------------------------------------ what is planned and what is done
 
@@ -156,7 +159,9 @@ class Sweep:
             plan = WorkerPlan(group.suite, group.backend, group.replicas, self.config.devices.simulate, todo,
                               self.config.to_dict(), self.data, str(self.log.path), str(progress), keras=group.keras,
                               pass_index=slot.pass_index, units=self._units(todo), control_steps=self._control_steps(group),
-                              threads=self.threads)
+                              threads=self.threads,
+                              crashed={i: self._crashes[(i, slot.pass_index)] for i in todo
+                                       if (i, slot.pass_index) in self._crashes} or None)
             plan_path = Path(f"{stem}.plan.json")
             plan_path.write_text(plan.to_json(), encoding="utf-8")
             progress.touch()
@@ -235,9 +240,19 @@ class Sweep:
                 reason = f"timed out after {timeout_s:g} s ([measure] case_timeout_s); worker killed"
                 self._record_parent_failure(in_flight, reason, "CaseTimeout", pass_index=slot.pass_index)
             else:
-                how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                signalled = code is not None and code < 0
+                how = f"signal {-code}" if signalled else f"exit code {code}"
                 reason = f"worker process died ({how}) during this case; see {log_path}"
-                self._record_parent_failure(in_flight, reason, "WorkerCrash", pass_index=slot.pass_index)
+                key = (in_flight, slot.pass_index)
+                if signalled and key not in self._crashes:
+                    # A framework segfault is a draw of the process, not the case's outcome (TensorFlow's fit
+                    # died by signal 11 about once in twenty processes here): the case runs again, once, in
+                    # the fresh worker _run_slot starts next, and its record says so.
+                    self._crashes[key] = reason
+                else:
+                    if key in self._crashes:
+                        reason = f"{reason} (and, before it, {self._crashes[key]})"
+                    self._record_parent_failure(in_flight, reason, "WorkerCrash", pass_index=slot.pass_index)
         return started_any
 
     def _case_done(self, case_id: str, pass_index: int) -> None:

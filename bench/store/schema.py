@@ -595,6 +595,10 @@ class Flags(Model):
                                                    "paired ratios stand (derived.machine_speed).")
     contention: bool = Field(False, description="Another process took a large share of the CPUs while this case "
                                                 "was timed (metrics.processes[].machine): the machine changed.")
+    retried_after_crash: bool = Field(False, description="A worker died by a signal while running this case (a "
+                                                         "segfault in the framework); the case ran again, once, "
+                                                         "in a fresh worker, and this is that measurement. The "
+                                                         "dead worker's log stays in the run's logs folder.")
 
 
 class CaseControl(Model):
