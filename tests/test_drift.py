@@ -227,3 +227,40 @@ def test_merge_keeps_every_round_and_says_which_process_it_came_from():
     assert m["processes"][1]["machine"]["others_cpu_share"] == 0.5
     assert m["samples_per_second"]["median"] == pytest.approx((25_600 + 12_800) / 2)
     assert paired.process_values(merged.to_dict()) == {0: pytest.approx(25_600), 1: pytest.approx(12_800)}
+
+
+def _drifting_cases(machine: list[float], noise: float, seed: int = 0) -> list[dict]:
+    """Three cases measured in one process per pass each; the machine's speed in pass p is ``machine[p]``, and
+    the control beside each case sees the same machine."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for case_id, speed in ((A, 20_000.0), (B, 10_000.0), (C, 12_000.0)):
+        round_s, round_pass, control_s, control_pass = [], [], [], []
+        for p, factor in enumerate(machine):
+            for _ in range(3):
+                round_s.append(2560 / (speed * factor * math.exp(rng.normal(0, noise))))
+                round_pass.append(p)
+            for _ in range(2):
+                control_s.append(1000 / (5_000.0 * factor * math.exp(rng.normal(0, noise / 2))))
+                control_pass.append(p)
+        gpus = 2 if case_id == C else 1
+        cases.append({"suite": "train", "case_id": case_id, "status": "ok",
+                      "params": {"backend": "tensorflow", "gpus": gpus},
+                      "metrics": {"round_s": round_s, "round_pass": round_pass, "samples_per_round": 2560},
+                      "control": {"status": "ok", "samples_per_round": 1000, "round_s": control_s,
+                                  "round_pass": control_pass}})
+    return cases
+
+
+def test_the_drift_line_sees_a_machine_that_slowed_for_a_whole_pass():
+    """The drift benchmark's slowdown scenario: the machine ran 0.65x / 1x / 1.45x in three passes. The
+    cases' raw spread swells with the drift; divided by their control it is their own noise again, and the
+    line says the machine moved."""
+    speed = paired.machine_speed(_drifting_cases([0.65, 1.0, 1.45], noise=0.02))
+    assert speed["cases_noise_raw"] > 0.3 and speed["cases_noise_divided"] < 0.06
+    assert speed["cases_noise"] == speed["cases_noise_divided"]
+    assert speed["moved"] and set(speed["drifted_workers"]) == {"train-tensorflow-1dev", "train-tensorflow-2dev"}
+    assert "the machine moved more than that" in speed["sentence"] and "raw)" in speed["sentence"]
+    # A quiet machine (within 3 % from pass to pass) with the same case noise stays steady.
+    quiet = paired.machine_speed(_drifting_cases([1.0, 1.02, 0.99], noise=0.02, seed=1))
+    assert not quiet["moved"] and quiet["sentence"].endswith("steady.")
