@@ -43,8 +43,8 @@ CPU_PREDICT_COLUMNS = (
     "train_device", "train_device_stand_in", "prepare_s", "first_predict_s", "steady_s.median", "steady_s.q1",
     "steady_s.q3", "steady_s.min", "steady_s.max", "steady_s.cv", "total_s", "max_abs_diff", "tolerance",
     "predict_device", "variable_devices", "peak_rss_mib", "simulated", "synthetic_data", "unstable",
-    "stand_in_device", "retried_after_crash", "data_source", "train_device_is_predict_device", "placement_source", "steady_round_s",
-    "predict_samples", "devices.simulated", "devices.kind",
+    "stand_in_device", "retried_after_crash", "data_source", "train_device_is_predict_device", "placement_source",
+    "steady_round_s", "predict_samples", "devices.simulated", "devices.kind",
 )
 NATIVE_COLUMNS = (
     "case_id", "status", "reason", "backend", "global_batch", "precision", "variant", "device",

@@ -38,19 +38,19 @@ class WorkerPlan:
     units: dict[str, int] | None = None
     control_steps: int | None = None
     threads: dict[str, Any] | None = None
-    # case_id -> how an earlier worker of this pass died while running it (bench.run.sweep retries a case once
-    # after a signal); the case's record carries flags.retried_after_crash.
-    crashed: dict[str, str] | None = None
+    # Cases an earlier worker of this pass died by a signal while running (bench.run.sweep retries such a case
+    # once); their records carry flags.retried_after_crash.
+    retried: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         d = dict(self.__dict__)
-        d["case_ids"] = list(self.case_ids)
+        d["case_ids"], d["retried"] = list(self.case_ids), list(self.retried)
         return json.dumps(d)
 
     @classmethod
     def read(cls, path: str | Path) -> WorkerPlan:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
-        d["case_ids"] = tuple(d["case_ids"])
+        d["case_ids"], d["retried"] = tuple(d["case_ids"]), tuple(d.get("retried") or ())
         return cls(**d)
 
 

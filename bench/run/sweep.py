@@ -160,8 +160,7 @@ class Sweep:
                               self.config.to_dict(), self.data, str(self.log.path), str(progress), keras=group.keras,
                               pass_index=slot.pass_index, units=self._units(todo), control_steps=self._control_steps(group),
                               threads=self.threads,
-                              crashed={i: self._crashes[(i, slot.pass_index)] for i in todo
-                                       if (i, slot.pass_index) in self._crashes} or None)
+                              retried=tuple(i for i in todo if (i, slot.pass_index) in self._crashes))
             plan_path = Path(f"{stem}.plan.json")
             plan_path.write_text(plan.to_json(), encoding="utf-8")
             progress.touch()

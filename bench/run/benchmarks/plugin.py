@@ -131,7 +131,7 @@ def record_case(bench_plan: WorkerPlan, request: pytest.FixtureRequest, control)
                 "pass_index": bench_plan.pass_index, "pid": os.getpid(), "started_unix": started_unix,
                 "position": bench_plan.case_ids.index(case_id) if case_id in bench_plan.case_ids else None,
                 "threads": getattr(request.config, "_bench_threads", None)}}
-        if case_id in (bench_plan.crashed or {}):
+        if case_id in bench_plan.retried:
             data["flags"] = {**data.get("flags", {}), "retried_after_crash": True}
         if data != result.to_dict():
             result = case_record(jsonable(data))
